@@ -1,0 +1,156 @@
+"""Running ffmpeg and ffprobe: the one place that spawns those binaries.
+
+ffmpeg reports its own progress with ``-progress pipe:1`` as ``key=value`` lines, one block per
+``-stats_period`` ending in ``progress=continue`` (or ``progress=end``). We read those blocks and
+turn them into :class:`Progress` values; callers scale them to a percentage of the expected output
+duration. Source: ffmpeg documentation, "Main options" (``-progress``, ``-stats_period``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+FFMPEG = os.environ.get("FFMPEG_BINARY", "ffmpeg")
+FFPROBE = os.environ.get("FFPROBE_BINARY", "ffprobe")
+
+#: Seconds between two progress blocks from ffmpeg (several updates per second).
+STATS_PERIOD = 0.25
+
+
+class FFmpegError(RuntimeError):
+    """ffmpeg or ffprobe failed. ``stderr_tail`` holds the last lines ffmpeg printed."""
+
+    def __init__(self, message: str, returncode: Optional[int] = None, stderr_tail: str = ""):
+        super().__init__(message)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+@dataclass
+class Progress:
+    """One progress block from ffmpeg.
+
+    out_time: seconds of output written so far; fps: frames per second of work;
+    speed: media seconds processed per wall second (ffmpeg's ``speed=2.3x`` as 2.3);
+    total_size: bytes written so far; done: True on the final block.
+    """
+
+    out_time: float = 0.0
+    fps: float = 0.0
+    speed: float = 0.0
+    total_size: int = 0
+    done: bool = False
+
+
+def _number(value: Optional[str], default: float = 0.0) -> float:
+    try:
+        return float(str(value).rstrip("x"))
+    except (TypeError, ValueError):
+        return default
+
+
+def parse_progress_block(fields: dict) -> Progress:
+    """Turn one ``-progress`` block (key → value strings) into a :class:`Progress`.
+
+    ``out_time_us`` is microseconds (``out_time_ms`` is, despite its name, also microseconds in
+    ffmpeg ≥ 4); ``N/A`` values become 0.
+    """
+    micros = fields.get("out_time_us") or fields.get("out_time_ms")
+    return Progress(
+        out_time=max(0.0, _number(micros) / 1_000_000),
+        fps=_number(fields.get("fps")),
+        speed=_number(fields.get("speed")),
+        total_size=int(_number(fields.get("total_size"))),
+        done=fields.get("progress") == "end",
+    )
+
+
+def run_ffmpeg(
+    args: Sequence[str],
+    on_progress: Optional[Callable[[Progress], None]] = None,
+    on_start: Optional[Callable[[subprocess.Popen], None]] = None,
+    timeout: Optional[float] = None,
+) -> None:
+    """Run ``ffmpeg`` with ``args`` (everything after the binary name) and report progress.
+
+    ``-hide_banner -nostdin -y -progress pipe:1 -stats_period 0.25`` are prepended.
+    ``on_progress`` is called from this thread for every progress block; an exception it raises
+    stops ffmpeg and propagates (the way callers cancel a job). ``on_start`` receives the process
+    (for example to record its pid). ``timeout`` is in seconds of wall time.
+
+    Raises :class:`FFmpegError` when ffmpeg exits non-zero or times out; the message is the most
+    telling line of ffmpeg's stderr.
+    """
+    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+           "-progress", "pipe:1", "-stats_period", str(STATS_PERIOD), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    stderr_lines: deque = deque(maxlen=30)
+    reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    timer = threading.Timer(timeout, _kill, [proc]) if timeout else None
+    if timer:
+        timer.start()
+    try:
+        if on_start:
+            on_start(proc)
+        fields: dict = {}
+        for line in proc.stdout:
+            key, _, value = line.strip().partition("=")
+            fields[key] = value
+            if key == "progress":
+                if on_progress:
+                    on_progress(parse_progress_block(fields))
+                fields = {}
+        returncode = proc.wait()
+    except BaseException:
+        _kill(proc)
+        raise
+    finally:
+        if timer:
+            timer.cancel()
+        reader.join(timeout=5)
+    if returncode != 0:
+        tail = "".join(stderr_lines).strip()
+        if timer and not timer.is_alive() and returncode < 0:
+            raise FFmpegError("ffmpeg timed out", returncode, tail)
+        raise FFmpegError(_summary(tail, returncode), returncode, tail)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop ffmpeg and everything it started; wait so no zombie is left."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _summary(stderr_tail: str, returncode: Optional[int]) -> str:
+    """The line of ffmpeg's stderr that best says what went wrong (the last non-empty one)."""
+    lines = [ln.strip() for ln in stderr_tail.splitlines() if ln.strip()]
+    if returncode is not None and returncode < 0:
+        return f"ffmpeg was stopped by signal {-returncode}"
+    return lines[-1] if lines else f"ffmpeg exited with code {returncode}"
+
+
+def ffprobe(path: str, timeout: float = 30) -> dict:
+    """Return ffprobe's JSON (``format`` and ``streams``) for a local file or URL.
+
+    Raises :class:`FFmpegError` when ffprobe cannot read it (not a media file, missing, timeout).
+    """
+    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise FFmpegError("ffprobe timed out") from exc
+    if out.returncode != 0:
+        raise FFmpegError(_summary(out.stderr, out.returncode), out.returncode, out.stderr)
+    return json.loads(out.stdout or "{}")
