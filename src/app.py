@@ -1,0 +1,76 @@
+"""The application factory (DESIGN.md: ``create_app(config=None)``, extensions in init_app style)."""
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+from flask_smorest import Api
+
+from . import stores
+from .config import load_config
+from .data import ensure_indexes
+from .errors import register_error_handlers
+from .routes import auth as auth_routes
+from .routes import video as video_routes
+from .services.jobs import JobPool
+
+log = logging.getLogger("yt_downloader")
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the Flask app: settings (environment ← ``config``), stores, job pool, blueprints,
+    error handlers and, in development, Swagger UI at ``/docs``.
+
+    Raises :class:`src.config.ConfigError` on an unusable setting.
+    """
+    settings = load_config(config)
+    app = Flask(__name__)
+    app.config.update(settings)
+    app.config["SECRET_KEY"] = settings["FLASK_SECRET_KEY"]
+    app.json.sort_keys = False
+    development = settings["APP_ENV"] == "development"
+    app.config.update(
+        API_TITLE="yt-downloader", API_VERSION="1.0", OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/" if development else None, OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    _configure_logging(settings)
+    _warn_embedded(settings)
+    for folder in (settings["DOWNLOADS_DIR"], settings["UPLOADS_DIR"]):
+        os.makedirs(folder, exist_ok=True)
+
+    db = stores.make_mongo_db(settings["MONGODB_URI"])
+    ensure_indexes(db)
+    app.extensions["yt"] = {"db": db, "redis": stores.make_redis(settings["REDIS_URI"])}
+    app.extensions["yt"]["jobs"] = JobPool(app, settings["MAX_CONCURRENT_JOBS"])
+
+    api = Api(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
+    api.register_blueprint(auth_routes.blp)
+    api.register_blueprint(video_routes.blp)
+    register_error_handlers(app)  # after Api(), so our handlers replace flask-smorest's
+    return app
+
+
+def _configure_logging(settings: dict) -> None:
+    level = getattr(logging, str(settings["LOG_LEVEL"]).upper(), logging.INFO)
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root.setLevel(level)
+
+
+def _warn_embedded(settings: dict) -> None:
+    """One warning line per embedded default (DESIGN: clear at start-up, refused in production
+    by the operations issue)."""
+    if not settings["MONGODB_URI"]:
+        log.warning("MONGODB_URI is not set: using an in-process mongomock database "
+                    "(data is lost when the process exits)")
+    if not settings["REDIS_URI"]:
+        log.warning("REDIS_URI is not set: using in-process fakeredis "
+                    "(sessions and progress are not shared between processes)")
+    for name in settings["EMBEDDED_DEFAULTS"]:
+        log.warning("%s is not set: using a random secret for this process "
+                    "(tokens stop working on restart)", name)

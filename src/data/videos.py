@@ -1,0 +1,62 @@
+"""The ``videos`` collection: clip requests (and, later, encode requests) and their job state.
+
+Job ownership is a ``job_id`` written atomically when a job claims a record; every later write of
+that job is conditional on it, so a stale job (one whose process died and was replaced) can never
+overwrite the state of its successor.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Iterable, Optional
+
+import pymongo
+from pymongo import ReturnDocument
+
+from . import object_id
+
+#: Statuses from which a new job may start (spec statuses + ``expired`` from the cleanup).
+RESTARTABLE = ("pending", "completed", "failed", "expired")
+
+
+def insert(db, doc: dict) -> str:
+    """Insert a new video document (``created_at`` is set here); return its id as a string."""
+    doc = {**doc, "created_at": datetime.now(timezone.utc)}
+    return str(db.videos.insert_one(doc).inserted_id)
+
+
+def get(db, video_id) -> Optional[dict]:
+    """The document with this id, or None (also for a malformed id)."""
+    oid = object_id(video_id)
+    return db.videos.find_one({"_id": oid}) if oid else None
+
+
+def list_for_user(db, user_id, limit: int = 500) -> list[dict]:
+    """The user's videos, newest first."""
+    return list(db.videos.find({"user_id": object_id(user_id)})
+                .sort("created_at", pymongo.DESCENDING).limit(limit))
+
+
+def update(db, video_id, fields: dict, job_id: Optional[str] = None) -> bool:
+    """``$set`` fields; when ``job_id`` is given, only while that job still owns the record.
+    Returns True when a document was updated."""
+    query = {"_id": object_id(video_id)}
+    if job_id is not None:
+        query["job_id"] = job_id
+    return db.videos.update_one(query, {"$set": fields}).modified_count == 1
+
+
+def claim(db, video_id, job_id: str, fields: dict,
+          from_statuses: Iterable[str] = RESTARTABLE,
+          stale_job_id: Optional[str] = None) -> Optional[dict]:
+    """Atomically move a video to ``processing`` under ``job_id`` and return the updated document.
+
+    The claim succeeds when the status is one of ``from_statuses``, or when the record is held by
+    ``stale_job_id`` (a job known to be dead). Returns None when another job holds it.
+    """
+    allowed = [{"status": {"$in": list(from_statuses)}}]
+    if stale_job_id:
+        allowed.append({"status": "processing", "job_id": stale_job_id})
+    update = {"$set": {**fields, "status": "processing", "job_id": job_id, "error_message": None,
+                       "error_code": None}}
+    return db.videos.find_one_and_update({"_id": object_id(video_id), "$or": allowed}, update,
+                                         return_document=ReturnDocument.AFTER)

@@ -1,0 +1,76 @@
+"""The one error shape: ``{"error": "<human message>", "code": "<MACHINE_CODE>"}`` (+ ``details``).
+
+Services raise :class:`ApiError`; Werkzeug/webargs HTTP errors and unexpected exceptions are turned
+into the same shape here (DESIGN.md, Conventions). Validation errors are 400 with ``details``
+mapping each field to its messages.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "FILE_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR", 429: "RATE_LIMITED", 500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE",
+}
+
+
+class ApiError(Exception):
+    """An error meant for the client: HTTP ``status``, human ``message``, machine ``code``."""
+
+    def __init__(self, status: int, message: str, code: Optional[str] = None,
+                 details: Optional[dict] = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or HTTP_CODES.get(status, "ERROR")
+        self.details = details
+
+
+def error_body(message: str, code: str, details: Optional[dict] = None) -> dict:
+    """The JSON body of every non-2xx answer."""
+    body = {"error": message, "code": code}
+    if details:
+        body["details"] = details
+    return body
+
+
+def _flatten_webargs(messages: dict) -> dict:
+    """webargs nests messages by location (``{"json": {"field": [...]}}``); keep field → messages."""
+    flat: dict = {}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            flat.update(fields)
+        else:
+            flat[location] = fields
+    return flat
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install handlers so that every error leaves the app in the one error shape."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return jsonify(error_body(exc.message, exc.code, exc.details)), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        data = getattr(exc, "data", None) or {}
+        messages = data.get("messages")
+        if messages:  # validation error from webargs/flask-smorest
+            details = _flatten_webargs(messages)
+            return jsonify(error_body("Invalid input", "VALIDATION_ERROR", details)), 400
+        message = data.get("message") or exc.description or exc.name
+        return jsonify(error_body(message, HTTP_CODES.get(exc.code, "ERROR"))), exc.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        message = f"Internal server error: {exc}" if app.debug else "Internal server error"
+        return jsonify(error_body(message, "INTERNAL_ERROR")), 500

@@ -1,0 +1,28 @@
+"""Access to the per-app stores from services and jobs (they run inside an app context).
+
+``create_app`` puts the MongoDB database, the Redis client and the job pool in
+``app.extensions["yt"]``; nothing is created at import time.
+"""
+from __future__ import annotations
+
+from flask import current_app
+
+
+def db():
+    """The MongoDB database of the current app."""
+    return current_app.extensions["yt"]["db"]
+
+
+def redis():
+    """The Redis client of the current app."""
+    return current_app.extensions["yt"]["redis"]
+
+
+def jobs():
+    """The job pool (:class:`src.services.jobs.JobPool`) of the current app."""
+    return current_app.extensions["yt"]["jobs"]
+
+
+def setting(name: str):
+    """A configuration value of the current app (names as in src/config.py)."""
+    return current_app.config[name]

@@ -1,0 +1,86 @@
+"""Video endpoints (spec: Video Endpoints 1-7)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import g, send_file
+
+from .. import schemas
+from ..middleware.auth import (private_token_required, public_token_in_path,
+                               public_token_required)
+from ..services import download_service, video_service
+from . import Blueprint
+
+blp = Blueprint("video", __name__, url_prefix="/api/video", description="Clips")
+
+MIMETYPES = {"mp4": "video/mp4", "webm": "video/webm"}
+
+
+@blp.post("/save")
+@public_token_required
+@blp.arguments(schemas.SaveVideoSchema)
+@blp.response(201, schemas.SavedResponse)
+def save(body):
+    """Save a clip request (public token)."""
+    video_id = video_service.save_clip(body)
+    return {"message": "Video info saved successfully", "video_id": video_id}
+
+
+@blp.route("/save/stream/<token>/<youtube_id>", methods=["GET", "POST"])
+@public_token_in_path
+@blp.arguments(schemas.SaveStreamQuery, location="query")
+@blp.response(201, schemas.SavedResponse)
+def save_stream(query, token, youtube_id):
+    """Save a clip of a live stream at this moment (Nightbot; public token in the path)."""
+    requested_at = datetime.now(timezone.utc)
+    video_id = video_service.save_stream_clip(youtube_id, query, requested_at)
+    return {"message": "Video clip saved successfully", "video_id": video_id,
+            "youtube_video_id": youtube_id}
+
+
+@blp.post("/download/<video_id>")
+@private_token_required
+@blp.arguments(schemas.DownloadSchema(), required=False)
+@blp.alt_response(202, schema=schemas.ProcessingResponse, description="Still processing")
+def download(prefs, video_id):
+    """Download the clip's file; starts or joins the job and waits a little (else 202)."""
+    result = download_service.request_download(video_id, g.current_user["user_id"], prefs or {})
+    if result.get("processing"):
+        return {"message": "Video is currently being processed", "status": "processing"}, 202
+    response = send_file(result["file"], mimetype=MIMETYPES[result["ext"]], conditional=True)
+    response.headers["Content-Disposition"] = \
+        f'attachment; filename="video_{video_id}.{result["ext"]}"'
+    return response
+
+
+@blp.get("/status/<video_id>")
+@private_token_required
+@blp.response(200, schemas.VideoStatusSchema)
+def status(video_id):
+    """Status, progress and file facts of a clip."""
+    doc = video_service.get_owned(video_id, g.current_user["user_id"])
+    return video_service.status_view(download_service.reap_if_dead(doc))
+
+
+@blp.get("/list")
+@private_token_required
+@blp.response(200, schemas.VideoListSchema)
+def list_videos():
+    """All clips of the user, newest first."""
+    return {"videos": video_service.list_clips(g.current_user["user_id"])}
+
+
+@blp.get("/formats/<video_id>")
+@private_token_required
+@blp.response(200, schemas.FormatsResponse)
+def formats(video_id):
+    """Resolutions and containers available for a clip (document id) or a YouTube id."""
+    return video_service.formats_for(video_id, g.current_user["user_id"])
+
+
+@blp.post("/resolutions")
+@blp.arguments(schemas.ResolutionsQuery)
+@blp.response(200, schemas.ResolutionsResponse)
+def resolutions(body):
+    """Resolutions available for a video URL (no authentication)."""
+    return video_service.resolutions_for(body["url"])

@@ -1,0 +1,162 @@
+"""Marshmallow schemas: request validation and response shapes (they also drive the OpenAPI doc).
+
+Numbers in JSON bodies must be JSON numbers: ``"60"`` and ``true`` are rejected (:class:`Seconds`).
+"""
+from __future__ import annotations
+
+import math
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+FORMATS = ("mp4", "webm", "best")
+RESOLUTIONS = ("720p", "1080p", "1440p", "2160p", "4320p", "best")
+
+
+class Seconds(fields.Float):
+    """A finite, non-negative number of seconds; strings and booleans are not numbers."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError("Must be a number (seconds).")
+        if not math.isfinite(value) or value < 0:
+            raise ValidationError("Must be a finite number ≥ 0.")
+        return float(value)
+
+
+class QuerySeconds(fields.Float):
+    """Seconds given in a query string ("60", "12.5"): finite and ≥ 0."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if not math.isfinite(number) or number < 0:
+            raise ValidationError("Must be a finite number ≥ 0.")
+        return number
+
+
+class CredentialsSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=validate.Length(min=8, max=128))
+
+
+class LoginSchema(Schema):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class ChangePasswordSchema(Schema):
+    current_password = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    new_password = fields.String(required=True, validate=validate.Length(min=8, max=128))
+
+
+class UserSchema(Schema):
+    id = fields.String()
+    email = fields.String()
+
+
+class MessageSchema(Schema):
+    message = fields.String()
+
+
+class RegisterResponse(MessageSchema):
+    user_id = fields.String()
+
+
+class LoginResponse(MessageSchema):
+    token = fields.String()
+    user = fields.Nested(UserSchema)
+
+
+class MeResponse(Schema):
+    user = fields.Nested(UserSchema)
+
+
+class PublicTokenResponse(Schema):
+    token = fields.String()
+    expires_in = fields.Integer(metadata={"description": "seconds"})
+
+
+class SaveVideoSchema(Schema):
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
+    start_time = Seconds(required=True)
+    end_time = Seconds(required=True)
+    user_id = fields.String(required=True)
+    additional_message = fields.String(load_default=None, allow_none=True,
+                                       validate=validate.Length(max=500))
+    clip_offset = Seconds(load_default=None, allow_none=True)
+
+
+class SaveStreamQuery(Schema):
+    user_id = fields.String(required=True)
+    message = fields.String(load_default=None, validate=validate.Length(max=500))
+    offset = QuerySeconds(load_default=60)
+    duration = QuerySeconds(load_default=120, validate=validate.Range(min=0, min_inclusive=False))
+    t = QuerySeconds(load_default=None, metadata={
+        "description": "the moment in the video, in seconds; without it the moment is resolved "
+                       "from the stream's start time when the clip is downloaded"})
+
+
+class SavedResponse(MessageSchema):
+    video_id = fields.String()
+    youtube_video_id = fields.String(allow_none=True)
+
+
+class DownloadSchema(Schema):
+    format_preference = fields.String(load_default=None, validate=validate.OneOf(FORMATS))
+    resolution_preference = fields.String(load_default=None, validate=validate.OneOf(RESOLUTIONS))
+
+
+class ProcessingResponse(MessageSchema):
+    status = fields.String()
+
+
+class ProgressSchema(Schema):
+    current_phase = fields.String()
+    download_progress = fields.Float()
+    encoding_progress = fields.Float()
+    speed = fields.String(allow_none=True)
+    eta = fields.String(allow_none=True)
+    fps = fields.Float()
+
+
+class VideoSummarySchema(Schema):
+    video_id = fields.String()
+    url = fields.String()
+    youtube_video_id = fields.String(allow_none=True)
+    start_time = fields.Float(allow_none=True)
+    end_time = fields.Float(allow_none=True)
+    status = fields.String()
+    created_at = fields.String()
+    file_available = fields.Boolean()
+    additional_message = fields.String(allow_none=True)
+    error_message = fields.String(allow_none=True)
+    error_code = fields.String(allow_none=True)
+
+
+class VideoStatusSchema(VideoSummarySchema):
+    available_formats = fields.List(fields.String())
+    format_preference = fields.String(allow_none=True)
+    resolution_preference = fields.String(allow_none=True)
+    file_size_mb = fields.Float(allow_none=True)
+    expires_at = fields.String(allow_none=True)
+    progress = fields.Nested(ProgressSchema, allow_none=True)
+
+
+class VideoListSchema(Schema):
+    videos = fields.List(fields.Nested(VideoSummarySchema))
+
+
+class FormatsResponse(Schema):
+    video_id = fields.String()
+    resolutions = fields.List(fields.String())
+    extensions = fields.List(fields.String())
+    formats = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+class ResolutionsQuery(Schema):
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
+
+
+class ResolutionsResponse(Schema):
+    video_id = fields.String(allow_none=True)
+    url = fields.String()
+    resolutions = fields.List(fields.String())

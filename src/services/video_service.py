@@ -1,0 +1,209 @@
+"""Clips: saving them, showing them, and the format look-ups (spec: Video Endpoints 1, 2, 4-7)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from ..data import users, videos
+from ..errors import ApiError
+from ..extensions import db, jobs, redis, setting
+from ..media import source
+from ..media.errors import MediaError
+from ..utils.validators import (InvalidSourceURL, is_video_id, validate_source_url,
+                                youtube_watch_url)
+from . import progress_cache
+
+#: Media error codes that describe the video the user asked for (a 4xx), not a server failure.
+USER_SIDE_CODES = {"VIDEO_UNAVAILABLE", "PRIVATE_VIDEO", "AGE_RESTRICTED", "GEO_RESTRICTED",
+                   "FORMAT_UNAVAILABLE", "NOT_LIVE", "LIVE_NOT_STARTED", "SEGMENT_OUT_OF_RANGE"}
+
+
+def media_api_error(code: str, message: str) -> ApiError:
+    """An ApiError for a media failure: 422 when it is about the requested video, else 500
+    (the spec's "500: Download failed"), always with the media error's code."""
+    return ApiError(422 if code in USER_SIDE_CODES else 500, message, code)
+
+
+def _owner(user_id: str) -> dict:
+    user = users.find_by_id(db(), user_id)
+    if not user:
+        raise ApiError(400, "user_id does not name an existing user", "VALIDATION_ERROR",
+                       {"user_id": ["Unknown user."]})
+    return user
+
+
+def _check_range(start: float, end: float) -> None:
+    errors = {}
+    if end <= start:
+        errors["end_time"] = ["Must be greater than start_time."]
+    elif end - start > setting("MAX_VIDEO_DURATION"):
+        errors["end_time"] = [f"The clip may last at most {setting('MAX_VIDEO_DURATION'):g} s."]
+    if errors:
+        raise ApiError(400, "Invalid time range", "VALIDATION_ERROR", errors)
+
+
+def _new_clip(user: dict, url: str, youtube_id: Optional[str], start, end, **extra) -> str:
+    doc = {
+        "user_id": user["_id"], "source_type": "youtube" if youtube_id else "url", "url": url,
+        "youtube_video_id": youtube_id, "start_time": start, "end_time": end,
+        "status": "pending", "file_path": None, "error_message": None, "error_code": None,
+        "format_preference": setting("DEFAULT_VIDEO_FORMAT"),
+        "resolution_preference": setting("DEFAULT_VIDEO_RESOLUTION"),
+        "available_formats": [], "file_size_bytes": None, "expires_at": None, **extra,
+    }
+    video_id = videos.insert(db(), doc)
+    jobs().submit_light(fill_available_formats, video_id)
+    return video_id
+
+
+def save_clip(body: dict) -> str:
+    """Validate and store a clip request (POST /api/video/save); return its id.
+
+    ``body``: url, start_time, end_time (seconds), user_id, additional_message, clip_offset.
+    Raises ApiError 400 on a bad URL, range or unknown user. Makes no network call: the
+    available formats are filled in the background.
+    """
+    try:
+        url, youtube_id = validate_source_url(body["url"], setting("ALLOWED_SOURCE_HOSTS"))
+    except InvalidSourceURL as exc:
+        raise ApiError(400, str(exc), "INVALID_URL", {"url": [str(exc)]}) from None
+    _check_range(body["start_time"], body["end_time"])
+    user = _owner(body["user_id"])
+    return _new_clip(user, url, youtube_id, body["start_time"], body["end_time"],
+                     additional_message=body.get("additional_message"),
+                     clip_offset=body.get("clip_offset"), origin="api")
+
+
+def save_stream_clip(youtube_id: str, query: dict, requested_at: datetime) -> str:
+    """Store a clip of a (live) YouTube video at the request moment (Nightbot endpoint).
+
+    The clip moment is the request time. With ``t`` (seconds into the video) the segment is known
+    now: start = max(0, t − offset), end = start + duration. Without it, ``clip_moment_at`` is
+    stored and the download job places the moment from the stream's start time.
+    Raises ApiError 400 on a malformed id, duration over ``MAX_VIDEO_DURATION`` or unknown user.
+    """
+    if not is_video_id(youtube_id):
+        raise ApiError(400, "video_id must be an 11-character YouTube video id", "INVALID_URL")
+    offset, duration = query["offset"], query["duration"]
+    if duration > setting("MAX_VIDEO_DURATION"):
+        raise ApiError(400, "Clip is too long", "VALIDATION_ERROR",
+                       {"duration": [f"At most {setting('MAX_VIDEO_DURATION'):g} s."]})
+    user = _owner(query["user_id"])
+    start = end = None
+    if query.get("t") is not None:
+        start = max(0.0, query["t"] - offset)
+        end = start + duration
+    return _new_clip(user, youtube_watch_url(youtube_id), youtube_id, start, end,
+                     additional_message=query.get("message"), clip_offset=offset,
+                     clip_duration=duration, clip_moment_at=requested_at, origin="stream")
+
+
+def fill_available_formats(video_id: str) -> None:
+    """Background task: store the clip's available resolutions (``available_formats``)."""
+    doc = videos.get(db(), video_id)
+    if not doc:
+        return
+    try:
+        resolutions = source.available_resolutions(source.extract_info(doc["url"]))
+        videos.update(db(), video_id, {"available_formats": resolutions, "formats_error": None})
+    except MediaError as exc:
+        videos.update(db(), video_id, {"formats_error": exc.code})
+
+
+def get_owned(video_id: str, user_id: str) -> dict:
+    """The video ``video_id`` if ``user_id`` owns it. ApiError 404 (unknown or malformed id) or
+    403 (someone else's)."""
+    doc = videos.get(db(), video_id)
+    if not doc:
+        raise ApiError(404, "Video not found", "NOT_FOUND")
+    if str(doc["user_id"]) != str(user_id):
+        raise ApiError(403, "You do not own this video", "FORBIDDEN")
+    return doc
+
+
+def iso(value: Optional[datetime]) -> Optional[str]:
+    """A stored datetime as ISO-8601 UTC with ``Z``."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def file_available(doc: dict) -> bool:
+    """True when the clip is completed and its file is on disk."""
+    import os
+
+    return doc.get("status") == "completed" and bool(doc.get("file_path")) \
+        and os.path.isfile(doc["file_path"])
+
+
+def summary_view(doc: dict) -> dict:
+    """The fields of a clip in GET /api/video/list."""
+    return {
+        "video_id": str(doc["_id"]), "url": doc.get("url"),
+        "youtube_video_id": doc.get("youtube_video_id"),
+        "start_time": doc.get("start_time"), "end_time": doc.get("end_time"),
+        "status": doc["status"], "created_at": iso(doc.get("created_at")),
+        "file_available": file_available(doc), "additional_message": doc.get("additional_message"),
+        "error_message": doc.get("error_message"), "error_code": doc.get("error_code"),
+    }
+
+
+def status_view(doc: dict) -> dict:
+    """The fields of GET /api/video/status/{id}: summary + formats, progress and file facts."""
+    size = doc.get("file_size_bytes")
+    view = {
+        **summary_view(doc), "available_formats": doc.get("available_formats") or [],
+        "format_preference": doc.get("format_preference"),
+        "resolution_preference": doc.get("resolution_preference"),
+        "file_size_mb": round(size / 1_048_576, 1) if size and file_available(doc) else None,
+        "expires_at": iso(doc.get("expires_at")), "progress": None,
+    }
+    if doc["status"] == "processing":
+        view["progress"] = progress_cache.get_progress(redis(), view["video_id"]) \
+            or dict(progress_cache.EMPTY_PROGRESS)
+    return view
+
+
+def list_clips(user_id: str) -> list[dict]:
+    """The user's clips, newest first, as summary views."""
+    return [summary_view(doc) for doc in videos.list_for_user(db(), user_id)]
+
+
+def formats_for(video_id: str, user_id: str) -> dict:
+    """Formats of a stored clip (document id) or of a YouTube video (11-char id).
+
+    Returns ``{"video_id", "resolutions", "extensions", "formats"}`` (spec, Video Endpoints 6).
+    Raises ApiError 404/403 for a document id, 400 for an id of neither form, 422/500 on media
+    errors.
+    """
+    if is_video_id(video_id):
+        url, shown_id = youtube_watch_url(video_id), video_id
+    elif len(video_id) == 24:
+        doc = get_owned(video_id, user_id)
+        url, shown_id = doc["url"], doc.get("youtube_video_id") or video_id
+    else:
+        raise ApiError(400, "Expected a video document id or an 11-character YouTube id",
+                       "INVALID_ID")
+    try:
+        info = source.extract_info(url)
+    except MediaError as exc:
+        raise media_api_error(exc.code, exc.message) from None
+    by_resolution = source.formats_by_resolution(info)
+    return {"video_id": shown_id, "resolutions": list(by_resolution),
+            "extensions": sorted({ext for exts in by_resolution.values() for ext in exts}),
+            "formats": by_resolution}
+
+
+def resolutions_for(url: str) -> dict:
+    """Public resolution look-up for a URL (spec, Video Endpoints 7)."""
+    try:
+        url, youtube_id = validate_source_url(url, setting("ALLOWED_SOURCE_HOSTS"))
+    except InvalidSourceURL as exc:
+        raise ApiError(400, str(exc), "INVALID_URL", {"url": [str(exc)]}) from None
+    try:
+        info = source.extract_info(url)
+    except MediaError as exc:
+        raise media_api_error(exc.code, exc.message) from None
+    return {"video_id": youtube_id, "url": url, "resolutions": source.available_resolutions(info)}

@@ -1,0 +1,53 @@
+"""JWT issue/verify with PyJWT, algorithm pinned to HS256 (spec, Two-Tier Token System).
+
+Public tokens: signed with ``JWT_PUBLIC_SECRET``, ``type: public``. Private tokens: signed with
+``JWT_PRIVATE_SECRET``, ``type: private``, carrying ``user_id`` and ``session_id``. Because the two
+tiers use different secrets *and* a ``type`` claim, a token of one tier never verifies as the other.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import jwt
+
+ALGORITHM = "HS256"
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, forged, of the wrong tier, or expired."""
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 hex digest of a bearer token: what the stores keep instead of the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue(secret: str, token_type: str, lifetime: timedelta, **claims) -> tuple[str, datetime]:
+    """Sign a token of ``token_type`` valid for ``lifetime``; return (token, expires_at UTC).
+
+    Every token carries ``jti`` (unique id), ``iat`` and ``exp``.
+    """
+    now = datetime.now(timezone.utc)
+    expires_at = now + lifetime
+    payload = {**claims, "type": token_type, "jti": uuid.uuid4().hex, "iat": now, "exp": expires_at}
+    return jwt.encode(payload, secret, algorithm=ALGORITHM), expires_at
+
+
+def verify(token: str, secret: str, token_type: str) -> dict:
+    """Return the claims of a valid token of ``token_type``.
+
+    Only HS256 is accepted (so ``alg: none`` and algorithm-confusion tokens fail); ``exp`` is
+    required. Raises :class:`TokenError` with a human message.
+    """
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
+                            options={"require": ["exp", "type"]})
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("Token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise TokenError("Invalid token") from exc
+    if claims.get("type") != token_type:
+        raise TokenError(f"A {token_type} token is required")
+    return claims

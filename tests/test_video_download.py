@@ -1,0 +1,173 @@
+"""The download job end to end against the local HTTP source built from the real clip:
+only the segment is fetched, progress is real, the file is what was asked for."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from src.media.ffmpeg import ffprobe
+
+
+def _probe(path):
+    data = ffprobe(path)
+    streams = {s["codec_type"]: s for s in data["streams"]}
+    return float(data["format"]["duration"]), streams
+
+
+def _save(client, auth, user, url, start=300, end=330):
+    r = client.post("/api/video/save", headers=auth.public_headers(),
+                    json={"url": url, "start_time": start, "end_time": end, "user_id": user["id"]})
+    assert r.status_code == 201, r.json
+    return r.json["video_id"]
+
+
+def _wait_status(client, user, video_id, statuses=("completed", "failed"), timeout=120):
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/video/status/{video_id}", headers=user["headers"]).json
+        seen.append(body)
+        if body["status"] in statuses:
+            return body, seen
+        time.sleep(0.1)
+    raise AssertionError(f"status stayed {seen[-1]['status']}")
+
+
+@pytest.mark.parametrize("kind", ["mp4", "dash"])
+def test_clip_from_minute_five(client, auth, source_server, tmp_path, kind):
+    """A 30 s clip from minute 5: right duration, height and audio; only the segment fetched;
+    progress observed while it runs."""
+    url = source_server.mp4_url if kind == "mp4" else source_server.dash_url
+    source_server.reset_counters()
+    source_server.rate_bytes_per_sec = 700_000   # so the fetch lasts a few seconds
+    user = auth.user()
+    video_id = _save(client, auth, user, url)
+
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
+                    json={"format_preference": "mp4", "resolution_preference": "720p"})
+    assert r.status_code == 202
+    assert r.json == {"message": "Video is currently being processed", "status": "processing"}
+    final, seen = _wait_status(client, user, video_id)
+    source_server.rate_bytes_per_sec = None
+    assert final["status"] == "completed", final
+    assert final["file_available"] is True and final["file_size_mb"] > 0
+    assert final["expires_at"].endswith("Z")
+
+    phases = [s["progress"]["current_phase"] for s in seen if s["progress"]]
+    assert "downloading" in phases
+    values = sorted({s["progress"]["download_progress"] for s in seen
+                     if s["progress"] and 0 < s["progress"]["download_progress"] < 100})
+    assert len(values) >= 2, seen
+    running = [s["progress"] for s in seen if s["progress"] and s["progress"]["speed"]]
+    assert running and running[-1]["speed"].endswith("x") and ":" in running[-1]["eta"]
+
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
+                    json={"format_preference": "mp4", "resolution_preference": "720p"})
+    assert r.status_code == 200
+    assert r.mimetype == "video/mp4"
+    assert r.headers["Content-Disposition"] == f'attachment; filename="video_{video_id}.mp4"'
+    out = tmp_path / "clip.mp4"
+    out.write_bytes(r.data)
+    duration, streams = _probe(str(out))
+    assert abs(duration - 30) <= 1.5
+    assert streams["video"]["height"] == 720 and "audio" in streams
+
+    total = sum(source_server.size(name) for name in source_server.files(kind))
+    assert source_server.bytes_served() < 0.25 * total, (source_server.bytes_served(), total)
+
+
+def test_new_preferences_make_a_new_file(make_app, auth_factory, source_server, tmp_path):
+    app = make_app(DOWNLOAD_WAIT_SECONDS=60)
+    client = app.test_client()
+    auth = auth_factory(client)
+    user = auth.user()
+    video_id = _save(client, auth, user, source_server.dash_url, start=60, end=66)
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
+                    json={"resolution_preference": "720p"})
+    assert r.status_code == 200
+    first = app.extensions["yt"]["db"].videos.find_one()["file_path"]
+    (tmp_path / "a.mp4").write_bytes(r.data)
+    assert _probe(str(tmp_path / "a.mp4"))[1]["video"]["height"] == 720
+
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
+                    json={"resolution_preference": "720p"})
+    assert r.status_code == 200   # same preferences: the same file, no new job
+    assert app.extensions["yt"]["db"].videos.find_one()["file_path"] == first
+
+    # 480p is not a spec resolution label, so ask for the small tier through "best" on a source
+    # whose best is 720p... instead check a different container choice: webm is not offered.
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
+                    json={"format_preference": "webm"})
+    assert r.status_code == 422 and r.json["code"] == "FORMAT_UNAVAILABLE"
+    doc = app.extensions["yt"]["db"].videos.find_one()
+    assert doc["status"] == "failed" and doc["error_message"]
+    assert not os.path.exists(first)
+
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
+                    json={"format_preference": "mp4"})
+    assert r.status_code == 200
+    assert app.extensions["yt"]["db"].videos.find_one()["status"] == "completed"
+
+
+def test_failed_source_marks_clip_failed_and_pool_keeps_working(make_app, auth_factory,
+                                                               source_server):
+    app = make_app(DOWNLOAD_WAIT_SECONDS=60, MAX_CONCURRENT_JOBS=1)
+    client = app.test_client()
+    auth = auth_factory(client)
+    user = auth.user()
+    missing = _save(client, auth, user, source_server.base_url + "/does-not-exist.mp4", 0, 5)
+    r = client.post(f"/api/video/download/{missing}", headers=user["headers"])
+    assert r.status_code in (422, 500) and r.json["code"] in (
+        "SOURCE_HTTP_ERROR", "VIDEO_UNAVAILABLE"), r.json
+    status = client.get(f"/api/video/status/{missing}", headers=user["headers"]).json
+    assert status["status"] == "failed" and status["error_message"] and status["error_code"]
+    folder = os.path.join(app.config["DOWNLOADS_DIR"], missing)
+    assert not os.path.exists(folder) or not os.listdir(folder)
+
+    too_late = _save(client, auth, user, source_server.mp4_url, 5000, 5010)
+    r = client.post(f"/api/video/download/{too_late}", headers=user["headers"])
+    assert r.status_code == 422 and r.json["code"] == "SEGMENT_OUT_OF_RANGE"
+
+    fine = _save(client, auth, user, source_server.mp4_url, 10, 14)
+    r = client.post(f"/api/video/download/{fine}", headers=user["headers"])
+    assert r.status_code == 200 and r.mimetype == "video/mp4"
+
+
+def test_dead_job_is_declared_failed(client, auth, app, source_server):
+    """A record left in processing by a dead process (no heartbeat) does not stay processing."""
+    from datetime import datetime, timedelta, timezone
+    user = auth.user()
+    video_id = _save(client, auth, user, source_server.mp4_url, 0, 5)
+    app.extensions["yt"]["db"].videos.update_one({}, {"$set": {
+        "status": "processing", "job_id": "dead-job",
+        "job_claimed_at": datetime.now(timezone.utc) - timedelta(minutes=5)}})
+    body = client.get(f"/api/video/status/{video_id}", headers=user["headers"]).json
+    assert body["status"] == "failed" and body["error_code"] == "JOB_INTERRUPTED"
+
+
+def test_formats_and_resolutions_from_the_source(client, auth, source_server):
+    user = auth.user()
+    video_id = _save(client, auth, user, source_server.dash_url, 0, 5)
+    r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
+    assert r.status_code == 200, r.json
+    assert r.json["video_id"] == video_id
+    assert r.json["resolutions"] == ["720p"]
+    assert r.json["formats"] == {"720p": ["mp4"]} and r.json["extensions"] == ["mp4"]
+
+    r = client.post("/api/video/resolutions", json={"url": source_server.dash_url})
+    assert r.status_code == 200
+    assert r.json == {"video_id": None, "url": source_server.dash_url, "resolutions": ["720p"]}
+    r = client.post("/api/video/resolutions", json={"url": "https://evil.example/x"})
+    assert r.status_code == 400 and r.json["code"] == "INVALID_URL"
+    assert client.post("/api/video/resolutions", json={}).status_code == 400
+
+    # available_formats is filled in the background right after save
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/video/status/{video_id}", headers=user["headers"]).json
+        if body["available_formats"]:
+            break
+        time.sleep(0.1)
+    assert body["available_formats"] == ["720p"]
