@@ -36,11 +36,11 @@ def _wait_status(client, user, video_id, statuses=("completed", "failed"), timeo
 
 
 @pytest.mark.parametrize("kind", ["mp4", "dash"])
-def test_clip_from_minute_five(client, auth, source_server, tmp_path, kind):
+def test_clip_from_minute_five(client, auth, clean_source_server, local_sources, tmp_path, kind):
     """A 30 s clip from minute 5: right duration, height and audio; only the segment fetched;
     progress observed while it runs."""
+    source_server = clean_source_server
     url = source_server.mp4_url if kind == "mp4" else source_server.dash_url
-    source_server.reset_counters()
     source_server.rate_bytes_per_sec = 700_000   # so the fetch lasts a few seconds
     user = auth.user()
     video_id = _save(client, auth, user, url)
@@ -74,7 +74,8 @@ def test_clip_from_minute_five(client, auth, source_server, tmp_path, kind):
     assert abs(duration - 30) <= 1.5
     assert streams["video"]["height"] == 720 and "audio" in streams
 
-    total = sum(source_server.size(name) for name in source_server.files(kind))
+    files = [local_sources["mp4"]] if kind == "mp4" else local_sources["dash_files"].values()
+    total = sum(os.path.getsize(path) for path in files)
     assert source_server.bytes_served() < 0.25 * total, (source_server.bytes_served(), total)
 
 

@@ -1,0 +1,155 @@
+"""Media errors: one exception with a machine code and a message safe to show a user.
+
+:func:`classify` turns what yt-dlp and ffmpeg raise into a :class:`MediaError`. yt-dlp wraps the
+real cause: ``DownloadError.exc_info`` holds the ``ExtractorError``, whose ``cause`` /
+``exc_info`` may hold a ``networking.exceptions.HTTPError``. Exception classes are matched first
+(GeoRestrictedError, UserNotLive, HTTPError, UnsupportedError, TransportError), then the message
+text YouTube sends (its ``playabilityStatus.reason``, which yt-dlp passes through verbatim, e.g.
+"Sign in to confirm you're not a bot", "Private video", "This live event will begin in 3 hours").
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterator, Optional
+
+from yt_dlp.networking.exceptions import HTTPError, TransportError
+from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UnsupportedError, UserNotLive
+
+from src.media.ffmpeg import FFmpegError
+
+FORMAT_UNAVAILABLE = "FORMAT_UNAVAILABLE"
+VIDEO_UNAVAILABLE = "VIDEO_UNAVAILABLE"
+PRIVATE_VIDEO = "PRIVATE_VIDEO"
+AGE_RESTRICTED = "AGE_RESTRICTED"
+BOT_CHECK = "BOT_CHECK"
+LIVE_NOT_STARTED = "LIVE_NOT_STARTED"
+NOT_LIVE = "NOT_LIVE"
+GEO_RESTRICTED = "GEO_RESTRICTED"
+JS_RUNTIME_MISSING = "JS_RUNTIME_MISSING"
+SOURCE_HTTP_ERROR = "SOURCE_HTTP_ERROR"
+FFMPEG_FAILED = "FFMPEG_FAILED"
+SEGMENT_OUT_OF_RANGE = "SEGMENT_OUT_OF_RANGE"
+UNKNOWN_ERROR = "UNKNOWN_ERROR"
+
+#: Default human message per code (no paths, no stack traces, no yt-dlp advice aimed at CLI users).
+MESSAGES = {
+    FORMAT_UNAVAILABLE: "The requested format or resolution is not available for this video.",
+    VIDEO_UNAVAILABLE: "This video is unavailable.",
+    PRIVATE_VIDEO: "This video is private.",
+    AGE_RESTRICTED: "This video is age-restricted and cannot be downloaded.",
+    BOT_CHECK: "YouTube asked to confirm that this server is not a bot. Please try again later.",
+    LIVE_NOT_STARTED: "This live event has not started yet.",
+    NOT_LIVE: "This channel is not live right now.",
+    GEO_RESTRICTED: "This video is not available in the server's country.",
+    JS_RUNTIME_MISSING: "The server is missing the JavaScript runtime YouTube requires; "
+                        "please contact the administrator.",
+    SOURCE_HTTP_ERROR: "The video source returned an error.",
+    FFMPEG_FAILED: "Cutting the video segment failed.",
+    SEGMENT_OUT_OF_RANGE: "The requested segment lies beyond the end of the video.",
+    UNKNOWN_ERROR: "The video could not be processed.",
+}
+
+#: (code, pattern) checked in order against the text of the whole exception chain.
+_TEXT_RULES = [
+    (BOT_CHECK, r"confirm you.?re not a bot|captcha challenge"),
+    (AGE_RESTRICTED, r"confirm your age|age.restricted|inappropriate for some users"),
+    (PRIVATE_VIDEO, r"private video|video is private"),
+    (LIVE_NOT_STARTED, r"live event will begin|premieres in|this live event has not started"),
+    (NOT_LIVE, r"not currently live|is not live|channel is offline"),
+    (GEO_RESTRICTED, r"not available (?:in|from) your (?:country|location)|geo.restrict"),
+    (JS_RUNTIME_MISSING, r"no supported javascript runtime"),
+    (FORMAT_UNAVAILABLE, r"requested format is not available|no video formats found"),
+    (VIDEO_UNAVAILABLE, r"video unavailable|video is (?:unavailable|no longer available|not available)|"
+                        r"has been removed|content isn.t available|does not exist|unsupported url"),
+]
+_HTTP_STATUS = re.compile(r"HTTP Error (\d{3})|Server returned (\d{3}|[45]XX)")
+
+
+class MediaError(Exception):
+    """A failure of the media layer.
+
+    ``code``: one of the constants above (machine-readable, for the API's ``code`` field).
+    ``message``: a sentence safe to show a user. ``detail``: the original technical text, for
+    logs only (may contain URLs). ``str(error)`` is the message.
+    """
+
+    def __init__(self, code: str, message: Optional[str] = None, detail: str = ""):
+        self.code = code if code in MESSAGES else UNKNOWN_ERROR
+        self.message = message or MESSAGES[self.code]
+        self.detail = detail
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict:
+        """The API error body: ``{"error": message, "code": code}`` (DESIGN.md, one error shape)."""
+        return {"error": self.message, "code": self.code}
+
+
+def classify(exc: BaseException) -> MediaError:
+    """Map an exception from yt-dlp, ffmpeg or this package to a :class:`MediaError`.
+
+    Never raises. A MediaError is returned unchanged; FFmpegError → SOURCE_HTTP_ERROR when its
+    stderr shows an HTTP error or a refused connection, else FFMPEG_FAILED; anything unknown →
+    UNKNOWN_ERROR.
+    """
+    if isinstance(exc, MediaError):
+        return exc
+    if isinstance(exc, FFmpegError):
+        return _classify_ffmpeg(exc)
+    chain = list(_chain(exc))
+    detail = str(exc)
+    for err in chain:
+        if isinstance(err, GeoRestrictedError):
+            return MediaError(GEO_RESTRICTED, detail=detail)
+        if isinstance(err, UserNotLive):
+            return MediaError(NOT_LIVE, detail=detail)
+        if isinstance(err, HTTPError):
+            return _http_error(err.status, detail)
+        if isinstance(err, UnsupportedError):
+            return MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a supported video.",
+                              detail)
+    text = " | ".join(str(err) for err in chain)
+    for code, pattern in _TEXT_RULES:
+        if re.search(pattern, text, re.IGNORECASE):
+            return MediaError(code, detail=detail)
+    match = _HTTP_STATUS.search(text)
+    if match:
+        return _http_error(match.group(1) or match.group(2), detail)
+    if any(isinstance(err, (TransportError, ConnectionError, TimeoutError)) for err in chain):
+        return MediaError(SOURCE_HTTP_ERROR, "The video source could not be reached.", detail)
+    return MediaError(UNKNOWN_ERROR, detail=detail)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and the causes yt-dlp stores (exc_info, cause, __cause__), outermost first."""
+    seen, todo = set(), [exc]
+    while todo and len(seen) < 10:
+        err = todo.pop(0)
+        if err is None or id(err) in seen or not isinstance(err, BaseException):
+            continue
+        seen.add(id(err))
+        yield err
+        if isinstance(err, (DownloadError, ExtractorError)) and getattr(err, "exc_info", None):
+            todo.append(err.exc_info[1])
+        todo += [getattr(err, "cause", None), err.__cause__, err.__context__]
+
+
+def _http_error(status, detail: str) -> MediaError:
+    status = str(status)
+    if status == "429":
+        return MediaError(BOT_CHECK, "The video source is rate-limiting this server. "
+                                     "Please try again later.", detail)
+    return MediaError(SOURCE_HTTP_ERROR, f"The video source returned an error (HTTP {status}).",
+                      detail)
+
+
+def _classify_ffmpeg(exc: FFmpegError) -> MediaError:
+    text = f"{exc}\n{exc.stderr_tail}"
+    detail = text.strip()
+    match = _HTTP_STATUS.search(text)
+    if match:
+        return _http_error(match.group(1) or match.group(2), detail)
+    if re.search(r"Connection refused|Connection timed out|Failed to resolve hostname", text):
+        return MediaError(SOURCE_HTTP_ERROR, "The video source could not be reached.", detail)
+    if "timed out" in str(exc):
+        return MediaError(FFMPEG_FAILED, "Cutting the video segment took too long.", detail)
+    return MediaError(FFMPEG_FAILED, detail=detail)

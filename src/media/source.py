@@ -1,0 +1,237 @@
+"""Reading a video page with yt-dlp: the only module that calls yt-dlp.
+
+One extraction per job: :func:`extract_info` returns yt-dlp's processed info dict (formats sorted
+worst → best by yt-dlp's default format sort), and everything else here works on that dict —
+listing resolutions for GET /api/video/formats and POST /api/video/resolutions (spec "Video
+Endpoints" 6 and 7, "YouTubeService.get_available_formats": ≥720p, highest first) and choosing
+the streams to fetch (spec "Video Endpoints" 3, "Smart Download Logic"). Choosing uses yt-dlp's
+own format selector (``YoutubeDL.build_format_selector``) on the already-extracted formats.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import yt_dlp
+
+from src.media.errors import FORMAT_UNAVAILABLE, VIDEO_UNAVAILABLE, MediaError, classify
+
+log = logging.getLogger(__name__)
+
+#: Standard resolution labels (nominal short side of a 16:9 frame), spec "Resolution Options".
+RESOLUTIONS = {"720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160, "4320p": 4320}
+FORMAT_PREFERENCES = ("mp4", "webm", "best")
+_LADDER = (144, 240, 360, 480, 720, 1080, 1440, 2160, 4320)
+#: Every label select_formats accepts: the spec's options plus the lower rungs (e.g. ``480p``).
+_LABELS = {f"{rung}p": rung for rung in _LADDER}
+#: Protocols ffmpeg can open by URL and seek with HTTP Range requests (or HLS segments).
+_SEEKABLE_PROTOCOLS = ("http", "https", "m3u8", "m3u8_native")
+#: yt-dlp format specs per container preference, tried left to right ("/" = fallback):
+#: separate best video + best audio of that container, else one combined (progressive)
+#: format, else video alone. Heights are filtered beforehand (see select_formats).
+_SPECS = {
+    "mp4": "bv[ext=mp4]+ba[ext=m4a]/b[ext=mp4]/bv[ext=mp4]+ba/bv[ext=mp4]",
+    "webm": "bv[ext=webm]+ba[ext=webm]/b[ext=webm]/bv[ext=webm]",
+    "best": "bv+ba/b/bv",
+}
+
+
+class _Logger:
+    """Route yt-dlp's console output to logging (it would print to stderr otherwise)."""
+
+    def debug(self, msg):
+        log.debug("%s", msg)
+
+    info = debug
+
+    def warning(self, msg):
+        log.info("yt-dlp: %s", msg)
+
+    def error(self, msg):
+        log.info("yt-dlp: %s", msg)
+
+
+def _ydl_params(timeout: float = 20) -> dict:
+    return {"quiet": True, "no_warnings": True, "noprogress": True, "noplaylist": True,
+            "socket_timeout": timeout, "cachedir": False, "logger": _Logger(),
+            # permissive, so that processing never fails; select_formats does the real choice
+            "format": "bv*+ba/b/bv*/ba"}
+
+
+def extract_info(url: str, timeout: float = 20) -> dict:
+    """Extract the info dict of one video (no download, no cookies, no cache writes).
+
+    ``timeout`` is yt-dlp's ``socket_timeout`` in seconds (per network operation). Returns the
+    processed info dict: ``formats`` sorted worst → best, each with ``url``, ``protocol``,
+    ``ext``, ``width``/``height`` (None for a direct link), ``vcodec``/``acodec``
+    (``"none"`` when absent) and ``http_headers``. Raises :class:`MediaError` (see
+    :func:`src.media.errors.classify`); VIDEO_UNAVAILABLE when the URL is a playlist.
+    """
+    try:
+        with yt_dlp.YoutubeDL(_ydl_params(timeout)) as ydl:
+            info = ydl.extract_info(url, download=False)
+    except Exception as exc:  # yt-dlp raises DownloadError wrapping the real cause
+        raise classify(exc) from exc
+    if not info or info.get("_type") == "playlist" or not info.get("formats"):
+        raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
+    return info
+
+
+def height_label(width: Optional[int], height: Optional[int]) -> Optional[str]:
+    """Standard label (``"720p"``) for a frame size, or None when the height is unknown.
+
+    The short side is used (portrait 720x1280 → ``720p``); a frame wider than 16:9 counts by its
+    width (1920x800 → ``1080p``), like YouTube's quality labels. Sizes within 5 % below a rung
+    round up to it (1920x1072 → ``1080p``).
+    """
+    if not height:
+        return None
+    short, long_ = (min(width, height), max(width, height)) if width else (height, height)
+    size = max(short, round(long_ * 9 / 16))
+    rung = max((r for r in _LADDER if r <= size * 1.05), default=_LADDER[0])
+    return f"{rung}p"
+
+
+def _video_formats(info: dict) -> list:
+    return [f for f in info.get("formats") or [] if f.get("vcodec") != "none"
+            and f.get("protocol", "http") in _SEEKABLE_PROTOCOLS and not f.get("has_drm")]
+
+
+def formats_by_resolution(info: dict) -> dict:
+    """``{"1080p": ["mp4", "webm"], "720p": ["mp4"]}``: containers per resolution ≥ 720p.
+
+    Keys ordered highest first, containers ``mp4`` first then alphabetical. Formats without a
+    known height (a direct link) are left out. Source: spec "Video Endpoints" 6.
+    """
+    found: dict = {}
+    for fmt in _video_formats(info):
+        label = height_label(fmt.get("width"), fmt.get("height"))
+        if label and int(label[:-1]) >= 720 and fmt.get("ext"):
+            found.setdefault(label, set()).add(fmt["ext"])
+    return {label: sorted(exts, key=lambda e: (e != "mp4", e))
+            for label, exts in sorted(found.items(), key=lambda kv: -int(kv[0][:-1]))}
+
+
+def available_resolutions(info: dict) -> list:
+    """``["1440p", "1080p", "720p"]``: resolutions ≥ 720p, highest first (spec Core Services 2)."""
+    return list(formats_by_resolution(info))
+
+
+def available_extensions(info: dict) -> list:
+    """``["mp4", "webm"]``: containers offered at ≥ 720p (the ``extensions`` of spec endpoint 6)."""
+    exts = {ext for exts in formats_by_resolution(info).values() for ext in exts}
+    return sorted(exts, key=lambda e: (e != "mp4", e))
+
+
+@dataclass
+class FetchPlan:
+    """What to fetch for one clip: stream URLs plus what ffmpeg needs to read and mux them.
+
+    ``video_url``/``audio_url``: direct URLs (``audio_url`` None for a combined format or a
+    video without audio). ``http_headers``: request headers yt-dlp says the URLs need.
+    ``container``: ``"mp4"`` or ``"webm"``, the output muxer. ``width``/``height``/``vcodec``/
+    ``acodec`` as yt-dlp reports them (None when unknown, e.g. a direct MP4 link).
+    ``needs_encode``: mp4 was asked for but the best video at that resolution exists only in
+    WebM (YouTube above 1080p), so the segment is fetched as WebM and must be re-encoded.
+    """
+
+    video_url: str
+    audio_url: Optional[str]
+    http_headers: dict = field(default_factory=dict)
+    container: str = "mp4"
+    width: Optional[int] = None
+    height: Optional[int] = None
+    vcodec: Optional[str] = None
+    acodec: Optional[str] = None
+    format_ids: list = field(default_factory=list)
+    needs_encode: bool = False
+
+
+def select_formats(info: dict, format_preference: str = "mp4",
+                   resolution_preference: str = "best") -> FetchPlan:
+    """Choose the streams for a clip from one extracted info dict.
+
+    ``format_preference``: ``mp4`` | ``webm`` | ``best``; ``resolution_preference``: ``720p`` |
+    ``1080p`` | ``1440p`` | ``2160p`` | ``4320p`` | ``best`` (no limit) — the spec's options —
+    or a lower rung (``144p`` … ``480p``). Rule: the best video at
+    or under the requested resolution (unknown heights are acceptable, like yt-dlp's
+    ``[height<=?720]``) in the preferred container, plus the best audio of that container (m4a
+    for mp4, webm/opus for webm); a combined format when there are no separate streams. For
+    ``mp4`` when the best video under the limit exists only as WebM, the WebM streams are chosen
+    with ``needs_encode=True`` (spec "Smart Download Logic": ≥1440p → WebM, then H.265).
+    A ``webm`` request on a source without WebM raises rather than silently returning MP4.
+
+    Raises ValueError for an unknown preference; MediaError(FORMAT_UNAVAILABLE) when nothing fits.
+    """
+    if format_preference not in FORMAT_PREFERENCES:
+        raise ValueError(f"format_preference must be one of {FORMAT_PREFERENCES}")
+    limit = _LABELS.get(resolution_preference)
+    if resolution_preference != "best" and limit is None:
+        raise ValueError(f"resolution_preference must be 'best' or one of {list(_LABELS)}")
+    formats = [f for f in info.get("formats") or []
+               if f.get("protocol", "http") in _SEEKABLE_PROTOCOLS and not f.get("has_drm")
+               and (f.get("vcodec") == "none" or limit is None or _fits(f, limit))]
+    needs_encode = False
+    with yt_dlp.YoutubeDL(_ydl_params()) as ydl:
+        chosen = _select(ydl, formats, _SPECS[format_preference])
+        if format_preference == "mp4":
+            best = _select(ydl, formats, "bv/b")
+            if best and best.get("ext") == "webm" and _rank(best) > (_rank(chosen) if chosen else -1):
+                webm = _select(ydl, formats, _SPECS["webm"])
+                if webm:
+                    chosen, needs_encode = webm, True
+    if not chosen:
+        where = "" if limit is None else f" at or below {resolution_preference}"
+        raise MediaError(FORMAT_UNAVAILABLE, f"No {format_preference} format is available"
+                         f"{where} for this video." if format_preference != "best" else None)
+    return _plan(chosen, needs_encode)
+
+
+def _fits(fmt: dict, limit: int) -> bool:
+    label = height_label(fmt.get("width"), fmt.get("height"))
+    return label is None or int(label[:-1]) <= limit
+
+
+def _rank(fmt: dict) -> int:
+    video = (fmt.get("requested_formats") or [fmt])[0]
+    label = height_label(video.get("width"), video.get("height"))
+    return int(label[:-1]) if label else 0
+
+
+def _select(ydl: yt_dlp.YoutubeDL, formats: list, spec: str) -> Optional[dict]:
+    """First format (or merged pair) yt-dlp's selector picks for ``spec``; the context mirrors
+    ``YoutubeDL._select_formats``."""
+    if not formats:
+        return None
+    selector = ydl.build_format_selector(spec)
+    ctx = {
+        "formats": formats,
+        "has_merged_format": any("none" not in (f.get("acodec"), f.get("vcodec")) for f in formats),
+        "incomplete_formats": (all(f.get("vcodec") == "none" for f in formats)
+                               or all(f.get("acodec") == "none" for f in formats)),
+    }
+    return next(iter(selector(ctx)), None)
+
+
+def _plan(chosen: dict, needs_encode: bool) -> FetchPlan:
+    parts = chosen.get("requested_formats") or [chosen]
+    video = parts[0]
+    audio = parts[1] if len(parts) > 1 else None
+    exts = {p.get("ext") for p in parts}
+    container = "webm" if exts == {"webm"} else "mp4"
+    headers: dict = {}
+    for part in parts:
+        headers.update(part.get("http_headers") or {})
+    return FetchPlan(
+        video_url=video["url"],
+        audio_url=audio["url"] if audio else None,
+        http_headers=headers,
+        container=container,
+        width=video.get("width"),
+        height=video.get("height"),
+        vcodec=video.get("vcodec"),
+        acodec=(audio or video).get("acodec"),
+        format_ids=[p.get("format_id") for p in parts],
+        needs_encode=needs_encode,
+    )
