@@ -66,7 +66,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1",
                "ALLOWED_SOURCE_HOSTS": "127.0.0.1", "DOWNLOAD_WAIT_SECONDS": "0",
-               "DOWNLOADS_DIR": os.path.join(ROOT, "downloads")}
+               "DOWNLOADS_DIR": os.path.join(ROOT, "downloads"), "LOG_LEVEL": "WARNING"}
         for name in ("MONGODB_URI", "REDIS_URI"):
             env.pop(name, None)
         print(f"== Source: {url}\n== Starting the API on {base} (embedded MongoDB/Redis) ...")
@@ -100,14 +100,18 @@ def run_demo(base: str, url: str) -> None:
         time.sleep(0.5)
         _, info = call(base, "GET", f"/api/video/status/{video_id}", token=token)
         progress = info.get("progress") or {}
-        print(f"  status={info['status']:<10} phase={progress.get('current_phase')} "
-              f"{progress.get('download_progress', 0):5.1f}% speed={progress.get('speed')} "
-              f"eta={progress.get('eta')}")
+        if info["status"] != "processing":
+            print(f"  status={info['status']}")
+        else:
+            print(f"  status={info['status']:<10} phase={progress.get('current_phase')} "
+                  f"{progress.get('download_progress', 0):5.1f}% speed={progress.get('speed')} "
+                  f"eta={progress.get('eta')}")
         if info["status"] in ("completed", "failed"):
             status, body = call(base, "POST", f"/api/video/download/{video_id}", prefs, token=token)
     if status != 200:
         sys.exit(f"Download failed: {status} {body}")
-    path = os.path.join(ROOT, "downloads", f"demo_video_{video_id}.mp4")
+    os.makedirs(os.path.join(ROOT, "demo_output"), exist_ok=True)
+    path = os.path.join(ROOT, "demo_output", f"video_{video_id}.mp4")
     with open(path, "wb") as out:
         out.write(body)
     probe = ffprobe(path)

@@ -12,7 +12,10 @@ from .config import load_config
 from .data import ensure_indexes
 from .errors import register_error_handlers
 from .routes import auth as auth_routes
+from .routes import encode as encode_routes
 from .routes import video as video_routes
+from .middleware import rate_limits
+from .services import live_service
 from .services.jobs import JobPool
 
 log = logging.getLogger("yt_downloader")
@@ -29,6 +32,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings)
     app.config["SECRET_KEY"] = settings["FLASK_SECRET_KEY"]
     app.json.sort_keys = False
+    # Bodies over the upload limit (+1 MiB for multipart overhead) are cut off while streaming.
+    app.config["MAX_CONTENT_LENGTH"] = int((settings["MAX_UPLOAD_SIZE_MB"] + 1) * 1024 * 1024)
     development = settings["APP_ENV"] == "development"
     app.config.update(
         API_TITLE="yt-downloader", API_VERSION="1.0", OPENAPI_VERSION="3.0.3",
@@ -44,13 +49,17 @@ def create_app(config: dict | None = None) -> Flask:
     db = stores.make_mongo_db(settings["MONGODB_URI"])
     ensure_indexes(db)
     app.extensions["yt"] = {"db": db, "redis": stores.make_redis(settings["REDIS_URI"])}
-    app.extensions["yt"]["jobs"] = JobPool(app, settings["MAX_CONCURRENT_JOBS"])
+    app.extensions["yt"]["jobs"] = JobPool(app, settings["MAX_CONCURRENT_JOBS"],
+                                           settings["MAX_CONCURRENT_ENCODES"])
 
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
     api.register_blueprint(auth_routes.blp)
     api.register_blueprint(video_routes.blp)
+    api.register_blueprint(encode_routes.blp)
     register_error_handlers(app)  # after Api(), so our handlers replace flask-smorest's
+    rate_limits.init_app(app)  # after the blueprints: limits are attached to their views
+    live_service.init_app(app)
     return app
 
 

@@ -36,10 +36,41 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "DEFAULT_VIDEO_FORMAT": (str, "mp4"),
     "DEFAULT_VIDEO_RESOLUTION": (str, "1080p"),
     "MAX_CONCURRENT_JOBS": (int, 2),
+    "MAX_CONCURRENT_ENCODES": (int, 1),
+    "ENCODE_THREADS": (int, max(1, (os.cpu_count() or 2) - 1)),
+    "HIGHRES_MP4_PRESET": (str, "high"),
     "DOWNLOAD_WAIT_SECONDS": (float, 20),
     "ALLOWED_SOURCE_HOSTS": (list, DEFAULT_ALLOWED_SOURCE_HOSTS),
+    # Public side (issue 5): public tokens, live clips, rate limits ("N/period;M/period")
+    "ALLOW_ANONYMOUS_PUBLIC_TOKENS": (bool, True),
+    "STREAM_DELAY_SECONDS": (float, 0),
+    "LIVE_SWEEP_SECONDS": (float, 15),
+    "LIVE_RECHECK_INITIAL_SECONDS": (float, 60),
+    "LIVE_RECHECK_MAX_SECONDS": (float, 1800),
+    "LIVE_VOD_MAX_WAIT_HOURS": (float, 48),
+    "LIVE_INFO_CACHE_SECONDS": (float, 30),
+    "MAX_PENDING_CLIPS_PER_USER": (int, 200),
+    "RATE_LIMIT_ENABLED": (bool, True),
+    "RATE_LIMIT_KEY_PREFIX": (str, "ytd"),
+    "RATE_LIMIT_LOGIN_IP": (str, "20/minute;200/day"),
+    "RATE_LIMIT_LOGIN_EMAIL": (str, "5/minute;50/day"),
+    "RATE_LIMIT_REGISTER": (str, "5/hour;20/day"),
+    "RATE_LIMIT_PUBLIC_TOKEN": (str, "10/hour"),
+    "RATE_LIMIT_SAVE_TOKEN": (str, "30/minute"),
+    "RATE_LIMIT_SAVE_IP": (str, "60/minute"),
+    "RATE_LIMIT_STREAM_SAVE_TOKEN": (str, "20/minute;500/day"),
+    "RATE_LIMIT_STREAM_SAVE_IP": (str, "600/minute"),
+    "RATE_LIMIT_RESOLUTIONS": (str, "10/minute;100/day"),
     "LOG_LEVEL": (str, "INFO"),
     "LOG_FILE": (str, "./logs/app.log"),
+    # Operations (issue 4): log rotation, CORS, disk guard, orphan sweep, nginx file streaming
+    "LOG_MAX_MB": (float, 20),
+    "LOG_BACKUP_COUNT": (int, 5),
+    "CORS_ORIGINS": (list, ""),
+    "CORS_SUPPORTS_CREDENTIALS": (bool, False),
+    "MIN_FREE_DISK_MB": (float, 1024),
+    "ORPHAN_MAX_AGE_MINUTES": ("minutes", 180),
+    "USE_X_ACCEL_REDIRECT": (bool, False),
 }
 
 SECRET_NAMES = ("JWT_PUBLIC_SECRET", "JWT_PRIVATE_SECRET", "FLASK_SECRET_KEY")
@@ -86,14 +117,23 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None) -> dict:
 
     if config["APP_ENV"] not in ("development", "production"):
         raise ConfigError("APP_ENV must be 'development' or 'production'")
-    for name in ("MAX_CONCURRENT_JOBS", "PORT"):
+    for name in ("MAX_CONCURRENT_JOBS", "MAX_CONCURRENT_ENCODES", "ENCODE_THREADS", "PORT"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
     for name in ("MAX_VIDEO_DURATION", "VIDEO_RETENTION_MINUTES", "CLEANUP_INTERVAL_MINUTES"):
         if config[name] <= 0:
             raise ConfigError(f"{name} must be greater than 0")
+    if config["HIGHRES_MP4_PRESET"] not in ("lossless", "high", "medium"):
+        raise ConfigError("HIGHRES_MP4_PRESET must be lossless, high or medium")
     if config["DOWNLOAD_WAIT_SECONDS"] < 0:
         raise ConfigError("DOWNLOAD_WAIT_SECONDS must not be negative")
+    for name in ("STREAM_DELAY_SECONDS", "MAX_PENDING_CLIPS_PER_USER"):
+        if config[name] < 0:
+            raise ConfigError(f"{name} must not be negative")
+    for name in ("LIVE_SWEEP_SECONDS", "LIVE_RECHECK_INITIAL_SECONDS", "LIVE_RECHECK_MAX_SECONDS",
+                 "LIVE_VOD_MAX_WAIT_HOURS"):
+        if config[name] <= 0:
+            raise ConfigError(f"{name} must be greater than 0")
 
     embedded = []
     for name in SECRET_NAMES:

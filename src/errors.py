@@ -66,6 +66,9 @@ def register_error_handlers(app: Flask) -> None:
         if messages:  # validation error from webargs/flask-smorest
             details = _flatten_webargs(messages)
             return jsonify(error_body("Invalid input", "VALIDATION_ERROR", details)), 400
+        if exc.code == 413:  # MAX_CONTENT_LENGTH: the issue asks for 400 FILE_TOO_LARGE
+            return jsonify(error_body("The upload is larger than the allowed size",
+                                      "FILE_TOO_LARGE")), 400
         message = data.get("message") or exc.description or exc.name
         return jsonify(error_body(message, HTTP_CODES.get(exc.code, "ERROR"))), exc.code
 

@@ -73,6 +73,20 @@ class MeResponse(Schema):
 class PublicTokenResponse(Schema):
     token = fields.String()
     expires_in = fields.Integer(metadata={"description": "seconds"})
+    jti = fields.String(metadata={"description": "token id, for listing and revocation"})
+    user_id = fields.String(allow_none=True,
+                            metadata={"description": "the user a bound token saves for"})
+
+
+class PublicTokenInfo(Schema):
+    jti = fields.String()
+    created_at = fields.String()
+    expires_at = fields.String()
+    revoked = fields.Boolean()
+
+
+class PublicTokenListResponse(Schema):
+    tokens = fields.List(fields.Nested(PublicTokenInfo))
 
 
 class SaveVideoSchema(Schema):
@@ -86,13 +100,22 @@ class SaveVideoSchema(Schema):
 
 
 class SaveStreamQuery(Schema):
-    user_id = fields.String(required=True)
+    user_id = fields.String(load_default=None, metadata={
+        "description": "required with an anonymous token; optional with a bound one"})
     message = fields.String(load_default=None, validate=validate.Length(max=500))
     offset = QuerySeconds(load_default=60)
     duration = QuerySeconds(load_default=120, validate=validate.Range(min=0, min_inclusive=False))
     t = QuerySeconds(load_default=None, metadata={
-        "description": "the moment in the video, in seconds; without it the moment is resolved "
-                       "from the stream's start time when the clip is downloaded"})
+        "description": "the moment in the video, in seconds; without it the moment is placed "
+                       "from the stream's start time by a background resolver"})
+    delay = QuerySeconds(load_default=None, metadata={
+        "description": "viewer latency in seconds, subtracted from the request time "
+                       "(default STREAM_DELAY_SECONDS)"})
+    channel = fields.String(load_default=None, validate=validate.Regexp(r"^UC[\w-]{22}$"),
+                            metadata={"description": "YouTube channel id for the video id "
+                                                     "`live` (default: Nightbot-Channel's)"})
+    format = fields.String(load_default=None, validate=validate.OneOf(("json", "text")),
+                           metadata={"description": "`text`: a short plain-text reply for chat"})
 
 
 class SavedResponse(MessageSchema):
@@ -103,6 +126,10 @@ class SavedResponse(MessageSchema):
 class DownloadSchema(Schema):
     format_preference = fields.String(load_default=None, validate=validate.OneOf(FORMATS))
     resolution_preference = fields.String(load_default=None, validate=validate.OneOf(RESOLUTIONS))
+    quality_preset = fields.String(load_default=None, validate=validate.OneOf(
+        ("lossless", "high", "medium")), metadata={
+        "description": "H.265 quality when an MP4 above 1080p must be re-encoded from WebM "
+                       "(default HIGHRES_MP4_PRESET)"})
 
 
 class ProcessingResponse(MessageSchema):
@@ -130,6 +157,8 @@ class VideoSummarySchema(Schema):
     additional_message = fields.String(allow_none=True)
     error_message = fields.String(allow_none=True)
     error_code = fields.String(allow_none=True)
+    phase = fields.String(allow_none=True, metadata={
+        "description": "a pending stream clip: resolving_live | waiting_for_vod"})
 
 
 class VideoStatusSchema(VideoSummarySchema):

@@ -46,7 +46,9 @@ def make_app(tmp_path, redis_uri):
             "DOWNLOADS_DIR": str(tmp_path / "downloads"), "UPLOADS_DIR": str(tmp_path / "uploads"),
             "ALLOWED_SOURCE_HOSTS": "youtube.com,www.youtube.com,m.youtube.com,"
                                     "music.youtube.com,youtu.be,127.0.0.1",
-            "DOWNLOAD_WAIT_SECONDS": 0, "TESTING": True, **overrides,
+            "DOWNLOAD_WAIT_SECONDS": 0, "TESTING": True,
+            "RATE_LIMIT_ENABLED": False,  # tests/test_rate_limits.py turns them on
+            "RATE_LIMIT_KEY_PREFIX": f"ytd-test-{uuid.uuid4().hex[:8]}", **overrides,
         }
         app = create_app(config)
         if redis_uri:
@@ -56,6 +58,7 @@ def make_app(tmp_path, redis_uri):
 
     yield factory
     for app in apps:
+        app.extensions["yt"]["scheduler"].shutdown(wait=False)
         app.extensions["yt"]["jobs"].shutdown(wait=True)
         if os.environ.get("MONGODB_TEST_URI"):
             db = app.extensions["yt"]["db"]

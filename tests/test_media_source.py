@@ -40,7 +40,24 @@ def _as_download_error(exc: Exception) -> DownloadError:
     ("Video unavailable. This video has been removed by the uploader", errors.VIDEO_UNAVAILABLE),
     ("Video unavailable", errors.VIDEO_UNAVAILABLE),
     ("No supported JavaScript runtime could be found.", errors.JS_RUNTIME_MISSING),
+    ("No supported JavaScript runtime could be found. Only deno is enabled by default; to use "
+     "another runtime add --js-runtimes RUNTIME[:PATH]", errors.JS_RUNTIME_MISSING),
     ("Something nobody has seen before", errors.UNKNOWN_ERROR),
+    # messages as yt-dlp's YouTube extractor builds them (reason + subreason)
+    ("Video unavailable. The uploader has not made this video available in your country",
+     errors.GEO_RESTRICTED),
+    ("Premieres in 2 hours", errors.LIVE_NOT_STARTED),
+    ("Join this channel to get access to members-only content like this video, and other "
+     "exclusive perks.", errors.PRIVATE_VIDEO),
+    ("This live stream recording is not available.", errors.VIDEO_UNAVAILABLE),
+    ("This content isn't available, try again later. The current session has been rate-limited "
+     "by YouTube for up to an hour.", errors.BOT_CHECK),
+    ("Sign in to confirm you’re not a bot. This helps protect our community. "
+     "YouTube is requiring a captcha challenge before playback", errors.BOT_CHECK),
+    ("[youtube] abc: Requested format is not available. Use --list-formats for a list of "
+     "available formats", errors.FORMAT_UNAVAILABLE),
+    ("No video formats found!", errors.FORMAT_UNAVAILABLE),
+    ("The channel is not currently live", errors.NOT_LIVE),
 ])
 def test_classify_youtube_reasons(message, code):
     exc = _as_download_error(ExtractorError(message, expected=True, video_id="dQw4w9WgXcQ",
@@ -82,6 +99,38 @@ def test_classify_http_error_inside_extractor_error(status, reason, code):
         assert str(status) in error.message
 
 
+def test_every_issue_code_has_a_message():
+    for code in ("FORMAT_UNAVAILABLE", "VIDEO_UNAVAILABLE", "PRIVATE_VIDEO", "AGE_RESTRICTED",
+                 "BOT_CHECK", "LIVE_NOT_STARTED", "NOT_LIVE", "GEO_RESTRICTED",
+                 "JS_RUNTIME_MISSING", "SOURCE_HTTP_ERROR", "FFMPEG_FAILED", "UNKNOWN_ERROR"):
+        error = MediaError(code)
+        assert error.code == code and error.message == errors.MESSAGES[code]
+
+
+def test_classes_win_over_text():
+    geo = GeoRestrictedError("Video unavailable", countries=["DE"])   # text alone says unavailable
+    assert classify(_as_download_error(geo)).code == errors.GEO_RESTRICTED
+    not_live = UserNotLive("Video unavailable", video_id="UCx")
+    assert classify(_as_download_error(not_live)).code == errors.NOT_LIVE
+
+
+@pytest.mark.parametrize("exc, status, code", [
+    (ExtractorError("Private video. Sign in if you've been granted access to this video",
+                    expected=True), 422, errors.PRIVATE_VIDEO),
+    (ExtractorError("Sign in to confirm you're not a bot", expected=True), 500, errors.BOT_CHECK),
+    (GeoRestrictedError("The uploader has not made this video available in your country."),
+     422, errors.GEO_RESTRICTED),
+])
+def test_resolutions_and_formats_use_the_mapping(client, auth, monkeypatch, exc, status, code):
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "extract_info",
+                        lambda self, url, download=False, **kw: (_ for _ in ()).throw(
+                            _as_download_error(exc)))
+    r = client.post("/api/video/resolutions", json={"url": "https://youtu.be/dQw4w9WgXcQ"})
+    assert r.status_code == status and r.json["code"] == code and r.json["error"]
+    r = client.get("/api/video/formats/dQw4w9WgXcQ", headers=auth.user()["headers"])
+    assert r.status_code == status and r.json["code"] == code
+
+
 def test_classify_ffmpeg_errors():
     http = FFmpegError("http://127.0.0.1:1/x.mp4: Server returned 404 Not Found", 1,
                        "http://127.0.0.1:1/x.mp4: Server returned 404 Not Found")
@@ -89,6 +138,8 @@ def test_classify_ffmpeg_errors():
     assert "127.0.0.1" not in classify(http).message
     forbidden = FFmpegError("Error opening input", 1, "Server returned 403 Forbidden (access denied)")
     assert classify(forbidden).code == errors.SOURCE_HTTP_ERROR
+    server = FFmpegError("Error opening input", 1, "Server returned 5XX Server Error reply")
+    assert classify(server).code == errors.SOURCE_HTTP_ERROR
     broken = FFmpegError("Invalid data found when processing input", 1, "moov atom not found")
     assert classify(broken).code == errors.FFMPEG_FAILED
     assert classify(MediaError(errors.PRIVATE_VIDEO)).code == errors.PRIVATE_VIDEO

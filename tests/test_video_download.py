@@ -172,3 +172,51 @@ def test_formats_and_resolutions_from_the_source(client, auth, source_server):
             break
         time.sleep(0.1)
     assert body["available_formats"] == ["720p"]
+
+
+@pytest.fixture(scope="session")
+def highres_mpd(local_sources):
+    from scripts.highres_source import build_highres_source
+    from tests.media_fixtures import SOURCES_DIR
+    build_highres_source(SOURCES_DIR)
+    return "hires/manifest.mpd"
+
+
+def test_1440p_mp4_is_reencoded_to_hevc_and_webm_is_copied(make_app, auth_factory, source_server,
+                                                            highres_mpd, tmp_path):
+    app = make_app(DOWNLOAD_WAIT_SECONDS=0)
+    client = app.test_client()
+    auth = auth_factory(client)
+    user = auth.user()
+    url = source_server.url(highres_mpd)
+    video_id = _save(client, auth, user, url, start=20, end=22)
+
+    prefs = {"format_preference": "mp4", "resolution_preference": "1440p",
+             "quality_preset": "medium"}
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"], json=prefs)
+    assert r.status_code == 202
+    final, seen = _wait_status(client, user, video_id, timeout=300)
+    assert final["status"] == "completed", final
+    phases = {s["progress"]["current_phase"] for s in seen if s["progress"]}
+    assert {"downloading", "encoding"} <= phases, phases
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"], json=prefs)
+    assert r.status_code == 200 and r.mimetype == "video/mp4"
+    (tmp_path / "hevc.mp4").write_bytes(r.data)
+    duration, streams = _probe(str(tmp_path / "hevc.mp4"))
+    assert streams["video"]["codec_name"] == "hevc"
+    assert (streams["video"]["width"], streams["video"]["height"]) == (2560, 1440)
+    assert streams["audio"]["codec_name"] == "aac" and abs(duration - 2) <= 1.5
+    folder = os.path.join(app.config["DOWNLOADS_DIR"], video_id)
+    assert len(os.listdir(folder)) == 1          # the WebM intermediate is gone
+
+    app.config["DOWNLOAD_WAIT_SECONDS"] = 120
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
+                    json={"format_preference": "webm", "resolution_preference": "1440p"})
+    assert r.status_code == 200 and r.mimetype == "video/webm"
+    assert r.headers["Content-Disposition"] == f'attachment; filename="video_{video_id}.webm"'
+    (tmp_path / "vp9.webm").write_bytes(r.data)
+    duration, streams = _probe(str(tmp_path / "vp9.webm"))
+    assert streams["video"]["codec_name"] == "vp9" and streams["video"]["height"] == 1440
+    assert streams["audio"]["codec_name"] == "opus"
+    status = client.get(f"/api/video/status/{video_id}", headers=user["headers"]).json
+    assert status["available_formats"] == ["1440p", "720p"]

@@ -19,11 +19,13 @@ def object_id(value) -> Optional[ObjectId]:
 
 
 def ensure_indexes(db) -> None:
-    """Create the indexes of the spec's Database Schema (idempotent).
+    """Create the indexes of the spec's Database Schema (idempotent), plus ``public_tokens``.
 
     users.email unique; sessions.token_hash unique, sessions.user_id, TTL on sessions.expires_at;
     videos.user_id, videos.status, videos.expires_at.
     """
+    from . import public_tokens  # a submodule of this package (it imports object_id from here)
+
     db.users.create_index("email", unique=True)
     db.sessions.create_index("token_hash", unique=True)
     db.sessions.create_index("user_id")
@@ -31,3 +33,4 @@ def ensure_indexes(db) -> None:
     db.videos.create_index([("user_id", pymongo.ASCENDING), ("created_at", pymongo.DESCENDING)])
     db.videos.create_index("status")
     db.videos.create_index("expires_at")
+    public_tokens.ensure_indexes(db)

@@ -30,10 +30,16 @@ def get(db, video_id) -> Optional[dict]:
     return db.videos.find_one({"_id": oid}) if oid else None
 
 
-def list_for_user(db, user_id, limit: int = 500) -> list[dict]:
-    """The user's videos, newest first."""
-    return list(db.videos.find({"user_id": object_id(user_id)})
+def list_for_user(db, user_id, uploads: bool = False, limit: int = 500) -> list[dict]:
+    """The user's clips (or, with ``uploads``, encode requests), newest first."""
+    kind = {"$eq": "upload"} if uploads else {"$ne": "upload"}
+    return list(db.videos.find({"user_id": object_id(user_id), "source_type": kind})
                 .sort("created_at", pymongo.DESCENDING).limit(limit))
+
+
+def count_pending(db, user_id) -> int:
+    """How many of the user's videos are ``pending`` (saved, not downloaded yet)."""
+    return db.videos.count_documents({"user_id": object_id(user_id), "status": "pending"})
 
 
 def update(db, video_id, fields: dict, job_id: Optional[str] = None) -> bool:

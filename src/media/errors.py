@@ -29,6 +29,9 @@ JS_RUNTIME_MISSING = "JS_RUNTIME_MISSING"
 SOURCE_HTTP_ERROR = "SOURCE_HTTP_ERROR"
 FFMPEG_FAILED = "FFMPEG_FAILED"
 SEGMENT_OUT_OF_RANGE = "SEGMENT_OUT_OF_RANGE"
+WAITING_FOR_VOD = "WAITING_FOR_VOD"
+TIMESTAMP_REQUIRED = "TIMESTAMP_REQUIRED"
+VOD_UNAVAILABLE = "VOD_UNAVAILABLE"
 UNKNOWN_ERROR = "UNKNOWN_ERROR"
 
 #: Default human message per code (no paths, no stack traces, no yt-dlp advice aimed at CLI users).
@@ -46,21 +49,29 @@ MESSAGES = {
     SOURCE_HTTP_ERROR: "The video source returned an error.",
     FFMPEG_FAILED: "Cutting the video segment failed.",
     SEGMENT_OUT_OF_RANGE: "The requested segment lies beyond the end of the video.",
+    WAITING_FOR_VOD: "The stream is still live or its recording is being processed; the clip "
+                     "can be downloaded once YouTube publishes the recording.",
+    TIMESTAMP_REQUIRED: "This video was never live, so the moment cannot be placed from the "
+                        "request time; save the clip with ?t=SECONDS.",
+    VOD_UNAVAILABLE: "The stream's recording did not become available in time.",
     UNKNOWN_ERROR: "The video could not be processed.",
 }
 
 #: (code, pattern) checked in order against the text of the whole exception chain.
 _TEXT_RULES = [
-    (BOT_CHECK, r"confirm you.?re not a bot|captcha challenge"),
+    (BOT_CHECK, r"confirm you.?re not a bot|captcha challenge|rate.limited by youtube"),
     (AGE_RESTRICTED, r"confirm your age|age.restricted|inappropriate for some users"),
     (PRIVATE_VIDEO, r"private video|video is private"),
     (LIVE_NOT_STARTED, r"live event will begin|premieres in|this live event has not started"),
     (NOT_LIVE, r"not currently live|is not live|channel is offline"),
-    (GEO_RESTRICTED, r"not available (?:in|from) your (?:country|location)|geo.restrict"),
+    (GEO_RESTRICTED, r"available (?:in|from) your (?:country|location)|geo.restrict"),
     (JS_RUNTIME_MISSING, r"no supported javascript runtime"),
-    (FORMAT_UNAVAILABLE, r"requested format is not available|no video formats found"),
+    (FORMAT_UNAVAILABLE, r"requested format is not available|no video formats found|"
+                         r"only images are available"),
+    (PRIVATE_VIDEO, r"members.only|join this channel to get access"),
     (VIDEO_UNAVAILABLE, r"video unavailable|video is (?:unavailable|no longer available|not available)|"
-                        r"has been removed|content isn.t available|does not exist|unsupported url"),
+                        r"has been removed|content isn.t available|does not exist|unsupported url|"
+                        r"recording is not available"),
 ]
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})|Server returned (\d{3}|[45]XX)")
 

@@ -78,6 +78,31 @@ def extract_info(url: str, timeout: float = 20) -> dict:
     return info
 
 
+#: yt-dlp's ``live_status`` values: is_upcoming | is_live | post_live (ended, VOD still being
+#: processed) | was_live (VOD ready) | not_live.
+LIVE_KEYS = ("live_status", "release_timestamp", "timestamp", "duration")
+
+
+def live_info(url: str, timeout: float = 15) -> dict:
+    """The live facts of a video, or of a channel's current stream when ``url`` is
+    ``https://www.youtube.com/channel/{id}/live`` (yt-dlp resolves it to the video).
+
+    Returns ``{"video_id", "live_status", "release_timestamp", "timestamp", "duration"}``
+    (timestamps: epoch seconds; ``release_timestamp`` is when a stream started). Raises
+    :class:`MediaError`: NOT_LIVE (yt-dlp's ``UserNotLive``: the channel is not live),
+    LIVE_NOT_STARTED, PRIVATE_VIDEO, VIDEO_UNAVAILABLE, FORMAT_UNAVAILABLE ("No video formats
+    found", e.g. a VOD still being processed), … (see :func:`src.media.errors.classify`).
+    """
+    try:
+        with yt_dlp.YoutubeDL(_ydl_params(timeout)) as ydl:
+            info = ydl.extract_info(url, download=False)
+    except Exception as exc:
+        raise classify(exc) from exc
+    if not info or info.get("_type") == "playlist":
+        raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
+    return {"video_id": info.get("id"), **{key: info.get(key) for key in LIVE_KEYS}}
+
+
 def height_label(width: Optional[int], height: Optional[int]) -> Optional[str]:
     """Standard label (``"720p"``) for a frame size, or None when the height is unknown.
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import g
 
 from .. import schemas
-from ..middleware.auth import private_token_required
-from ..services import auth_service
+from ..middleware.auth import private_token_optional, private_token_required
+from ..services import auth_service, public_token_service
 from . import Blueprint
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
@@ -51,10 +51,28 @@ def change_password(body):
 
 @blp.get("/token/public")
 @blp.response(200, schemas.PublicTokenResponse)
+@private_token_optional
 def public_token():
-    """Issue a public token (24 h) for saving clips from integrations such as Nightbot."""
-    token, expires_in = auth_service.issue_public_token()
-    return {"token": token, "expires_in": expires_in}
+    """Issue a public token (24 h); with a private token it is bound to that user."""
+    user = g.current_user
+    return public_token_service.issue(user["user_id"] if user else None)
+
+
+@blp.get("/tokens/public")
+@blp.response(200, schemas.PublicTokenListResponse)
+@private_token_required
+def list_public_tokens():
+    """The caller's bound public tokens (id, dates, revoked flag; never the token itself)."""
+    return {"tokens": public_token_service.list_tokens(g.current_user["user_id"])}
+
+
+@blp.delete("/tokens/public/<jti>")
+@blp.response(200, schemas.MessageSchema)
+@private_token_required
+def revoke_public_token(jti):
+    """Revoke one of the caller's public tokens; it is refused (401) from then on."""
+    public_token_service.revoke(g.current_user["user_id"], jti)
+    return {"message": "Public token revoked"}
 
 
 @blp.get("/me")

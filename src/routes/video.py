@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import g, send_file
+from flask import Response, g, request, send_file
 
 from .. import schemas
 from ..middleware.auth import (private_token_required, public_token_in_path,
                                public_token_required)
-from ..services import download_service, video_service
+from ..services import download_service, stream_service, video_service
 from . import Blueprint
 
 blp = Blueprint("video", __name__, url_prefix="/api/video", description="Clips")
@@ -22,7 +22,7 @@ MIMETYPES = {"mp4": "video/mp4", "webm": "video/webm"}
 @blp.response(201, schemas.SavedResponse)
 def save(body):
     """Save a clip request (public token)."""
-    video_id = video_service.save_clip(body)
+    video_id = video_service.save_clip(body, g.public_token)
     return {"message": "Video info saved successfully", "video_id": video_id}
 
 
@@ -31,11 +31,35 @@ def save(body):
 @blp.arguments(schemas.SaveStreamQuery, location="query")
 @blp.response(201, schemas.SavedResponse)
 def save_stream(query, token, youtube_id):
-    """Save a clip of a live stream at this moment (Nightbot; public token in the path)."""
-    requested_at = datetime.now(timezone.utc)
-    video_id = video_service.save_stream_clip(youtube_id, query, requested_at)
-    return {"message": "Video clip saved successfully", "video_id": video_id,
-            "youtube_video_id": youtube_id}
+    """Save a clip of a live stream at this moment (Nightbot; `live` = the channel's stream)."""
+    saved = stream_service.save_stream_clip(
+        youtube_id, query, datetime.now(timezone.utc), g.public_token,
+        stream_service.parse_identity(request.headers.get("Nightbot-User")),
+        stream_service.parse_identity(request.headers.get("Nightbot-Channel")))
+    if _wants_text():
+        return Response(stream_service.text_reply(saved, query.get("message")), 201,
+                        mimetype="text/plain")
+    return {"message": "Video clip saved successfully", "video_id": saved["video_id"],
+            "youtube_video_id": saved["youtube_video_id"]}
+
+
+def _wants_text() -> bool:
+    """Chat bots get plain text: Nightbot headers present or ``?format=text`` (``json`` wins)."""
+    chosen = request.args.get("format")
+    nightbot = "Nightbot-User" in request.headers or "Nightbot-Channel" in request.headers
+    return chosen == "text" or (nightbot and chosen != "json")
+
+
+@blp.after_app_request
+def _text_errors(response):
+    """Errors of the stream save reach a chat as one short line with the same status code."""
+    if request.endpoint == "video.save_stream" and response.status_code >= 400 \
+            and response.is_json and _wants_text():
+        body = response.get_json(silent=True) or {}
+        response.set_data(stream_service.error_text(body.get("error", "error"),
+                                                    body.get("code", "ERROR")))
+        response.mimetype = "text/plain"
+    return response
 
 
 @blp.post("/download/<video_id>")

@@ -104,14 +104,6 @@ def authenticate_private(token: str) -> dict:
     return {**cached, "token_hash": token_hash}
 
 
-def authenticate_public(token: str) -> dict:
-    """Return the claims of a valid public token. Raises ApiError 401 otherwise."""
-    try:
-        return tokens.verify(token, setting("JWT_PUBLIC_SECRET"), "public")
-    except tokens.TokenError as exc:
-        raise ApiError(401, str(exc), "INVALID_TOKEN") from None
-
-
 def logout(token_hash: str) -> None:
     """Revoke one session (MongoDB and Redis)."""
     sessions.delete(db(), token_hash)
@@ -131,10 +123,3 @@ def change_password(user_id: str, current_password: str, new_password: str) -> N
                        {"new_password": ["Must differ from the current password."]})
     users.set_password_hash(db(), user_id, hash_password(new_password))
     cache_service.evict_sessions(redis(), sessions.delete_for_user(db(), user_id))
-
-
-def issue_public_token() -> tuple[str, int]:
-    """A new public token and its lifetime in seconds (``PUBLIC_TOKEN_HOURS``, default 24)."""
-    lifetime = timedelta(hours=setting("PUBLIC_TOKEN_HOURS"))
-    token, _ = tokens.issue(setting("JWT_PUBLIC_SECRET"), "public", lifetime)
-    return token, int(lifetime.total_seconds())

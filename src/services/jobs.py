@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Callable
 
 from . import progress_cache
@@ -21,11 +22,20 @@ log = logging.getLogger(__name__)
 BEAT_INTERVAL_SECONDS = 10
 
 
-class JobPool:
-    """``max_workers`` jobs run at once; others wait in FIFO order (phase ``initializing``)."""
+class JobCancelled(Exception):
+    """Raised inside a job when it no longer owns its record (declared dead and replaced)."""
 
-    def __init__(self, app, max_workers: int):
+
+class JobPool:
+    """``max_workers`` jobs run at once; others wait in FIFO order (phase ``initializing``).
+
+    Encodes are CPU-bound, so at most ``max_encodes`` of the running jobs encode at once
+    (:meth:`encode_slot`); a job waiting for a slot holds its worker.
+    """
+
+    def __init__(self, app, max_workers: int, max_encodes: int = 1):
         self._app = app
+        self._encode_slots = threading.BoundedSemaphore(max_encodes)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
         self._light = ThreadPoolExecutor(max_workers=2, thread_name_prefix="meta")
         self._owned: dict[str, str] = {}
@@ -47,6 +57,12 @@ class JobPool:
     def submit_light(self, fn: Callable, *args) -> None:
         """Run a short background task (metadata look-ups) outside the download slots."""
         self._light.submit(self._run_light, fn, *args)
+
+    @contextmanager
+    def encode_slot(self):
+        """Hold one of the ``MAX_CONCURRENT_ENCODES`` slots while encoding (blocks until free)."""
+        with self._encode_slots:
+            yield
 
     def owned_count(self) -> int:
         """Jobs queued or running in this process."""

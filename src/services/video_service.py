@@ -1,6 +1,8 @@
-"""Clips: saving them, showing them, and the format look-ups (spec: Video Endpoints 1, 2, 4-7)."""
+"""Clips: saving them, showing them, and the format look-ups (spec: Video Endpoints 1, 4-7;
+endpoint 2, the stream save, is in stream_service)."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -11,11 +13,12 @@ from ..media import source
 from ..media.errors import MediaError
 from ..utils.validators import (InvalidSourceURL, is_video_id, validate_source_url,
                                 youtube_watch_url)
-from . import progress_cache
+from . import progress_cache, public_token_service
 
 #: Media error codes that describe the video the user asked for (a 4xx), not a server failure.
 USER_SIDE_CODES = {"VIDEO_UNAVAILABLE", "PRIVATE_VIDEO", "AGE_RESTRICTED", "GEO_RESTRICTED",
-                   "FORMAT_UNAVAILABLE", "NOT_LIVE", "LIVE_NOT_STARTED", "SEGMENT_OUT_OF_RANGE"}
+                   "FORMAT_UNAVAILABLE", "NOT_LIVE", "LIVE_NOT_STARTED", "SEGMENT_OUT_OF_RANGE",
+                   "WAITING_FOR_VOD", "TIMESTAMP_REQUIRED", "VOD_UNAVAILABLE"}
 
 
 def media_api_error(code: str, message: str) -> ApiError:
@@ -24,7 +27,7 @@ def media_api_error(code: str, message: str) -> ApiError:
     return ApiError(422 if code in USER_SIDE_CODES else 500, message, code)
 
 
-def _owner(user_id: str) -> dict:
+def owner(user_id: str) -> dict:
     user = users.find_by_id(db(), user_id)
     if not user:
         raise ApiError(400, "user_id does not name an existing user", "VALIDATION_ERROR",
@@ -42,7 +45,15 @@ def _check_range(start: float, end: float) -> None:
         raise ApiError(400, "Invalid time range", "VALIDATION_ERROR", errors)
 
 
-def _new_clip(user: dict, url: str, youtube_id: Optional[str], start, end, **extra) -> str:
+def new_clip(user: dict, url: str, youtube_id: Optional[str], start, end,
+             fill_formats: bool = True, **extra) -> str:
+    """Insert a pending clip for ``user`` (a users document); return its id. The available
+    formats are looked up in the background (``fill_formats``). Raises ApiError 429
+    PENDING_CLIPS_LIMIT when the user already has ``MAX_PENDING_CLIPS_PER_USER`` pending clips."""
+    limit = setting("MAX_PENDING_CLIPS_PER_USER")
+    if limit and videos.count_pending(db(), user["_id"]) >= limit:
+        raise ApiError(429, f"Too many pending clips (at most {limit}); download or wait for "
+                            "some first", "PENDING_CLIPS_LIMIT")
     doc = {
         "user_id": user["_id"], "source_type": "youtube" if youtube_id else "url", "url": url,
         "youtube_video_id": youtube_id, "start_time": start, "end_time": end,
@@ -52,50 +63,29 @@ def _new_clip(user: dict, url: str, youtube_id: Optional[str], start, end, **ext
         "available_formats": [], "file_size_bytes": None, "expires_at": None, **extra,
     }
     video_id = videos.insert(db(), doc)
-    jobs().submit_light(fill_available_formats, video_id)
+    if fill_formats:
+        jobs().submit_light(fill_available_formats, video_id)
     return video_id
 
 
-def save_clip(body: dict) -> str:
+def save_clip(body: dict, token_claims: dict) -> str:
     """Validate and store a clip request (POST /api/video/save); return its id.
 
     ``body``: url, start_time, end_time (seconds), user_id, additional_message, clip_offset.
-    Raises ApiError 400 on a bad URL, range or unknown user. Makes no network call: the
-    available formats are filled in the background.
+    ``token_claims``: the public token's claims (a bound token saves only for its ``user_id``).
+    Raises ApiError 400 on a bad URL, range or unknown user, 403 TOKEN_USER_MISMATCH, 429
+    PENDING_CLIPS_LIMIT. Makes no network call: the available formats are filled in the
+    background.
     """
     try:
         url, youtube_id = validate_source_url(body["url"], setting("ALLOWED_SOURCE_HOSTS"))
     except InvalidSourceURL as exc:
         raise ApiError(400, str(exc), "INVALID_URL", {"url": [str(exc)]}) from None
     _check_range(body["start_time"], body["end_time"])
-    user = _owner(body["user_id"])
-    return _new_clip(user, url, youtube_id, body["start_time"], body["end_time"],
+    user = owner(public_token_service.check_owner(token_claims, body["user_id"]))
+    return new_clip(user, url, youtube_id, body["start_time"], body["end_time"],
                      additional_message=body.get("additional_message"),
                      clip_offset=body.get("clip_offset"), origin="api")
-
-
-def save_stream_clip(youtube_id: str, query: dict, requested_at: datetime) -> str:
-    """Store a clip of a (live) YouTube video at the request moment (Nightbot endpoint).
-
-    The clip moment is the request time. With ``t`` (seconds into the video) the segment is known
-    now: start = max(0, t − offset), end = start + duration. Without it, ``clip_moment_at`` is
-    stored and the download job places the moment from the stream's start time.
-    Raises ApiError 400 on a malformed id, duration over ``MAX_VIDEO_DURATION`` or unknown user.
-    """
-    if not is_video_id(youtube_id):
-        raise ApiError(400, "video_id must be an 11-character YouTube video id", "INVALID_URL")
-    offset, duration = query["offset"], query["duration"]
-    if duration > setting("MAX_VIDEO_DURATION"):
-        raise ApiError(400, "Clip is too long", "VALIDATION_ERROR",
-                       {"duration": [f"At most {setting('MAX_VIDEO_DURATION'):g} s."]})
-    user = _owner(query["user_id"])
-    start = end = None
-    if query.get("t") is not None:
-        start = max(0.0, query["t"] - offset)
-        end = start + duration
-    return _new_clip(user, youtube_watch_url(youtube_id), youtube_id, start, end,
-                     additional_message=query.get("message"), clip_offset=offset,
-                     clip_duration=duration, clip_moment_at=requested_at, origin="stream")
 
 
 def fill_available_formats(video_id: str) -> None:
@@ -114,7 +104,7 @@ def get_owned(video_id: str, user_id: str) -> dict:
     """The video ``video_id`` if ``user_id`` owns it. ApiError 404 (unknown or malformed id) or
     403 (someone else's)."""
     doc = videos.get(db(), video_id)
-    if not doc:
+    if not doc or doc.get("source_type") == "upload":  # uploads belong to /api/encode
         raise ApiError(404, "Video not found", "NOT_FOUND")
     if str(doc["user_id"]) != str(user_id):
         raise ApiError(403, "You do not own this video", "FORBIDDEN")
@@ -132,8 +122,6 @@ def iso(value: Optional[datetime]) -> Optional[str]:
 
 def file_available(doc: dict) -> bool:
     """True when the clip is completed and its file is on disk."""
-    import os
-
     return doc.get("status") == "completed" and bool(doc.get("file_path")) \
         and os.path.isfile(doc["file_path"])
 
@@ -147,6 +135,7 @@ def summary_view(doc: dict) -> dict:
         "status": doc["status"], "created_at": iso(doc.get("created_at")),
         "file_available": file_available(doc), "additional_message": doc.get("additional_message"),
         "error_message": doc.get("error_message"), "error_code": doc.get("error_code"),
+        "phase": doc.get("live_phase") if doc["status"] in ("pending", "failed") else None,
     }
 
 

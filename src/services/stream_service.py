@@ -1,0 +1,124 @@
+"""Saving a clip of a live stream from chat (spec: Video Endpoints 2; issue 5, items 1-3).
+
+Nightbot's ``$(urlfetch URL)`` sends a GET with ``Nightbot-User`` and ``Nightbot-Channel``
+headers (URL-encoded query strings: ``name``, ``displayName``, ``provider``, ``providerId``,
+``userLevel``) and shows the response body in chat as-is, so such requests get a plain-text
+reply under 400 characters (:func:`text_reply`, :func:`error_text`). Nothing here makes a network
+call: the moment is placed in the stream by src/services/live_service.py in the background;
+the reply shows the clip's time in the stream only when it is already known (``t`` given, or the
+stream's start time read recently for an earlier clip).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+from urllib.parse import parse_qs
+
+from ..errors import ApiError
+from ..extensions import setting
+from ..utils.validators import is_video_id, youtube_watch_url
+from . import live_service, public_token_service, video_service
+
+MAX_REPLY_CHARS = 399
+IDENTITY_FIELDS = ("name", "displayName", "provider", "providerId", "userLevel")
+#: How old a cached channel → stream mapping may be to show a time in the reply (seconds).
+CHANNEL_HINT_MAX_AGE = 600
+
+
+def parse_identity(header: Optional[str]) -> Optional[dict]:
+    """A ``Nightbot-User``/``Nightbot-Channel`` header (``name=x&displayName=X&provider=youtube
+    &providerId=UC…&userLevel=moderator``) as a dict of the known fields (each cut to 100
+    characters), or None when absent or empty. Source: docs.nightbot.tv, urlfetch."""
+    if not header:
+        return None
+    values = parse_qs(header, keep_blank_values=True)
+    found = {key: values[key][0][:100] for key in IDENTITY_FIELDS if key in values}
+    return found or None
+
+
+def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_claims: dict,
+                     nightbot_user: Optional[dict] = None,
+                     nightbot_channel: Optional[dict] = None) -> dict:
+    """Store a clip of ``video_ref`` (an 11-character YouTube id, or ``live`` for the channel's
+    current stream) at ``requested_at`` (UTC, the request time).
+
+    ``query``: user_id, message, offset, duration, t, delay, channel (seconds for numbers).
+    With ``t`` the segment is known now: start = max(0, t − offset), end = start + duration.
+    Without it the clip waits for the background resolver (``live_phase`` ``resolving``).
+    Returns ``{"video_id", "youtube_video_id" (None for an unresolved ``live``), "position"
+    (seconds into the stream, or None when not known yet)}``. Raises ApiError 400 (bad id,
+    duration over ``MAX_VIDEO_DURATION``, unknown user, ``live`` without a channel), 403
+    TOKEN_USER_MISMATCH, 429 PENDING_CLIPS_LIMIT.
+    """
+    offset, duration = query["offset"], query["duration"]
+    delay = query["delay"] if query.get("delay") is not None else setting("STREAM_DELAY_SECONDS")
+    channel_id = query.get("channel") or (nightbot_channel or {}).get("providerId")
+    if video_ref != "live" and not is_video_id(video_ref):
+        raise ApiError(400, "video_id must be an 11-character YouTube video id or 'live'",
+                       "INVALID_URL")
+    if video_ref == "live" and not channel_id:
+        raise ApiError(400, "'live' needs the channel: send Nightbot-Channel or ?channel=UC…",
+                       "CHANNEL_REQUIRED", {"channel": ["Missing channel id."]})
+    if duration > setting("MAX_VIDEO_DURATION"):
+        raise ApiError(400, "Clip is too long", "VALIDATION_ERROR",
+                       {"duration": [f"At most {setting('MAX_VIDEO_DURATION'):g} s."]})
+    user = video_service.owner(public_token_service.check_owner(token_claims, query["user_id"]))
+    youtube_id = None if video_ref == "live" else video_ref
+    start = end = position = None
+    if query.get("t") is not None:
+        position = query["t"]
+        start = max(0.0, position - offset)
+        end = start + duration
+    extra = {"additional_message": query.get("message"), "clip_offset": offset,
+             "clip_duration": duration, "clip_delay": delay, "clip_moment_at": requested_at,
+             "origin": "stream", "nightbot_user": nightbot_user,
+             "nightbot_channel": nightbot_channel}
+    if start is None:
+        extra.update(live_phase="resolving", live_checks=0, next_check_at=None,
+                     live_channel_id=channel_id if youtube_id is None else None)
+        position = _known_position(youtube_id, channel_id, requested_at, delay)
+    url = youtube_watch_url(youtube_id) if youtube_id else live_service.channel_live_url(channel_id)
+    video_id = video_service.new_clip(user, url, youtube_id, start, end,
+                                      fill_formats=youtube_id is not None and start is not None,
+                                      **extra)
+    if start is None:
+        live_service.schedule_first_check(video_id)
+    return {"video_id": video_id, "youtube_video_id": youtube_id, "position": position}
+
+
+def _known_position(youtube_id: Optional[str], channel_id: Optional[str],
+                    requested_at: datetime, delay: float) -> Optional[float]:
+    """The moment in the stream from cached live facts only (no network), else None."""
+    facts = live_service.cached_facts(youtube_id) if youtube_id else \
+        live_service.cached_facts(channel_id=channel_id, max_age=CHANNEL_HINT_MAX_AGE)
+    if not facts or not facts.get("release_timestamp") or \
+            facts.get("live_status") not in ("is_live", "post_live", "was_live"):
+        return None
+    start, _ = live_service.place(requested_at, facts["release_timestamp"], delay, 0, 0)
+    return start
+
+
+def hms(seconds: float) -> str:
+    """``3725.4`` → ``"1:02:05"`` (H:MM:SS, as YouTube shows a time in a video)."""
+    total = int(seconds)
+    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_REPLY_CHARS else text[:MAX_REPLY_CHARS - 1] + "…"
+
+
+def text_reply(saved: dict, message: Optional[str]) -> str:
+    """The chat reply for a saved clip, under 400 characters, e.g.
+    ``Clip saved at 1:02:05 (id 665f…): what a play``."""
+    where = f"at {hms(saved['position'])}" if saved.get("position") is not None else \
+        "(its time in the stream is being placed)"
+    reply = f"Clip saved {where}, id {saved['video_id']}"
+    return _cut(f"{reply}: {message}" if message else reply)
+
+
+def error_text(message: str, code: str) -> str:
+    """The chat reply for a refused request, e.g. ``Clip not saved: Token has expired
+    (INVALID_TOKEN)``, under 400 characters."""
+    return _cut(f"Clip not saved: {message} ({code})")
