@@ -8,15 +8,19 @@ from flask import Flask
 from flask_smorest import Api
 
 from . import stores
+from . import logging_setup
 from .config import load_config
+from .config_checks import check_settings
 from .data import ensure_indexes
 from .errors import register_error_handlers
 from .routes import auth as auth_routes
 from .routes import encode as encode_routes
+from .routes import health as health_routes
 from .routes import video as video_routes
 from .middleware import rate_limits
-from .services import live_service
+from .services import cleanup_service, live_service, recovery_service
 from .services.jobs import JobPool
+from .web import blp as web_blp
 
 log = logging.getLogger("yt_downloader")
 
@@ -41,7 +45,8 @@ def create_app(config: dict | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     )
-    _configure_logging(settings)
+    check_settings(settings)  # production refusals (src/config_checks.py)
+    logging_setup.configure_logging(settings)
     _warn_embedded(settings)
     for folder in (settings["DOWNLOADS_DIR"], settings["UPLOADS_DIR"]):
         os.makedirs(folder, exist_ok=True)
@@ -52,23 +57,37 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["yt"]["jobs"] = JobPool(app, settings["MAX_CONCURRENT_JOBS"],
                                            settings["MAX_CONCURRENT_ENCODES"])
 
+    if settings["TRUSTED_PROXY_COUNT"]:  # behind nginx: client IP/scheme from X-Forwarded-*
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+    logging_setup.init_app(app)  # first before_request: every answer carries X-Request-ID
+    _init_cors(app, settings)
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
     api.register_blueprint(auth_routes.blp)
     api.register_blueprint(video_routes.blp)
     api.register_blueprint(encode_routes.blp)
+    api.register_blueprint(health_routes.blp)
+    app.register_blueprint(web_blp)  # the dashboard at / (static files, not in OpenAPI)
     register_error_handlers(app)  # after Api(), so our handlers replace flask-smorest's
     rate_limits.init_app(app)  # after the blueprints: limits are attached to their views
     live_service.init_app(app)
+    cleanup_service.init_app(app)  # on live_service's scheduler
+    recovery_service.recover_at_start(app)
     return app
 
 
-def _configure_logging(settings: dict) -> None:
-    level = getattr(logging, str(settings["LOG_LEVEL"]).upper(), logging.INFO)
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root.setLevel(level)
+def _init_cors(app: Flask, settings: dict) -> None:
+    """CORS for ``/api/*`` from ``CORS_ORIGINS`` (comma-separated; empty = no CORS headers) via
+    flask-cors; credentials only with ``CORS_SUPPORTS_CREDENTIALS``."""
+    if settings["CORS_ORIGINS"]:
+        from flask_cors import CORS
+
+        CORS(app, resources={r"/api/*": {"origins": settings["CORS_ORIGINS"]}},
+             supports_credentials=settings["CORS_SUPPORTS_CREDENTIALS"],
+             expose_headers=["X-Request-ID", "Content-Disposition", "Retry-After"])
 
 
 def _warn_embedded(settings: dict) -> None:

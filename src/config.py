@@ -71,6 +71,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "MIN_FREE_DISK_MB": (float, 1024),
     "ORPHAN_MAX_AGE_MINUTES": ("minutes", 180),
     "USE_X_ACCEL_REDIRECT": (bool, False),
+    "TRUSTED_PROXY_COUNT": (int, 0),
 }
 
 SECRET_NAMES = ("JWT_PUBLIC_SECRET", "JWT_PRIVATE_SECRET", "FLASK_SECRET_KEY")

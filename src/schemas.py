@@ -158,7 +158,9 @@ class VideoSummarySchema(Schema):
     error_message = fields.String(allow_none=True)
     error_code = fields.String(allow_none=True)
     phase = fields.String(allow_none=True, metadata={
-        "description": "a pending stream clip: resolving_live | waiting_for_vod"})
+        "description": "a pending stream clip: resolving | waiting_for_vod"})
+    nightbot_user = fields.Dict(allow_none=True, metadata={
+        "description": "who typed the command: name, displayName, provider, providerId, userLevel"})
 
 
 class VideoStatusSchema(VideoSummarySchema):

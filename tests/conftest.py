@@ -14,7 +14,7 @@ import redis as redis_lib
 
 from src.app import create_app
 
-pytest_plugins = ["tests.media_fixtures"]
+pytest_plugins = ["tests.media_fixtures", "tests.youtube_fakes"]
 
 TEST_REDIS_URI = os.environ.get("TEST_REDIS_URI", "redis://127.0.0.1:6379/15")
 
@@ -46,7 +46,7 @@ def make_app(tmp_path, redis_uri):
             "DOWNLOADS_DIR": str(tmp_path / "downloads"), "UPLOADS_DIR": str(tmp_path / "uploads"),
             "ALLOWED_SOURCE_HOSTS": "youtube.com,www.youtube.com,m.youtube.com,"
                                     "music.youtube.com,youtu.be,127.0.0.1",
-            "DOWNLOAD_WAIT_SECONDS": 0, "TESTING": True,
+            "DOWNLOAD_WAIT_SECONDS": 0, "TESTING": True, "LOG_FILE": str(tmp_path / "app.log"),
             "RATE_LIMIT_ENABLED": False,  # tests/test_rate_limits.py turns them on
             "RATE_LIMIT_KEY_PREFIX": f"ytd-test-{uuid.uuid4().hex[:8]}", **overrides,
         }
@@ -106,3 +106,11 @@ def auth(client):
 def auth_factory():
     """``auth_factory(client)`` → :class:`Auth` for a client of an app made with ``make_app``."""
     return Auth
+
+
+@pytest.fixture
+def bound(client, auth):
+    """A new user and a public token bound to them: ``(user, token)``."""
+    user = auth.user()
+    token = client.get("/api/auth/token/public", headers=user["headers"]).json["token"]
+    return user, token

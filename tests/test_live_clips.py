@@ -10,8 +10,7 @@ from bson import ObjectId
 from yt_dlp.utils import ExtractorError, UserNotLive
 
 from src.services import live_service
-from tests.youtube_fakes import (CHANNEL_ID, VIDEO_ID, fake_youtube, stream_info,  # noqa: F401
-                                 wait_for, watch_url)
+from tests.youtube_fakes import CHANNEL_ID, VIDEO_ID, stream_info, wait_for, watch_url
 
 CHANNEL_LIVE = f"https://www.youtube.com/channel/{CHANNEL_ID}/live"
 
@@ -36,13 +35,6 @@ def _save(client, token, ref=VIDEO_ID, headers=None, **query):
 
 def _doc(app, video_id):
     return app.extensions["yt"]["db"].videos.find_one({"_id": ObjectId(video_id)})
-
-
-@pytest.fixture
-def bound(client, auth):
-    user = auth.user()
-    token = client.get("/api/auth/token/public", headers=user["headers"]).json["token"]
-    return user, token
 
 
 def test_clip_waits_for_vod_then_is_released(make_app, auth_factory, fake_youtube):

@@ -7,18 +7,11 @@ from urllib.parse import quote
 import pytest
 from bson import ObjectId
 
-from tests.youtube_fakes import VIDEO_ID, fake_youtube, stream_info, wait_for, watch_url  # noqa: F401
+from tests.youtube_fakes import VIDEO_ID, stream_info, wait_for, watch_url
 
 USER = "name=night_owl&displayName=Night%20Owl&provider=youtube&providerId=UCowl&userLevel=moderator"
 CHANNEL = "name=streamer&displayName=Streamer&provider=youtube&providerId=UC" + "c" * 22
 NIGHTBOT = {"Nightbot-User": USER, "Nightbot-Channel": CHANNEL}
-
-
-@pytest.fixture
-def bound(client, auth):
-    user = auth.user()
-    token = client.get("/api/auth/token/public", headers=user["headers"]).json["token"]
-    return user, token
 
 
 def _text(r, status):
@@ -41,6 +34,8 @@ def test_nightbot_success_reply_and_stored_identity(app, client, bound):
                                     "userLevel": "moderator"}
     assert doc["nightbot_channel"]["providerId"] == "UC" + "c" * 22
     assert str(doc["user_id"]) == user["id"]
+    listed = client.get("/api/video/list", headers=user["headers"]).json["videos"][0]
+    assert listed["nightbot_user"]["displayName"] == "Night Owl"
 
 
 def test_reply_shows_the_time_once_the_stream_start_is_known(app, client, bound, fake_youtube):

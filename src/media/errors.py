@@ -163,4 +163,8 @@ def _classify_ffmpeg(exc: FFmpegError) -> MediaError:
         return MediaError(SOURCE_HTTP_ERROR, "The video source could not be reached.", detail)
     if "timed out" in str(exc):
         return MediaError(FFMPEG_FAILED, "Cutting the video segment took too long.", detail)
+    if exc.returncode is not None and exc.returncode < 0:  # killed from outside (OOM, kill -9)
+        return MediaError(FFMPEG_FAILED, f"The ffmpeg process was killed (signal "
+                                         f"{-exc.returncode}) while cutting the clip. "
+                                         "Download again to retry.", detail)
     return MediaError(FFMPEG_FAILED, detail=detail)

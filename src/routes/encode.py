@@ -1,13 +1,14 @@
 """Video encoding endpoints (spec: Video Encoding Endpoints 1-5)."""
 from __future__ import annotations
 
-from flask import g, request, send_file
+from flask import g, request
 from marshmallow import Schema, fields, validate
 
 from ..media.encode import CODECS
 from ..schemas import ProcessingResponse
 from ..middleware.auth import private_token_required
-from ..services import encoding_service
+from ..services import encoding_service, upload_service
+from ..utils.files import send_media  # X-Accel-Redirect when enabled
 from . import Blueprint
 
 blp = Blueprint("encode", __name__, url_prefix="/api/encode", description="Re-encode to MP4")
@@ -46,7 +47,7 @@ PROCESSING = {"message": "Video is currently being encoded", "status": "processi
 @blp.response(201, UploadResponse)
 def upload():
     """Upload a video (multipart field ``video``) to encode later."""
-    return encoding_service.save_upload(request.files.get("video"), g.current_user["user_id"])
+    return upload_service.save_upload(request.files.get("video"), g.current_user["user_id"])
 
 
 @blp.post("/start/<encode_id>")
@@ -65,15 +66,16 @@ def start(body, encode_id):
 @private_token_required
 def status(encode_id):
     """Encoding status and progress (0-100)."""
-    doc = encoding_service.get_owned_upload(encode_id, g.current_user["user_id"])
-    return encoding_service.status_view(doc)
+    doc = upload_service.get_owned_upload(encode_id, g.current_user["user_id"])
+    return encoding_service.status_view(encoding_service.reap_if_dead(doc))
 
 
 @blp.post("/download/<encode_id>")
 @private_token_required
 def download(encode_id):
     """Download the encoded MP4 (202 while encoding)."""
-    doc = encoding_service.get_owned_upload(encode_id, g.current_user["user_id"])
+    doc = encoding_service.reap_if_dead(
+        upload_service.get_owned_upload(encode_id, g.current_user["user_id"]))
     if doc["status"] == "processing":
         return PROCESSING, 202
     if doc["status"] == "failed":
@@ -82,8 +84,8 @@ def download(encode_id):
     if not encoding_service.output_available(doc):
         return {"error": "No encoded file for this request; start the encode first",
                 "code": "NOT_FOUND"}, 404
-    response = send_file(doc["file_path"], mimetype="video/mp4", conditional=True)
-    name = encoding_service.download_name(doc)
+    response = send_media(doc["file_path"], mimetype="video/mp4")
+    name = upload_service.download_name(doc)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Response, g, request, send_file
+from flask import Response, g, request
 
 from .. import schemas
 from ..middleware.auth import (private_token_required, public_token_in_path,
                                public_token_required)
 from ..services import download_service, stream_service, video_service
+from ..utils.files import send_media  # X-Accel-Redirect when enabled
 from . import Blueprint
 
 blp = Blueprint("video", __name__, url_prefix="/api/video", description="Clips")
@@ -71,7 +72,7 @@ def download(prefs, video_id):
     result = download_service.request_download(video_id, g.current_user["user_id"], prefs or {})
     if result.get("processing"):
         return {"message": "Video is currently being processed", "status": "processing"}, 202
-    response = send_file(result["file"], mimetype=MIMETYPES[result["ext"]], conditional=True)
+    response = send_media(result["file"], mimetype=MIMETYPES[result["ext"]])
     response.headers["Content-Disposition"] = \
         f'attachment; filename="video_{video_id}.{result["ext"]}"'
     return response

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 from ..data import videos
-from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
 from ..media import segment, source
 from ..media.errors import MESSAGES, MediaError
@@ -25,6 +24,7 @@ from ..media.ffmpeg import FFmpegError
 from ..media.encode import InvalidMediaError, encode_to_mp4
 from . import progress_cache
 from .encoding_service import progress_reporter
+from . import health_service
 from .jobs import JobCancelled
 from .live_service import PHASES
 from .video_service import file_available, get_owned, media_api_error
@@ -37,19 +37,14 @@ INTERRUPTED = ("The download was interrupted (the server restarted or the job di
 
 
 def reap_if_dead(doc: dict) -> dict:
-    """If ``doc`` is ``processing`` but its job has no live heartbeat (and was claimed longer ago
-    than the heartbeat TTL), mark it failed with JOB_INTERRUPTED and remove its partial files.
+    """If ``doc`` is ``processing`` but its job is dead (no heartbeat, claimed longer ago than the
+    heartbeat TTL), mark it failed with JOB_INTERRUPTED and remove its partial files.
     Returns the current document."""
-    if doc.get("status") != "processing" or progress_cache.heartbeat(redis(), str(doc["_id"])):
-        return doc
-    claimed_at = doc.get("job_claimed_at")
-    if claimed_at and claimed_at.tzinfo is None:
-        claimed_at = claimed_at.replace(tzinfo=timezone.utc)
-    grace = timedelta(seconds=progress_cache.HEARTBEAT_TTL_SECONDS)
-    if claimed_at and datetime.now(timezone.utc) - claimed_at < grace:
+    if not progress_cache.job_is_dead(redis(), doc):
         return doc
     if videos.update(db(), doc["_id"], {"status": "failed", "error_code": "JOB_INTERRUPTED",
-                                        "error_message": INTERRUPTED}, job_id=doc.get("job_id")):
+                                        "error_message": INTERRUPTED, "file_path": None,
+                                        "file_size_bytes": None}, job_id=doc.get("job_id")):
         _remove_partials(str(doc["_id"]), keep=None)
         log.warning("video %s: job %s had no heartbeat; marked failed", doc["_id"], doc.get("job_id"))
     return videos.get(db(), doc["_id"])
@@ -92,6 +87,7 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
     if _ready(doc, fmt, res, preset):
         return {"file": doc["file_path"], "ext": doc["file_format"]}
     if doc["status"] != "processing":
+        health_service.require_free_disk()  # 507 when DOWNLOADS_DIR is short of space
         job_id = uuid.uuid4().hex
         claimed = videos.claim(db(), video_id, job_id, {
             "format_preference": fmt, "resolution_preference": res, "quality_preset": preset,
@@ -229,10 +225,13 @@ def _fetch_and_encode(doc: dict, plan, start: float, end: float, out_path: str, 
 
 
 def _fail(video_id: str, job_id: str, code: str, message: str) -> None:
-    """Record a failure; the clip's folder is emptied (a previous file included: the record
-    describes one file at a time)."""
-    if videos.update(db(), video_id, {"status": "failed", "error_code": code, "error_message": message,
-                                      "file_path": None, "file_size_bytes": None}, job_id=job_id):
-        _remove_partials(video_id, keep=None)
+    """Record a failure. The clip's folder is emptied first (a previous file included: the record
+    describes one file at a time), so a request that sees ``failed`` never finds stale files."""
+    doc = videos.get(db(), video_id)
+    if not doc or doc.get("job_id") != job_id:
+        return
+    _remove_partials(video_id, keep=None)
+    videos.update(db(), video_id, {"status": "failed", "error_code": code, "error_message": message,
+                                   "file_path": None, "file_size_bytes": None}, job_id=job_id)
     log.warning("video %s: job %s failed: %s %s", video_id, job_id, code, message)
 

@@ -1,110 +1,34 @@
-"""Uploads and their re-encode to MP4 (spec: Video Encoding Endpoints 1-5, Core Services 3).
+"""Encode jobs: an upload re-encoded to MP4 (spec: Video Encoding Endpoints 2-4, Core Services 3).
 
-An upload is a ``videos`` document with ``source_type: "upload"``; its files live in
-``UPLOADS_DIR/{encode_id}/``: ``source.{ext}`` (the upload, a server-made name) and
-``encoded_{codec}_{preset}.mp4``. The user's file name is metadata only.
+The output is ``UPLOADS_DIR/{encode_id}/encoded_{codec}_{preset}.mp4`` next to the upload
+(src/services/upload_service.py). Progress goes to ``progress:{encode_id}`` like a clip's.
 """
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from bson import ObjectId
-from werkzeug.utils import secure_filename
-
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
-from ..media.encode import InvalidMediaError, encode_to_mp4, probe_video
+from ..media.encode import InvalidMediaError, encode_to_mp4
 from ..media.ffmpeg import FFmpegError
-from . import progress_cache
+from . import health_service, progress_cache, upload_service
 from .jobs import JobCancelled
 from .video_service import iso
 
 log = logging.getLogger(__name__)
 
-#: Upload extensions accepted (spec: Upload Video for Encoding, Allowed Formats).
-ALLOWED_EXTENSIONS = ("mp4", "avi", "mkv", "mov", "flv", "wmv", "webm", "m4v", "mpg", "mpeg", "3gp")
 POLL_SECONDS = 0.2
+INTERRUPTED = ("The encode was interrupted (the server restarted or the job died). "
+               "Start it again.")
 
 
 def _folder(encode_id: str) -> str:
     return os.path.join(setting("UPLOADS_DIR"), encode_id)
-
-
-def _max_upload_bytes() -> int:
-    return int(setting("MAX_UPLOAD_SIZE_MB") * 1024 * 1024)
-
-
-def too_large() -> ApiError:
-    """The error for an upload over ``MAX_UPLOAD_SIZE_MB``."""
-    return ApiError(400, f"File is larger than {setting('MAX_UPLOAD_SIZE_MB'):g} MB",
-                    "FILE_TOO_LARGE")
-
-
-def original_name(filename: str | None) -> str:
-    """The user's file name reduced to its last path component (metadata only), ≤ 255 chars."""
-    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return name[-255:]
-
-
-def save_upload(file_storage, user_id: str) -> dict:
-    """Store an uploaded video and its probe; return the spec's upload response.
-
-    ``file_storage``: a werkzeug FileStorage (already spooled to disk by werkzeug's parser, copied
-    here in chunks). Raises ApiError 400: NO_FILE, INVALID_FORMAT (extension not allowed),
-    FILE_TOO_LARGE, INVALID_VIDEO (not a decodable video). On any error nothing stays on disk.
-    """
-    if file_storage is None or not file_storage.filename:
-        raise ApiError(400, "No file in the 'video' form field", "NO_FILE")
-    name = original_name(file_storage.filename)
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if ext not in ALLOWED_EXTENSIONS:
-        raise ApiError(400, f"File type not allowed; use one of: {', '.join(ALLOWED_EXTENSIONS)}",
-                       "INVALID_FORMAT")
-    encode_id = ObjectId()
-    folder = _folder(str(encode_id))
-    path = os.path.join(folder, f"source.{ext}")
-    os.makedirs(folder)
-    try:
-        file_storage.save(path)
-        size = os.path.getsize(path)
-        if size > _max_upload_bytes():
-            raise too_large()
-        metadata = probe_video(path)
-    except InvalidMediaError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise ApiError(400, str(exc), "INVALID_VIDEO") from None
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    now = datetime.now(timezone.utc)
-    videos.insert(db(), {
-        "_id": encode_id, "user_id": ObjectId(user_id), "source_type": "upload",
-        "original_filename": name, "input_file_path": path, "status": "pending",
-        "file_path": None, "file_size_bytes": None, "input_size_bytes": size,
-        "metadata": metadata, "video_codec": None, "audio_codec": "aac", "quality_preset": None,
-        "encoding_progress": 0, "error_message": None, "error_code": None,
-        "expires_at": now + timedelta(minutes=setting("VIDEO_RETENTION_MINUTES"))})
-    return {"message": "Video uploaded successfully", "encode_id": str(encode_id),
-            "original_filename": name, "file_size_mb": round(size / 1_048_576, 1),
-            "metadata": {"duration": round(metadata["duration"], 3),
-                         "resolution": metadata["resolution"],
-                         "original_codec": metadata["original_codec"]}}
-
-
-def get_owned_upload(encode_id: str, user_id: str) -> dict:
-    """The upload ``encode_id`` if ``user_id`` owns it; ApiError 404 / 403 otherwise."""
-    doc = videos.get(db(), encode_id)
-    if not doc or doc.get("source_type") != "upload":
-        raise ApiError(404, "Encode request not found", "NOT_FOUND")
-    if str(doc["user_id"]) != str(user_id):
-        raise ApiError(403, "You do not own this encode request", "FORBIDDEN")
-    return doc
 
 
 def output_available(doc: dict) -> bool:
@@ -120,16 +44,18 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
     encode with the same codec and preset answers at once. Raises ApiError 404/403, 410 when the
     upload has expired, 500 ENCODE_FAILED when the encode failed.
     """
-    doc = get_owned_upload(encode_id, user_id)
-    if not doc.get("input_file_path") or not os.path.isfile(doc["input_file_path"]):
+    doc = upload_service.get_owned_upload(encode_id, user_id)
+    if doc["status"] == "expired" or not doc.get("input_file_path") \
+            or not os.path.isfile(doc["input_file_path"]):
         raise ApiError(410, "The uploaded file has expired; upload it again", "UPLOAD_EXPIRED")
     same = doc.get("video_codec") == codec and doc.get("quality_preset") == preset
     if not (same and output_available(doc)) and doc["status"] != "processing":
+        health_service.require_free_disk()  # 507 when short of disk space
         job_id = uuid.uuid4().hex
         claimed = videos.claim(db(), encode_id, job_id, {
             "video_codec": codec, "quality_preset": preset, "encoding_progress": 0,
             "job_claimed_at": datetime.now(timezone.utc), "encoding_started_at": None,
-            "encoding_completed_at": None})
+            "encoding_completed_at": None}, from_statuses=("pending", "completed", "failed"))
         if claimed:
             progress_cache.reset_progress(redis(), encode_id)
             jobs().submit(encode_id, job_id, run_encode)
@@ -215,11 +141,24 @@ def _remove_other_outputs(encode_id: str, keep: str | None) -> None:
             os.remove(path)
 
 
-def _fail(encode_id: str, job_id: str, message: str) -> None:
-    if videos.update(db(), encode_id, {"status": "failed", "error_code": "ENCODE_FAILED",
-                                       "error_message": message, "file_path": None,
-                                       "file_size_bytes": None}, job_id=job_id):
-        _remove_other_outputs(encode_id, keep=None)
+def _fail(encode_id: str, job_id: str, message: str, code: str = "ENCODE_FAILED") -> bool:
+    """Record a failure of ``job_id`` (its outputs removed first); False if it lost the record."""
+    doc = videos.get(db(), encode_id)
+    if not doc or doc.get("job_id") != job_id:
+        return False
+    _remove_other_outputs(encode_id, keep=None)
+    return videos.update(db(), encode_id, {"status": "failed", "error_code": code,
+                                           "error_message": message, "file_path": None,
+                                           "file_size_bytes": None}, job_id=job_id)
+
+
+def reap_if_dead(doc: dict) -> dict:
+    """Fail an encode whose process died (JOB_INTERRUPTED; partial outputs removed, the upload
+    kept) and return the current document."""
+    if progress_cache.job_is_dead(redis(), doc) and \
+            _fail(str(doc["_id"]), doc.get("job_id"), INTERRUPTED, "JOB_INTERRUPTED"):
+        log.warning("encode %s: job %s had no heartbeat; marked failed", doc["_id"], doc.get("job_id"))
+    return videos.get(db(), doc["_id"])
 
 
 def status_view(doc: dict) -> dict:
@@ -243,10 +182,3 @@ def status_view(doc: dict) -> dict:
         "metadata": doc.get("metadata"), "expires_at": iso(doc.get("expires_at")),
         "error_message": doc.get("error_message"), "error_code": doc.get("error_code"),
     }
-
-
-def download_name(doc: dict) -> str:
-    """``{original_stem}_{codec}_{preset}.mp4`` with the stem made filesystem- and header-safe."""
-    stem = original_name(doc.get("original_filename")).rsplit(".", 1)[0]
-    stem = secure_filename(stem) or "video"
-    return f"{stem}_{doc['video_codec']}_{doc['quality_preset']}.mp4"

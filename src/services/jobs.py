@@ -15,6 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable
 
+from bson import ObjectId
+
+from ..logging_setup import bind_request_id, current_request_id, reset_request_id
 from . import progress_cache
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class JobPool:
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
         self._light = ThreadPoolExecutor(max_workers=2, thread_name_prefix="meta")
         self._owned: dict[str, str] = {}
+        self._running = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         threading.Thread(target=self._beat_loop, name="job-heartbeat", daemon=True).start()
@@ -52,7 +56,8 @@ class JobPool:
         with self._lock:
             self._owned[video_id] = job_id
         progress_cache.beat(self.redis, video_id, job_id)
-        self._executor.submit(self._run, video_id, job_id, fn)
+        self._executor.submit(self._run, video_id, job_id, fn, current_request_id(),
+                              time.monotonic())
 
     def submit_light(self, fn: Callable, *args) -> None:
         """Run a short background task (metadata look-ups) outside the download slots."""
@@ -69,8 +74,19 @@ class JobPool:
         with self._lock:
             return len(self._owned)
 
-    def _run(self, video_id: str, job_id: str, fn) -> None:
+    def stats(self) -> dict:
+        """``{"running": n, "queued": m}`` for this process (GET /api/health)."""
+        with self._lock:
+            return {"running": self._running, "queued": max(0, len(self._owned) - self._running)}
+
+    def _run(self, video_id: str, job_id: str, fn, request_id: str = "-",
+             queued_at: float = 0.0) -> None:
+        token = bind_request_id(request_id)  # the job's log lines carry the request's id
         started = time.monotonic()
+        with self._lock:
+            self._running += 1
+        log.info("job %s (%s) for video %s started after %.1f s in the queue", job_id,
+                 getattr(fn, "__name__", "job"), video_id, started - (queued_at or started))
         try:
             with self._app.app_context():
                 fn(video_id, job_id)
@@ -78,11 +94,27 @@ class JobPool:
             log.exception("job %s for video %s crashed", job_id, video_id)
         finally:
             with self._lock:
+                self._running -= 1
                 if self._owned.get(video_id) == job_id:
                     del self._owned[video_id]
             progress_cache.clear_heartbeat(self.redis, video_id, job_id)
-            log.info("job %s for video %s ended after %.1f s", job_id, video_id,
-                     time.monotonic() - started)
+            self._log_end(video_id, job_id, time.monotonic() - started)
+            reset_request_id(token)
+
+    def _log_end(self, video_id: str, job_id: str, seconds: float) -> None:
+        """One line per finished job with its outcome (read back from the record) and duration."""
+        try:
+            doc = self._app.extensions["yt"]["db"].videos.find_one(
+                {"_id": ObjectId(video_id)}, {"status": 1, "job_id": 1, "error_code": 1})
+        except Exception:  # the store is away: still say the job ended
+            doc = None
+        if doc and doc.get("job_id") == job_id and doc.get("status") == "failed":
+            log.warning("job %s for video %s failed (%s) after %.1f s", job_id, video_id,
+                        doc.get("error_code"), seconds)
+        else:
+            outcome = doc.get("status") if doc and doc.get("job_id") == job_id else "superseded"
+            log.info("job %s for video %s ended (%s) after %.1f s", job_id, video_id, outcome,
+                     seconds)
 
     def _run_light(self, fn, *args) -> None:
         try:

@@ -11,6 +11,7 @@ a process that died: its job can be declared dead and restarted.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 PROGRESS_TTL_SECONDS = 3600
@@ -55,3 +56,17 @@ def clear_heartbeat(redis, video_id: str, job_id: str) -> None:
     """Remove the heartbeat if it is still ``job_id``'s."""
     if redis.get(f"heartbeat:{video_id}") == job_id:
         redis.delete(f"heartbeat:{video_id}")
+
+
+def job_is_dead(redis, doc: dict, now: Optional[datetime] = None) -> bool:
+    """True when ``doc`` is ``processing`` without a live heartbeat and was claimed more than the
+    heartbeat TTL ago (or has no claim time): its owning process died."""
+    if doc.get("status") != "processing" or heartbeat(redis, str(doc["_id"])):
+        return False
+    claimed = doc.get("job_claimed_at")
+    if claimed is None:
+        return True
+    if claimed.tzinfo is None:
+        claimed = claimed.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return now - claimed >= timedelta(seconds=HEARTBEAT_TTL_SECONDS)

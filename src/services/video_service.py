@@ -136,6 +136,7 @@ def summary_view(doc: dict) -> dict:
         "file_available": file_available(doc), "additional_message": doc.get("additional_message"),
         "error_message": doc.get("error_message"), "error_code": doc.get("error_code"),
         "phase": doc.get("live_phase") if doc["status"] in ("pending", "failed") else None,
+        "nightbot_user": doc.get("nightbot_user"),
     }
 
 

@@ -1,0 +1,70 @@
+"""Gunicorn settings (spec: Deployment). Start the service with:
+
+    gunicorn -c gunicorn_config.py "src.app:create_app()"
+
+Environment (besides the app's own settings, read from the environment and ``.env``):
+``GUNICORN_BIND`` (default ``HOST:PORT``), ``GUNICORN_WORKERS`` (2), ``GUNICORN_THREADS`` (8),
+``GUNICORN_TIMEOUT`` (120 s), ``GUNICORN_GRACEFUL_TIMEOUT`` (90 s).
+
+- ``gthread`` workers: a request waiting for a download (``DOWNLOAD_WAIT_SECONDS``) or streaming
+  a file holds a thread, not a process; the worker keeps its heartbeat to the master meanwhile, so
+  ``timeout`` only catches a worker that is truly stuck, not a long transfer.
+- Jobs run in a pool inside each worker. On a restart they get ``graceful_timeout`` to finish;
+  a job cut short is recovered by the next start (src/services/recovery_service.py).
+- No ``preload_app`` and no ``max_requests``: each worker builds its own app (PyMongo clients are
+  not fork-safe) and is never recycled in the middle of a job.
+- The checks of src/config_checks.py run once in the master before any worker starts: a refused
+  setting stops gunicorn with one ``Error:`` line naming the variable (exit code 1).
+- Logs: ``logs/access.log`` (with the ``X-Request-ID`` of each answer) and ``logs/gunicorn.log``
+  next to ``LOG_FILE``; the app's own lines go to ``LOG_FILE`` (src/logging_setup.py).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # gunicorn reads this before --chdir
+
+from src.config import ConfigError, load_config
+from src.config_checks import check_settings, check_workers
+
+_settings = load_config()
+
+
+def _int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name) or default)
+    except ValueError:
+        sys.exit(f"Error: {name} must be a whole number, got {os.environ.get(name)!r}")
+
+
+bind = os.environ.get("GUNICORN_BIND") or f"{_settings['HOST']}:{_settings['PORT']}"
+workers = _int("GUNICORN_WORKERS", 2)
+threads = _int("GUNICORN_THREADS", 8)
+worker_class = "gthread"
+timeout = _int("GUNICORN_TIMEOUT", 120)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 90)
+keepalive = 5
+preload_app = False
+# gunicorn ≥ 25.1 opens a control socket under $HOME by default; systemd manages this service
+# and ProtectHome hides $HOME, so it is off (older versions ignore the name).
+control_socket_disable = True
+# nginx on the same machine sets X-Forwarded-For / -Proto; trust only loopback.
+forwarded_allow_ips = "127.0.0.1,::1"
+
+_log_dir = os.path.dirname(os.path.abspath(_settings["LOG_FILE"] or "./logs/app.log"))
+os.makedirs(_log_dir, exist_ok=True)
+accesslog = os.path.join(_log_dir, "access.log")
+errorlog = os.path.join(_log_dir, "gunicorn.log")
+loglevel = str(_settings["LOG_LEVEL"]).lower()
+access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s" '
+                     'rid=%({x-request-id}o)s')
+
+
+def on_starting(server):
+    """Refuse unsafe or unworkable settings before any worker starts."""
+    try:
+        check_settings(_settings)
+        check_workers(_settings, server.cfg.workers)
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        server.log.error("refusing to start: %s", exc)
+        sys.exit(1)

@@ -1,0 +1,207 @@
+"""Deploy smoke test (run by .ci/run): the production layout on loopback, end to end.
+
+gunicorn (gunicorn_config.py, gthread) behind a real nginx (deploy/nginx.conf rendered for
+127.0.0.1) with ``USE_X_ACCEL_REDIRECT=true``; a clip of the local source is saved and downloaded
+THROUGH nginx, checked with ffprobe, and shown to have been streamed by nginx (gunicorn's access
+log records a 0-byte body for it); ``/api/health`` and ``X-Request-ID`` through nginx; an upload
+over ``client_max_body_size`` is stopped by nginx (413); the cleanup expires the clip under
+gunicorn.
+
+Workers: with ``SMOKE_MONGODB_URI`` (a real MongoDB) it runs 2 workers in ``APP_ENV=production``.
+Without it, MongoDB is the embedded mongomock, which lives inside one process, so it runs ONE
+worker (8 threads) with the real Redis: no MongoDB server can be installed from the registries
+this project can reach (see docs/deployment.md), and two workers with private databases would
+not be a deployment at all (gunicorn_config.py refuses it).
+
+Usage: ``python -m scripts.deploy_smoke`` (needs nginx, ffmpeg and Redis on 127.0.0.1:6379).
+Exits non-zero with a reason on the first failed check.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from scripts.demo import call, free_port
+from scripts.local_source import SourceServer, build_sources
+from src.media.ffmpeg import ffprobe
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX_MAIN = """worker_processes 1;
+pid {t}/nginx.pid;
+error_log {t}/logs/nginx-error.log;
+events {{ worker_connections 64; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log {t}/logs/nginx-access.log;
+    client_body_temp_path {t}/nginx-tmp/body;
+    proxy_temp_path {t}/nginx-tmp/proxy;
+    include {t}/site.conf;
+}}
+"""
+
+
+def check(condition, message: str) -> None:
+    if not condition:
+        sys.exit(f"SMOKE FAILED: {message}")
+    print(f"ok  {message}", flush=True)
+
+
+def render_site(t: Path, app_port: int, nginx_port: int, max_upload_mb: int) -> str:
+    """deploy/nginx.conf with the values a deployment edits, set for this loopback run."""
+    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    for old, new in (("server 127.0.0.1:5000;", f"server 127.0.0.1:{app_port};"),
+                     ("listen 80;", f"listen 127.0.0.1:{nginx_port};"),
+                     ("client_max_body_size 501M;", f"client_max_body_size {max_upload_mb + 1}M;"),
+                     ("/opt/yt-downloader/downloads/", f"{t}/downloads/"),
+                     ("/opt/yt-downloader/uploads/", f"{t}/uploads/")):
+        if old not in text:
+            sys.exit(f"SMOKE FAILED: deploy/nginx.conf no longer contains {old!r}")
+        text = text.replace(old, new)
+    return text
+
+
+def start(t: Path):
+    app_port, nginx_port = free_port(), free_port()
+    mongo = os.environ.get("SMOKE_MONGODB_URI")
+    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{app_port}",
+           "GUNICORN_WORKERS": "2" if mongo else "1", "GUNICORN_THREADS": "8",
+           "APP_ENV": "production" if mongo else "development",
+           "MONGODB_URI": mongo or "", "REDIS_URI": os.environ.get(
+               "SMOKE_REDIS_URI", "redis://127.0.0.1:6379/12"),
+           "JWT_PUBLIC_SECRET": secrets.token_urlsafe(32),
+           "JWT_PRIVATE_SECRET": secrets.token_urlsafe(32),
+           "FLASK_SECRET_KEY": secrets.token_hex(32),
+           "LOG_FILE": str(t / "logs" / "app.log"), "DOWNLOADS_DIR": str(t / "downloads"),
+           "UPLOADS_DIR": str(t / "uploads"), "USE_X_ACCEL_REDIRECT": "true",
+           "TRUSTED_PROXY_COUNT": "1", "ALLOWED_SOURCE_HOSTS": "127.0.0.1",
+           "DOWNLOAD_WAIT_SECONDS": "60", "MAX_UPLOAD_SIZE_MB": "2",
+           "VIDEO_RETENTION_MINUTES": "0.2", "CLEANUP_INTERVAL_MINUTES": "0.05",
+           "RATE_LIMIT_KEY_PREFIX": f"smoke-{secrets.token_hex(4)}", "MIN_FREE_DISK_MB": "50"}
+    print(f"gunicorn: {env['GUNICORN_WORKERS']} worker(s), MongoDB "
+          f"{'real' if mongo else 'embedded (one process only)'}", flush=True)
+    gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn_config.py",
+                                 "src.app:create_app()"], cwd=ROOT, env=env)
+    (t / "site.conf").write_text(render_site(t, app_port, nginx_port, 2))
+    (t / "nginx.conf").write_text(NGINX_MAIN.format(t=t))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    out = subprocess.run([nginx, "-t", "-p", str(t), "-c", str(t / "nginx.conf")],
+                         capture_output=True, text=True)
+    check(out.returncode == 0, "nginx -t accepts deploy/nginx.conf"
+          + ("" if out.returncode == 0 else f": {out.stderr.strip()}"))
+    subprocess.run([nginx, "-p", str(t), "-c", str(t / "nginx.conf")], check=True)
+    return gunicorn, nginx, f"http://127.0.0.1:{nginx_port}", env
+
+
+def wait_ready(base: str, gunicorn: subprocess.Popen) -> None:
+    for _ in range(150):
+        if gunicorn.poll() is not None:
+            sys.exit("SMOKE FAILED: gunicorn exited; see logs above")
+        try:
+            with urllib.request.urlopen(base + "/api/health", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    sys.exit("SMOKE FAILED: the API did not answer through nginx within 30 s")
+
+
+def exercise(base: str, t: Path, source_url: str) -> None:
+    with urllib.request.urlopen(base + "/api/health", timeout=10) as resp:
+        check(resp.status == 200 and resp.headers["Server"].startswith("nginx")
+              and re.fullmatch(r"[0-9a-f]{32}", resp.headers.get("X-Request-ID", "")),
+              "GET /api/health through nginx: 200 with nginx's X-Request-ID echoed by the app")
+    email = f"smoke-{secrets.token_hex(4)}@example.com"
+    check(call(base, "POST", "/api/auth/register", {"email": email, "password": "smoke pass 1"})[0]
+          == 201, "register")
+    status, login = call(base, "POST", "/api/auth/login", {"email": email,
+                                                           "password": "smoke pass 1"})
+    check(status == 200, "login")
+    token, user_id = login["token"], login["user"]["id"]
+    public = call(base, "GET", "/api/auth/token/public")[1]["token"]
+    status, saved = call(base, "POST", "/api/video/save", {
+        "url": source_url, "start_time": 120, "end_time": 124, "user_id": user_id}, public)
+    check(status == 201, f"clip saved ({saved})")
+    video_id = saved["video_id"]
+    req = urllib.request.Request(f"{base}/api/video/download/{video_id}", method="POST",
+                                 data=b"{}", headers={"Content-Type": "application/json",
+                                                      "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        body, headers = resp.read(), resp.headers
+    out = t / "clip.mp4"
+    out.write_bytes(body)
+    files = list((t / "downloads" / video_id).iterdir())
+    check(len(files) == 1 and files[0].stat().st_size == len(body) > 10_000,
+          f"download through nginx: {len(body)} bytes, the same as the file on disk")
+    check(headers["Content-Disposition"] == f'attachment; filename="video_{video_id}.mp4"',
+          "Content-Disposition from the app kept by nginx")
+    probe = ffprobe(str(out))
+    kinds = {s["codec_type"] for s in probe["streams"]}
+    duration = float(probe["format"]["duration"])
+    check(kinds >= {"video", "audio"} and abs(duration - 4) <= 1.5,
+          f"ffprobe: video+audio, {duration:.2f} s")
+    access = (t / "logs" / "access.log").read_text()
+    line = next((ln for ln in access.splitlines() if f"/api/video/download/{video_id}" in ln), "")
+    check(re.search(r'" 200 0 ', line), f"gunicorn sent 0 bytes, nginx streamed the file: {line}")
+    big = b"--x\r\n" + b"0" * (4 * 1024 * 1024)
+    req = urllib.request.Request(base + "/api/encode/upload", data=big, method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "multipart/form-data; boundary=x"})
+    try:
+        urllib.request.urlopen(req, timeout=30)
+        code = 200
+    except urllib.error.HTTPError as err:
+        code = err.code
+    except (ConnectionError, urllib.error.URLError):
+        code = 413  # nginx may close the connection while the body is still being sent
+    nginx_errors = (t / "logs" / "nginx-error.log").read_text()
+    check(code == 413 and "client intended to send too large body" in nginx_errors,
+          "a 4 MiB upload stopped by nginx's client_max_body_size (413)")
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        state = call(base, "GET", f"/api/video/status/{video_id}", token=token)[1]
+        if state["status"] == "expired":
+            break
+        time.sleep(1)
+    check(state["status"] == "expired" and not state["file_available"] and not files[0].exists(),
+          "the cleanup expired the clip under gunicorn (file deleted, record kept)")
+
+
+def main() -> None:
+    t = Path(tempfile.mkdtemp(prefix="ytd-smoke-"))
+    for sub in ("logs", "downloads", "uploads", "nginx-tmp"):
+        (t / sub).mkdir()
+    t.chmod(0o755)  # nginx's worker user must reach downloads/ (X-Accel-Redirect)
+    gunicorn = nginx = None
+    build_sources(ROOT / ".cache" / "sources")
+    try:
+        with SourceServer(ROOT / ".cache" / "sources") as source:
+            gunicorn, nginx, base, _env = start(t)
+            wait_ready(base, gunicorn)
+            exercise(base, t, source.mp4_url)
+        print("deploy smoke: all checks passed", flush=True)
+    finally:
+        if nginx:
+            subprocess.run([nginx, "-p", str(t), "-c", str(t / "nginx.conf"), "-s", "quit"],
+                           capture_output=True)
+        if gunicorn and gunicorn.poll() is None:
+            gunicorn.terminate()
+            try:
+                gunicorn.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                gunicorn.kill()
+        if os.environ.get("SMOKE_KEEP"):
+            print(f"kept {t}")
+        else:
+            shutil.rmtree(t, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

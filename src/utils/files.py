@@ -1,0 +1,54 @@
+"""Sending finished media files: by Flask itself, or by nginx with ``X-Accel-Redirect``.
+
+With ``USE_X_ACCEL_REDIRECT=true`` the app answers with an empty body and the header
+``X-Accel-Redirect: /_protected/downloads/{video_id}/{file}`` (or ``/_protected/uploads/...``);
+nginx, which owns the ``internal`` locations of deploy/nginx.conf, then streams the file itself
+(Range requests included) and no gunicorn thread is held for the transfer. Source: nginx docs,
+"X-Accel" (``X-Accel-Redirect`` to an ``internal`` location).
+"""
+from __future__ import annotations
+
+import os
+import stat
+from urllib.parse import quote
+
+from flask import Response, send_file
+
+from ..extensions import setting
+
+#: URI prefixes of the ``internal`` locations in deploy/nginx.conf, by the folder setting.
+ACCEL_PREFIXES = {"DOWNLOADS_DIR": "/_protected/downloads/", "UPLOADS_DIR": "/_protected/uploads/"}
+
+
+def _accel_uri(path: str) -> str:
+    real = os.path.realpath(path)
+    for name, prefix in ACCEL_PREFIXES.items():
+        base = os.path.realpath(setting(name))
+        if real.startswith(base + os.sep):
+            return prefix + quote(os.path.relpath(real, base).replace(os.sep, "/"))
+    raise ValueError(f"{path} is outside DOWNLOADS_DIR and UPLOADS_DIR")
+
+
+def _readable_by_nginx(path: str) -> None:
+    """nginx reads the file as its own user (www-data): make it group/other-readable. Access is
+    controlled by the folder permissions (docs/deployment.md); temporary files are created 0600."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    wanted = mode | stat.S_IRGRP | stat.S_IROTH
+    if wanted != mode:
+        os.chmod(path, wanted)
+
+
+def send_media(path: str, mimetype: str, conditional: bool = True) -> Response:
+    """A response that delivers the file at ``path`` (under ``DOWNLOADS_DIR``/``UPLOADS_DIR``).
+
+    Same use as :func:`flask.send_file`; the caller adds ``Content-Disposition``. Raises
+    FileNotFoundError when the file is gone, ValueError for a path outside the media folders
+    (X-Accel mode only).
+    """
+    if not setting("USE_X_ACCEL_REDIRECT"):
+        return send_file(path, mimetype=mimetype, conditional=conditional)
+    uri = _accel_uri(path)
+    _readable_by_nginx(path)
+    response = Response(b"", mimetype=mimetype)
+    response.headers["X-Accel-Redirect"] = uri
+    return response

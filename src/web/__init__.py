@@ -1,0 +1,32 @@
+"""The web dashboard (issue 7): static files only, served at ``/`` and ``/ui/…``.
+
+The page talks to the public API like any other client (bearer tokens from ``sessionStorage``),
+so this blueprint holds no logic: it serves ``static/index.html`` and its ES modules with a strict
+Content-Security-Policy (no inline script or style, same-origin requests only).
+"""
+from __future__ import annotations
+
+from flask import Blueprint
+
+blp = Blueprint("web", __name__, static_folder="static", static_url_path="/ui")
+
+#: Same-origin only; blob: for the downloaded files, data: for the empty favicon.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+       "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "frame-ancestors 'none'; form-action 'self'")
+
+
+@blp.get("/")
+def index():
+    """The dashboard page (not part of the API, so it stays out of the OpenAPI document)."""
+    response = blp.send_static_file("index.html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@blp.after_request
+def _headers(response):
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

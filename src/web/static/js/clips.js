@@ -1,0 +1,186 @@
+// The clip list: status, times, message; live progress (status polled every 2 s);
+// download with format/resolution choices; retry of failed clips; fetch of expired ones.
+import { downloadFile, get } from './api.js';
+import { $, flash, h, options } from './dom.js';
+import { describe, hms, humanError, localDateTime } from './format.js';
+import { jobProgress } from './progress.js';
+
+const POLL_MS = 2000;
+const RESOLUTIONS = ['4320p', '2160p', '1440p', '1080p', '720p']; // what the API accepts
+const FORMATS = ['mp4', 'webm', 'best'];
+const STREAM_PHASES = {
+  resolving_live: 'Finding the stream this clip belongs to…',
+  waiting_for_vod: 'Waiting for YouTube to publish the stream recording…',
+};
+
+const clips = new Map(); // id → {data (summary + status fields), fmt, res, intent, progress}
+let timer = null;
+
+/** Reload the list from the API, then each clip's status (formats, progress). */
+export async function loadClips() {
+  const { data } = await get('/api/video/list');
+  const seen = new Set();
+  for (const summary of data.videos) {
+    seen.add(summary.video_id);
+    const state = clips.get(summary.video_id) || { fmt: 'mp4', res: 'best', intent: null };
+    state.data = { ...(state.data || {}), ...summary };
+    clips.set(summary.video_id, state);
+  }
+  for (const id of [...clips.keys()]) if (!seen.has(id)) clips.delete(id);
+  const list = $('clips-list');
+  list.replaceChildren(...data.videos.map((v) => card(v.video_id)));
+  $('clips-empty').hidden = data.videos.length > 0;
+  await refreshStatuses(data.videos.map((v) => v.video_id));
+}
+
+async function refreshStatuses(ids) {
+  const queue = [...ids];
+  const worker = async () => {
+    while (queue.length) await refresh(queue.shift());
+  };
+  await Promise.all([worker(), worker(), worker()]);
+}
+
+/** Fetch one clip's status and update its card; start or stop watching it. */
+async function refresh(id) {
+  const state = clips.get(id);
+  if (!state) return;
+  let data;
+  state.inflight = true;
+  try {
+    ({ data } = await get(`/api/video/status/${id}`));
+  } catch (err) {
+    if (err.status === 404) { // deleted meanwhile
+      clips.delete(id);
+      document.querySelector(`li[data-id="${id}"]`)?.remove();
+    } else if (err.status !== 401) {
+      flash(describe(err), 'error');
+    }
+    return;
+  } finally {
+    state.inflight = false;
+  }
+  const before = state.data.status;
+  const first = !state.hasStatus;
+  state.hasStatus = true;
+  state.data = { ...state.data, ...data };
+  if (first || before !== data.status) replaceCard(id);
+  else state.progress?.update(data.progress);
+  if (data.status === 'processing') watch();
+  if (data.status === 'completed' && state.intent === 'waiting') fetchFile(id);
+  if (data.status === 'failed' && state.intent) state.intent = null;
+}
+
+function watch() {
+  if (!timer) timer = setInterval(poll, POLL_MS);
+}
+
+function poll() {
+  const running = [...clips].filter(([, s]) => s.data.status === 'processing' || s.intent);
+  if (!running.length) {
+    clearInterval(timer);
+    timer = null;
+    return;
+  }
+  for (const [id, state] of running) if (!state.inflight) refresh(id);
+}
+
+export function stopPolling() {
+  clearInterval(timer);
+  timer = null;
+  clips.clear();
+}
+
+/** Ask for the file: saved at once (200) or the job runs and is polled until done (202). */
+async function fetchFile(id) {
+  const state = clips.get(id);
+  state.intent = 'requesting';
+  if (!state.data.file_available) state.data.status = 'starting'; // shows the bar at once
+  replaceCard(id);
+  watch();
+  try {
+    const body = { format_preference: state.fmt, resolution_preference: state.res };
+    const result = await downloadFile(`/api/video/download/${id}`, body, `video_${id}.mp4`);
+    if (result.processing) {
+      state.intent = 'waiting';
+    } else {
+      state.intent = null;
+      flash(`Saved ${result.saved}`);
+    }
+  } catch (err) {
+    state.intent = null;
+    if (err.status === 401) return;
+    // 422/500: the job failed, and the refreshed status shows its code and message.
+    if (!err.status || (err.status < 500 && err.status !== 422)) flash(describe(err), 'error');
+  }
+  await refresh(id);
+}
+
+function replaceCard(id) {
+  const old = document.querySelector(`li[data-id="${id}"]`);
+  if (!old) return;
+  const focused = old.contains(document.activeElement) ? document.activeElement.dataset.role : null;
+  const fresh = card(id);
+  old.replaceWith(fresh);
+  if (focused) fresh.querySelector(`[data-role="${focused}"]`)?.focus();
+}
+
+function resolutionChoices(available) {
+  const known = (available || []).map((r) => RESOLUTIONS.indexOf(r)).filter((i) => i >= 0);
+  return ['best', ...RESOLUTIONS.slice(known.length ? Math.min(...known) : 0)];
+}
+
+function card(id) {
+  const state = clips.get(id);
+  const v = state.data;
+  const label = `Clip ${hms(v.start_time)} to ${hms(v.end_time)}`;
+  const status = v.status === 'starting' ? 'processing' : v.status;
+  const who = v.nightbot_user?.displayName || v.nightbot_user?.name || v.requested_by;
+  const li = h('li', { class: `card clip status-${status}`, 'data-id': id, 'data-status': status,
+    'data-loaded': state.hasStatus ? 'true' : null },
+    h('div', { class: 'clip-head' },
+      h('span', { class: `badge ${status}`, 'data-role': 'status' }, status),
+      h('span', { class: 'times' }, `${hms(v.start_time)} – ${hms(v.end_time)}`),
+      v.start_time != null && v.end_time != null
+        ? h('span', { class: 'muted' }, `(${hms(v.end_time - v.start_time)})`) : null),
+    h('p', { class: 'clip-url' }, h('a', { href: v.url, target: '_blank', rel: 'noopener noreferrer' },
+      v.youtube_video_id || v.url)),
+    v.additional_message ? h('p', { class: 'message' }, `“${v.additional_message}”`) : null,
+    who ? h('p', { class: 'muted' }, `Requested by ${who}`) : null,
+    h('p', { class: 'muted' }, `Saved ${localDateTime(v.created_at)}`,
+      v.file_available && v.expires_at ? ` · file kept until ${localDateTime(v.expires_at)}` : ''));
+  li.setAttribute('aria-label', label);
+  if (v.phase && STREAM_PHASES[v.phase]) li.append(h('p', { class: 'muted' }, STREAM_PHASES[v.phase]));
+  state.progress = null;
+  if (status === 'processing') {
+    state.progress = jobProgress();
+    state.progress.update(v.progress);
+    li.append(state.progress.el);
+  }
+  if (status === 'failed') {
+    li.append(h('p', { class: 'error', 'data-role': 'error' },
+      humanError(v.error_code, v.error_message), v.error_code ? ` (${v.error_code})` : ''));
+  }
+  if (status !== 'processing') li.append(actions(id, state));
+  return li;
+}
+
+function actions(id, state) {
+  const v = state.data;
+  const fmt = h('select', { 'data-role': 'format',
+    onchange: (e) => { state.fmt = e.target.value; } });
+  options(fmt, FORMATS, state.fmt);
+  const resValues = resolutionChoices(v.available_formats);
+  if (!resValues.includes(state.res)) state.res = 'best';
+  const res = h('select', { 'data-role': 'resolution',
+    onchange: (e) => { state.res = e.target.value; } });
+  options(res, resValues, state.res);
+  const verb = { failed: 'Retry', expired: 'Fetch again' }[v.status]
+    || (v.file_available ? 'Download' : 'Download clip');
+  const button = h('button', {
+    type: 'button', 'data-role': 'download', disabled: state.intent === 'requesting',
+    'aria-label': `${verb} ${hms(v.start_time)} to ${hms(v.end_time)}`, onclick: () => fetchFile(id),
+  }, verb);
+  return h('div', { class: 'actions' },
+    h('label', {}, 'Format ', fmt), h('label', {}, 'Resolution ', res), button);
+}
