@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install system-deps run demo test clean
+.PHONY: install system-deps run demo test smoke bench clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ demo: install  ## local source from the bundled clip → API → save a 30 s cli
 
 test: install  ## the whole test suite
 	$(PY) -m pytest -q
+
+smoke: install  ## deploy smoke: gunicorn behind a real nginx on loopback (needs nginx, Redis)
+	$(PY) -m scripts.deploy_smoke
+
+bench: install  ## benchmarks (clip, api, encode, serve; needs nginx, wrk, Redis) → bench/results.md
+	$(PY) -m bench
 
 clean:
 	rm -rf .cache downloads/* uploads/* .pytest_cache

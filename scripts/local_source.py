@@ -179,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         size = file.stat().st_size
         start, end, status = 0, size - 1, 200
         match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
-        if match and (match[1] or match[2]):
+        if match and (match[1] or match[2]) and owner.ranges:
             if match[1]:
                 start, end = int(match[1]), min(int(match[2] or size - 1), size - 1)
             else:
@@ -193,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPES.get(file.suffix, "application/octet-stream"))
-        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Accept-Ranges", "bytes" if owner.ranges else "none")
         self.send_header("Content-Length", str(end - start + 1))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
@@ -235,13 +235,16 @@ class SourceServer:
     ``port=0`` picks a free port; ``base_url`` is ``http://127.0.0.1:<port>``. GET/HEAD, one
     ``bytes=`` range per request (206 + Content-Range; 416 when out of range), Content-Type by
     extension. ``rate_bytes_per_sec`` (None = unlimited, settable at any time) throttles the total
-    rate over all connections. Use as a context manager or call ``start()``/``stop()``.
+    rate over all connections. ``ranges`` (default True, settable at any time): False makes the
+    server ignore Range headers and answer 200 with the whole file, like some CDNs and proxies.
+    Use as a context manager or call ``start()``/``stop()``.
     """
 
     def __init__(self, root=DEFAULT_CACHE, port: int = 0, rate_bytes_per_sec: Optional[int] = None,
                  host: str = "127.0.0.1"):
         self.root = Path(root).resolve()
         self.rate_bytes_per_sec = rate_bytes_per_sec
+        self.ranges = True
         self._lock = threading.Lock()
         self._counts: dict = {}
         self._next_slot = 0.0

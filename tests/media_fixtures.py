@@ -2,7 +2,8 @@
 
 ``local_sources`` builds (once, cached in the repo's ``.cache/sources``) a 10-minute MP4 and a DASH
 ladder; ``source_server`` serves them on 127.0.0.1 for the whole session (``.mp4_url``,
-``.dash_url``, ``.url(name)``, ``.size(name)``, ``.bytes_served()``, ``.rate_bytes_per_sec``);
+``.dash_url``, ``.url(name)``, ``.size(name)``, ``.bytes_served()``, ``.rate_bytes_per_sec``,
+``.ranges``);
 ``clean_source_server`` is the same server with counters and throttle reset around one test.
 """
 from __future__ import annotations
@@ -31,9 +32,12 @@ def source_server(local_sources):
 
 @pytest.fixture
 def clean_source_server(source_server):
-    """``source_server`` with byte counters zeroed and no throttle, restored after the test."""
+    """``source_server`` with byte counters zeroed, no throttle and Range support, restored
+    after the test."""
     source_server.reset_counters()
     source_server.rate_bytes_per_sec = None
+    source_server.ranges = True
     yield source_server
     source_server.rate_bytes_per_sec = None
+    source_server.ranges = True
     source_server.reset_counters()

@@ -1,0 +1,177 @@
+"""Shared pieces of the benchmarks: medians, a throttled nginx in front of the local sources, a
+gunicorn runner, HTTP helpers. Everything binds to 127.0.0.1 on free ports and lives in a
+temporary folder; every process started here is stopped here (by its own pid)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+VENV_BIN = Path(PY).parent
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def median(values) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15) -> None:
+    """Stop a process this module started (and its process group), then reap it."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class Nginx:
+    """nginx (Debian ``nginx-light``) serving ``root`` with ``limit_rate`` per connection and an
+    access log of ``$body_bytes_sent``; its own prefix and config under a temporary folder."""
+
+    def __init__(self, root, rate: str = "4m"):
+        self.root, self.rate = str(root), rate
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+        self.port = free_port()
+        self.log = self.dir / "access.log"
+        self.proc = None
+
+    def start(self) -> "Nginx":
+        d = self.dir
+        temps = "".join(f"    {name}_temp_path {d}/{name}_temp;\n"
+                        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (d / "nginx.conf").write_text(f"""
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    types {{ video/mp4 mp4; audio/mp4 m4a; application/dash+xml mpd; }}
+    log_format bench '$uri $status $body_bytes_sent';
+    access_log {d}/access.log bench;
+{temps}    sendfile on;
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {self.root};
+        limit_rate {self.rate};
+    }}
+}}
+""")
+        self.proc = subprocess.Popen([NGINX, "-p", str(d), "-c", str(d / "nginx.conf"),
+                                      "-g", "daemon off;"], start_new_session=True)
+        wait_port(self.port)
+        return self
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def log_offset(self) -> int:
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def bytes_since(self, offset: int, settle: float = 0.3) -> dict:
+        """Body bytes nginx logged after ``offset``, per status (``{200: n, 206: n}``) and in
+        all (``"all"``). A log line is written when a request ends, so this waits ``settle`` s
+        for connections the client just closed."""
+        time.sleep(settle)
+        counts = {"all": 0}
+        with open(self.log, "rb") as fh:
+            fh.seek(offset)
+            for line in fh.read().decode().splitlines():
+                _, status, sent = line.split()
+                counts[int(status)] = counts.get(int(status), 0) + int(sent)
+                counts["all"] += int(sent)
+        return counts
+
+    def stop(self) -> None:
+        if self.proc:
+            stop(self.proc, signal.SIGQUIT)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def gunicorn(app: str, env: dict, workers: int = 2, threads: int = 4, port=None,
+             log: Path | None = None) -> tuple:
+    """Start ``gunicorn`` for ``app`` (``module:callable()``) with the gthread worker; return
+    ``(process, base_url)`` once it accepts connections."""
+    port = port or free_port()
+    cmd = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+           "--worker-class", "gthread", "--threads", str(threads), "--timeout", "300",
+           "--log-level", "warning", "--no-control-socket", app]
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    wait_port(port, 60)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def call(method: str, url: str, body=None, token=None, timeout: float = 300) -> tuple:
+    """One JSON request: ``(status, parsed body or raw bytes)``."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"} if data else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw, status, kind = response.read(), response.status, response.headers.get_content_type()
+    except urllib.error.HTTPError as exc:
+        raw, status, kind = exc.read(), exc.code, exc.headers.get_content_type()
+    return status, (json.loads(raw) if kind == "application/json" and raw else raw)
+
+
+def table(title: str, header: list, rows: list) -> str:
+    """A Markdown table (also readable in a terminal)."""
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    """One line about this machine: CPU model, cores, RAM, load, ffmpeg, nginx, Python."""
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), "?")
+    mem = int(next(line.split()[1] for line in open("/proc/meminfo")
+                   if line.startswith("MemTotal"))) // 1024
+    ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split()[2]
+    nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
+    load = os.getloadavg()
+    return (f"{cpu}, {os.cpu_count()} cores, {mem} MB RAM; load {load[0]:.2f} {load[1]:.2f} at "
+            f"start; ffmpeg {ffmpeg}, nginx {nginx}, Python {sys.version.split()[0]}")

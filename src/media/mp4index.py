@@ -1,0 +1,230 @@
+"""Reading the index of an MP4 file to find the bytes that hold a time span (no media decoding).
+
+Two layouts are understood, the ones video sites serve (ISO/IEC 14496-12, "ISO base media file
+format"; box names below are that standard's):
+
+- progressive MP4 (``ftyp`` ``moov`` ``mdat``, YouTube's format 18 and most direct links): the
+  ``moov`` sample tables (``stts`` decode times, ``stss`` keyframes, ``stsz`` sizes, ``stsc``
+  samples per chunk, ``stco``/``co64`` chunk offsets) give every sample's time and byte range;
+- fragmented MP4 with one ``sidx`` for the whole file (DASH on-demand profile, YouTube's separate
+  video/audio formats): the ``sidx`` lists every fragment's size, duration and whether it starts
+  with a keyframe (SAP).
+
+:func:`top_level_boxes` walks what the head of the file holds; :func:`moov_span` and
+:func:`sidx_span` turn a time span into one byte range. Anything else (WebM, an MP4 with several
+``sidx`` or none, a ``moov`` that cannot be parsed) raises :class:`IndexUnsupported`, and the
+caller falls back to letting ffmpeg seek over HTTP.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Optional
+
+#: Seconds of samples kept beyond the span on each side: ffmpeg's demuxer reads a little past the
+#: requested end (it interleaves streams by decode time within ~1 s) and audio starts at the
+#: sample before the video keyframe.
+MARGIN_BEFORE, MARGIN_AFTER = 0.5, 1.0
+
+
+class IndexUnsupported(ValueError):
+    """The file's layout is not one this module can map to byte ranges."""
+
+
+@dataclass
+class Box:
+    kind: str
+    offset: int      # of the box header in the file
+    size: int        # whole box, header included (0: extends to the end of the file)
+    header: int      # header length: 8, or 16 with a 64-bit size
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+
+def top_level_boxes(data: bytes, file_size: int) -> list:
+    """Boxes whose headers lie in ``data`` (the file's first bytes): ``[Box, ...]`` in order.
+
+    The walk stops at the first header that does not fit in ``data``; the last box may extend
+    past it. Raises :class:`IndexUnsupported` when the file does not start with ``ftyp``.
+    """
+    boxes, offset = [], 0
+    while offset + 8 <= min(len(data), file_size):
+        size, kind = struct.unpack_from(">I4s", data, offset)
+        header = 8
+        if size == 1:
+            if offset + 16 > len(data):
+                break
+            size, header = struct.unpack_from(">Q", data, offset + 8)[0], 16
+        elif size == 0:
+            size = file_size - offset
+        if size < header:
+            raise IndexUnsupported(f"bad box size {size} at {offset}")
+        boxes.append(Box(kind.decode("latin-1"), offset, size, header))
+        offset += size
+    if not boxes or boxes[0].kind != "ftyp":
+        raise IndexUnsupported("not an ISO-BMFF file (no ftyp box)")
+    return boxes
+
+
+def _children(data: bytes, start: int, end: int) -> dict:
+    """Child boxes of a container payload ``data[start:end]``: kind → list of (start, end) of
+    each child's payload."""
+    found: dict = {}
+    while start + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, start)
+        header = 8
+        if size == 1:
+            size, header = struct.unpack_from(">Q", data, start + 8)[0], 16
+        elif size == 0:
+            size = end - start
+        if size < header or start + size > end:
+            raise IndexUnsupported("truncated box")
+        found.setdefault(kind.decode("latin-1"), []).append((start + header, start + size))
+        start += size
+    return found
+
+
+def _path(data: bytes, span: tuple, *kinds: str) -> Optional[tuple]:
+    for kind in kinds:
+        children = _children(data, *span).get(kind)
+        if not children:
+            return None
+        span = children[0]
+    return span
+
+
+def _table(data: bytes, span: tuple, fmt: str, skip: int = 8) -> list:
+    """Entries of a full box table: ``count`` at ``skip - 4``, then ``count`` × ``fmt``."""
+    count = struct.unpack_from(">I", data, span[0] + skip - 4)[0]
+    step = struct.calcsize(fmt)
+    if span[0] + skip + count * step > span[1]:
+        raise IndexUnsupported("table longer than its box")
+    return list(struct.iter_unpack(fmt, data[span[0] + skip:span[0] + skip + count * step]))
+
+
+def is_fragmented(moov: bytes) -> bool:
+    """True when the ``moov`` (the box bytes, header included) has an ``mvex`` (fragmented)."""
+    return "mvex" in _children(moov, 8, len(moov))
+
+
+def moov_span(moov: bytes, start: float, end: float) -> tuple:
+    """Byte range ``(first, last)`` (inclusive, file offsets) holding every sample of every
+    track that ffmpeg reads to cut ``start``..``end`` seconds: video from the keyframe at or
+    before ``start``, all tracks from ``MARGIN_BEFORE`` s before that keyframe to
+    ``MARGIN_AFTER`` s after ``end`` (times are decode times in seconds; edit lists are
+    ignored, the margins cover their usual small shifts). ``moov``: the whole box, header
+    included. Raises :class:`IndexUnsupported` for a table it cannot read."""
+    tracks = []
+    for trak in _children(moov, 8, len(moov)).get("trak", []):
+        tracks.append(_track(moov, trak))
+    video = [t for t in tracks if t["handler"] == "vide"]
+    if not video:
+        raise IndexUnsupported("no video track")
+    first_key = _keyframe_time(video[0], start)
+    lo_t, hi_t = first_key - MARGIN_BEFORE, end + MARGIN_AFTER
+    first, last = None, None
+    for track in tracks:
+        if track["handler"] not in ("vide", "soun"):
+            continue
+        scale, times = track["timescale"], track["times"]
+        for i, t in enumerate(times):
+            if lo_t * scale <= t <= hi_t * scale:
+                off, size = track["offsets"][i], track["sizes"][i]
+                first = off if first is None else min(first, off)
+                last = off + size - 1 if last is None else max(last, off + size - 1)
+    if first is None:
+        raise IndexUnsupported("the span holds no samples")
+    return first, last
+
+
+def _keyframe_time(track: dict, start: float) -> float:
+    """Decode time (s) of the last keyframe at or before ``start`` (every sample is a keyframe
+    when there is no ``stss``)."""
+    scale, times = track["timescale"], track["times"]
+    keys = track["keys"] if track["keys"] is not None else range(1, len(times) + 1)
+    best = 0
+    for number in keys:
+        if number - 1 < len(times) and times[number - 1] <= start * scale:
+            best = times[number - 1]
+    return best / scale
+
+
+def _track(moov: bytes, trak: tuple) -> dict:
+    mdia = _path(moov, trak, "mdia")
+    stbl = _path(moov, mdia, "minf", "stbl") if mdia else None
+    mdhd = _path(moov, mdia, "mdhd") if mdia else None
+    hdlr = _path(moov, mdia, "hdlr") if mdia else None
+    if not (stbl and mdhd and hdlr):
+        raise IndexUnsupported("track without sample tables")
+    version = moov[mdhd[0]]
+    timescale = struct.unpack_from(">I", moov, mdhd[0] + (20 if version == 1 else 12))[0]
+    handler = moov[hdlr[0] + 8:hdlr[0] + 12].decode("latin-1")
+    boxes = _children(moov, *stbl)
+    need = lambda kind: boxes[kind][0] if kind in boxes else None  # noqa: E731
+    if not (need("stts") and need("stsz") and need("stsc") and (need("stco") or need("co64"))):
+        raise IndexUnsupported("incomplete sample table")
+    deltas = [d for count, d in _table(moov, need("stts"), ">II") for _ in range(count)]
+    times = [0, *accumulate(deltas)][:len(deltas)]
+    fixed, count = struct.unpack_from(">II", moov, need("stsz")[0] + 4)
+    sizes = [fixed] * count if fixed else [s for (s,) in _table(moov, need("stsz"), ">I", 12)]
+    chunks = ([c for (c,) in _table(moov, need("stco"), ">I")] if need("stco")
+              else [c for (c,) in _table(moov, need("co64"), ">Q")])
+    offsets = _sample_offsets(_table(moov, need("stsc"), ">III"), chunks, sizes)
+    keys = [n for (n,) in _table(moov, need("stss"), ">I")] if need("stss") else None
+    if len(times) != len(sizes):
+        raise IndexUnsupported("stts and stsz disagree")
+    return {"handler": handler, "timescale": timescale, "times": times, "sizes": sizes,
+            "offsets": offsets, "keys": keys}
+
+
+def _sample_offsets(stsc: list, chunks: list, sizes: list) -> list:
+    offsets, sample = [], 0
+    for i, (first_chunk, per_chunk, _) in enumerate(stsc):
+        last_chunk = stsc[i + 1][0] - 1 if i + 1 < len(stsc) else len(chunks)
+        for chunk in range(first_chunk, last_chunk + 1):
+            pos = chunks[chunk - 1]
+            for _ in range(per_chunk):
+                if sample >= len(sizes):
+                    return offsets
+                offsets.append(pos)
+                pos += sizes[sample]
+                sample += 1
+    if len(offsets) != len(sizes):
+        raise IndexUnsupported("stsc/stco do not cover every sample")
+    return offsets
+
+
+def sidx_span(sidx: bytes, sidx_offset: int, start: float, end: float) -> tuple:
+    """Byte range ``(first, last)`` (inclusive) of the fragments that cover ``start``..``end``:
+    from the last fragment starting with a keyframe (SAP) at or before ``start`` through the
+    last fragment that starts before ``end + MARGIN_AFTER``. ``sidx``: the whole box,
+    header included, found at file offset ``sidx_offset``. Raises :class:`IndexUnsupported` for
+    a hierarchical ``sidx`` (references to other ``sidx`` boxes)."""
+    version = sidx[8]
+    timescale = struct.unpack_from(">I", sidx, 16)[0]
+    if version == 0:
+        earliest, first_offset = struct.unpack_from(">II", sidx, 20)
+        pos = 28
+    else:
+        earliest, first_offset = struct.unpack_from(">QQ", sidx, 20)
+        pos = 36
+    count = struct.unpack_from(">H", sidx, pos + 2)[0]
+    offset, t = sidx_offset + len(sidx) + first_offset, earliest
+    first = last = None
+    for i in range(count):
+        ref, duration, sap = struct.unpack_from(">III", sidx, pos + 4 + 12 * i)
+        if ref >> 31:
+            raise IndexUnsupported("hierarchical sidx")
+        size = ref & 0x7FFFFFFF
+        begins, ends = t / timescale, (t + duration) / timescale
+        if begins <= start and (sap >> 31 or first is None):
+            first = offset
+        if begins < end + MARGIN_AFTER and ends > start:
+            last = offset + size - 1
+        offset, t = offset + size, t + duration
+    if first is None or last is None or last < first:
+        raise IndexUnsupported("the span lies outside the indexed fragments")
+    return first, last

@@ -1,0 +1,134 @@
+"""Fetching byte ranges of one or more URLs over several HTTP connections at once.
+
+Video sites throttle each connection (yt-dlp issues #13623, #17612: a few MB/s per connection
+on long videos), so a segment arrives sooner when its byte range is split into parts fetched in
+parallel, each with its own ``Range: bytes=a-b`` request (RFC 9110 §14). Parts are written
+straight into a local file at their own offsets (``os.pwrite``), so the file keeps the source's
+layout. The calling thread only waits and calls ``tick`` a few times a second; an exception
+from ``tick`` (job cancellation) stops every connection and propagates.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Callable, Optional
+
+from src.media.errors import FFMPEG_FAILED, SOURCE_HTTP_ERROR, MediaError, classify
+
+#: Size of one read from a connection (and the granularity of cancellation).
+CHUNK = 64 * 1024
+#: Attempts per part when a connection drops mid-way (the part resumes where it stopped).
+ATTEMPTS = 3
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class RangesUnsupported(Exception):
+    """The server answered a Range request with the whole file (200) or an unusable header."""
+
+
+class Fetcher:
+    """Parallel range fetches with a shared byte counter, a cancel flag and a wall deadline.
+
+    ``headers``: extra request headers (yt-dlp's ``http_headers``). ``connections``: at most this
+    many requests at once. ``deadline``: ``time.monotonic()`` value after which fetching stops
+    with MediaError(FFMPEG_FAILED) (None: no limit). ``socket_timeout``: seconds per read.
+    """
+
+    def __init__(self, headers: dict, connections: int, deadline: Optional[float] = None,
+                 socket_timeout: float = 20.0):
+        self.headers = dict(headers or {})
+        self.deadline = deadline
+        self.socket_timeout = socket_timeout
+        self.done_bytes = 0
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, connections), thread_name_prefix="range")
+
+    def close(self) -> None:
+        """Stop every connection and wait for the threads (each stops within one read)."""
+        self._cancel.set()
+        self._pool.shutdown(wait=True)
+
+    def run(self, jobs: list, tick: Callable[[], None], period: float = 0.25) -> list:
+        """Run ``jobs`` — ``(url, first, last, fd)`` tuples (``fd``: file to pwrite into, or
+        None to keep the bytes) — and return, per job, ``(file_size, bytes or None)``.
+
+        ``tick()`` is called from this thread every ``period`` seconds while they run. Raises
+        RangesUnsupported, MediaError (SOURCE_HTTP_ERROR for an HTTP error status or an
+        unreachable source, FFMPEG_FAILED past the deadline), or what ``tick`` raises.
+        """
+        futures = [self._pool.submit(self._fetch, *job) for job in jobs]
+        try:
+            pending = set(futures)
+            while pending:
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    raise MediaError(FFMPEG_FAILED, "Cutting the video segment took too long.")
+                done, pending = wait(pending, timeout=period, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()  # re-raise the first failure
+                tick()
+        except BaseException:
+            self._cancel.set()
+            wait(futures)
+            raise
+        return [future.result() for future in futures]
+
+    def _fetch(self, url: str, first: int, last: int, fd: Optional[int]):
+        kept, state = bytearray(), {"position": first, "size": None}
+        for attempt in range(ATTEMPTS):
+            try:
+                self._read(url, state, last, fd, kept)
+                break
+            except (OSError, urllib.error.URLError) as exc:  # dropped or refused connection
+                if attempt + 1 == ATTEMPTS or self._cancel.is_set():
+                    raise MediaError(SOURCE_HTTP_ERROR, "The video source could not be reached.",
+                                     detail=str(exc)) from exc
+        return state["size"], (bytes(kept) if fd is None else None)
+
+    def _read(self, url: str, state: dict, last: int, fd: Optional[int], kept: bytearray) -> None:
+        """One request from ``state["position"]`` to ``last``; advances the position as bytes
+        arrive, so a retry resumes where this one stopped."""
+        start = state["position"]
+        request = urllib.request.Request(url, headers={**self.headers,
+                                                       "Range": f"bytes={start}-{last}"})
+        try:
+            response = urllib.request.urlopen(request, timeout=self.socket_timeout)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code == 416:
+                raise RangesUnsupported(f"HTTP 416 for bytes {start}-{last}") from exc
+            raise classify(exc) from exc
+        with response:
+            match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+            if response.status != 206 or not match or match[3] == "*" or int(match[1]) != start:
+                raise RangesUnsupported(f"HTTP {response.status} to a Range request")
+            state["size"] = int(match[3])
+            position = start
+            while position <= last:
+                if self._cancel.is_set():
+                    raise MediaError(FFMPEG_FAILED, "cancelled")
+                chunk = response.read(min(CHUNK, last - position + 1))
+                if not chunk:
+                    raise ConnectionError(f"connection closed at byte {position} of {last}")
+                if fd is None:
+                    kept += chunk
+                else:
+                    os.pwrite(fd, chunk, position)
+                position += len(chunk)
+                state["position"] = position
+                with self._lock:
+                    self.done_bytes += len(chunk)
+
+
+def split(first: int, last: int, parts: int, min_part: int = 256 * 1024) -> list:
+    """Cut the inclusive range ``first..last`` into at most ``parts`` ranges of at least
+    ``min_part`` bytes (the last one may be shorter): ``[(a, b), ...]``."""
+    length = last - first + 1
+    count = max(1, min(parts, length // min_part))
+    step = -(-length // count)
+    return [(a, min(a + step - 1, last)) for a in range(first, last + 1, step)]
