@@ -10,6 +10,7 @@ own format selector (``YoutubeDL.build_format_selector``) on the already-extract
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -57,6 +58,17 @@ def _ydl_params(timeout: float = 20) -> dict:
             "socket_timeout": timeout, "cachedir": False, "logger": _Logger(),
             # permissive, so that processing never fails; select_formats does the real choice
             "format": "bv*+ba/b/bv*/ba"}
+
+
+_local = threading.local()
+
+
+def _selector_ydl() -> yt_dlp.YoutubeDL:
+    """This thread's YoutubeDL for format selection (no network use; reused, never closed:
+    building one costs ~50 ms, BENCHMARKS.md)."""
+    if getattr(_local, "ydl", None) is None:
+        _local.ydl = yt_dlp.YoutubeDL(_ydl_params())
+    return _local.ydl
 
 
 def extract_info(url: str, timeout: float = 20) -> dict:
@@ -198,14 +210,14 @@ def select_formats(info: dict, format_preference: str = "mp4",
                if f.get("protocol", "http") in _SEEKABLE_PROTOCOLS and not f.get("has_drm")
                and (f.get("vcodec") == "none" or limit is None or _fits(f, limit))]
     needs_encode = False
-    with yt_dlp.YoutubeDL(_ydl_params()) as ydl:
-        chosen = _select(ydl, formats, _SPECS[format_preference])
-        if format_preference == "mp4":
-            best = _select(ydl, formats, "bv/b")
-            if best and best.get("ext") == "webm" and _rank(best) > (_rank(chosen) if chosen else -1):
-                webm = _select(ydl, formats, _SPECS["webm"])
-                if webm:
-                    chosen, needs_encode = webm, True
+    ydl = _selector_ydl()
+    chosen = _select(ydl, formats, _SPECS[format_preference])
+    if format_preference == "mp4":
+        best = _select(ydl, formats, "bv/b")
+        if best and best.get("ext") == "webm" and _rank(best) > (_rank(chosen) if chosen else -1):
+            webm = _select(ydl, formats, _SPECS["webm"])
+            if webm:
+                chosen, needs_encode = webm, True
     if not chosen:
         where = "" if limit is None else f" at or below {resolution_preference}"
         raise MediaError(FORMAT_UNAVAILABLE, f"No {format_preference} format is available"

@@ -118,7 +118,7 @@ def _wait(video_id: str, seconds: float) -> dict:
                                   doc.get("error_message") or "Download failed")
         if time.monotonic() >= deadline:
             return {"processing": True}
-        time.sleep(POLL_SECONDS)
+        jobs().wait_briefly(video_id, POLL_SECONDS)
 
 
 def resolve_segment(doc: dict, info: dict) -> tuple[float, float]:

@@ -70,7 +70,7 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
                            doc.get("error_code") or "ENCODE_FAILED")
         if time.monotonic() >= deadline:
             return {"processing": True}
-        time.sleep(POLL_SECONDS)
+        jobs().wait_briefly(encode_id, POLL_SECONDS)
 
 
 def progress_reporter(video_id: str, job_id: str, phase_fields=None):

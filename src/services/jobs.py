@@ -42,6 +42,7 @@ class JobPool:
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
         self._light = ThreadPoolExecutor(max_workers=2, thread_name_prefix="meta")
         self._owned: dict[str, str] = {}
+        self._finished: dict[str, threading.Event] = {}  # video_id → set when its job ends
         self._running = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -55,6 +56,7 @@ class JobPool:
         """Queue ``fn(video_id, job_id)``; this process owns the job until ``fn`` returns."""
         with self._lock:
             self._owned[video_id] = job_id
+            self._finished[video_id] = threading.Event()
         progress_cache.beat(self.redis, video_id, job_id)
         self._executor.submit(self._run, video_id, job_id, fn, current_request_id(),
                               time.monotonic())
@@ -62,6 +64,16 @@ class JobPool:
     def submit_light(self, fn: Callable, *args) -> None:
         """Run a short background task (metadata look-ups) outside the download slots."""
         self._light.submit(self._run_light, fn, *args)
+
+    def wait_briefly(self, video_id: str, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking at once if this process's job for ``video_id`` ends
+        (a job of another process is noticed by the caller's next store read)."""
+        with self._lock:
+            finished = self._finished.get(video_id)
+        if finished is None:
+            time.sleep(seconds)
+        else:
+            finished.wait(seconds)
 
     @contextmanager
     def encode_slot(self):
@@ -97,6 +109,7 @@ class JobPool:
                 self._running -= 1
                 if self._owned.get(video_id) == job_id:
                     del self._owned[video_id]
+                    self._finished.pop(video_id).set()
             progress_cache.clear_heartbeat(self.redis, video_id, job_id)
             self._log_end(video_id, job_id, time.monotonic() - started)
             reset_request_id(token)
