@@ -92,6 +92,13 @@ class Auth:
         return {"id": r.json["user"]["id"], "email": email, "password": password, "token": token,
                 "headers": {"Authorization": f"Bearer {token}"}}
 
+    def save_clip(self, user, url, start=300, end=330):
+        """Save a clip for ``user`` through POST /api/video/save; return its id."""
+        r = self.client.post("/api/video/save", headers=self.public_headers(), json={
+            "url": url, "start_time": start, "end_time": end, "user_id": user["id"]})
+        assert r.status_code == 201, r.json
+        return r.json["video_id"]
+
     def public_headers(self):
         token = self.client.get("/api/auth/token/public").json["token"]
         return {"Authorization": f"Bearer {token}"}

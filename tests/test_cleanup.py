@@ -76,9 +76,7 @@ def test_expired_clip_is_downloaded_again(make_app, auth_factory, source_server,
     client = app.test_client()
     auth = auth_factory(client)
     user = auth.user()
-    r = client.post("/api/video/save", headers=auth.public_headers(), json={
-        "url": source_server.mp4_url, "start_time": 10, "end_time": 14, "user_id": user["id"]})
-    video_id = r.json["video_id"]
+    video_id = auth.save_clip(user, source_server.mp4_url, 10, 14)
     assert client.post(f"/api/video/download/{video_id}", headers=user["headers"]).status_code \
         == 200
     db = app.extensions["yt"]["db"]

@@ -91,9 +91,7 @@ def test_job_lines_carry_request_id_and_durations(make_app, auth_factory, source
     client = app.test_client()
     auth = auth_factory(client)
     user = auth.user()
-    video_id = client.post("/api/video/save", headers=auth.public_headers(), json={
-        "url": source_server.mp4_url, "start_time": 0, "end_time": 3,
-        "user_id": user["id"]}).json["video_id"]
+    video_id = auth.save_clip(user, source_server.mp4_url, 0, 3)
     r = client.post(f"/api/video/download/{video_id}",
                     headers={**user["headers"], "X-Request-ID": "dl-1"})
     assert r.status_code == 200
@@ -133,9 +131,7 @@ def test_low_disk_refuses_new_jobs_with_507(make_app, auth_factory, source_serve
     client = app.test_client()
     auth = auth_factory(client)
     user = auth.user()
-    video_id = client.post("/api/video/save", headers=auth.public_headers(), json={
-        "url": source_server.mp4_url, "start_time": 0, "end_time": 3,
-        "user_id": user["id"]}).json["video_id"]
+    video_id = auth.save_clip(user, source_server.mp4_url, 0, 3)
     r = client.post(f"/api/video/download/{video_id}", headers=user["headers"])
     assert r.status_code == 507 and r.json == {
         "error": "The server is low on disk space; try again later",
@@ -156,9 +152,7 @@ def test_x_accel_redirect_hands_the_file_to_nginx(make_app, auth_factory, source
     client = app.test_client()
     auth = auth_factory(client)
     user = auth.user()
-    video_id = client.post("/api/video/save", headers=auth.public_headers(), json={
-        "url": source_server.mp4_url, "start_time": 0, "end_time": 3,
-        "user_id": user["id"]}).json["video_id"]
+    video_id = auth.save_clip(user, source_server.mp4_url, 0, 3)
     r = client.post(f"/api/video/download/{video_id}", headers=user["headers"])
     assert r.status_code == 200 and r.data == b"" and r.mimetype == "video/mp4"
     path = app.extensions["yt"]["db"].videos.find_one()["file_path"]

@@ -16,13 +16,6 @@ def _probe(path):
     return float(data["format"]["duration"]), streams
 
 
-def _save(client, auth, user, url, start=300, end=330):
-    r = client.post("/api/video/save", headers=auth.public_headers(),
-                    json={"url": url, "start_time": start, "end_time": end, "user_id": user["id"]})
-    assert r.status_code == 201, r.json
-    return r.json["video_id"]
-
-
 def _wait_status(client, user, video_id, statuses=("completed", "failed"), timeout=120):
     seen = []
     deadline = time.monotonic() + timeout
@@ -43,7 +36,7 @@ def test_clip_from_minute_five(client, auth, clean_source_server, local_sources,
     url = source_server.mp4_url if kind == "mp4" else source_server.dash_url
     source_server.rate_bytes_per_sec = 700_000   # so the fetch lasts a few seconds
     user = auth.user()
-    video_id = _save(client, auth, user, url)
+    video_id = auth.save_clip(user, url)
 
     r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
                     json={"format_preference": "mp4", "resolution_preference": "720p"})
@@ -84,7 +77,7 @@ def test_new_preferences_make_a_new_file(make_app, auth_factory, source_server, 
     client = app.test_client()
     auth = auth_factory(client)
     user = auth.user()
-    video_id = _save(client, auth, user, source_server.dash_url, start=60, end=66)
+    video_id = auth.save_clip(user, source_server.dash_url, start=60, end=66)
     r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
                     json={"resolution_preference": "720p"})
     assert r.status_code == 200
@@ -118,7 +111,7 @@ def test_failed_source_marks_clip_failed_and_pool_keeps_working(make_app, auth_f
     client = app.test_client()
     auth = auth_factory(client)
     user = auth.user()
-    missing = _save(client, auth, user, source_server.base_url + "/does-not-exist.mp4", 0, 5)
+    missing = auth.save_clip(user, source_server.base_url + "/does-not-exist.mp4", 0, 5)
     r = client.post(f"/api/video/download/{missing}", headers=user["headers"])
     assert r.status_code in (422, 500) and r.json["code"] in (
         "SOURCE_HTTP_ERROR", "VIDEO_UNAVAILABLE"), r.json
@@ -127,11 +120,11 @@ def test_failed_source_marks_clip_failed_and_pool_keeps_working(make_app, auth_f
     folder = os.path.join(app.config["DOWNLOADS_DIR"], missing)
     assert not os.path.exists(folder) or not os.listdir(folder)
 
-    too_late = _save(client, auth, user, source_server.mp4_url, 5000, 5010)
+    too_late = auth.save_clip(user, source_server.mp4_url, 5000, 5010)
     r = client.post(f"/api/video/download/{too_late}", headers=user["headers"])
     assert r.status_code == 422 and r.json["code"] == "SEGMENT_OUT_OF_RANGE"
 
-    fine = _save(client, auth, user, source_server.mp4_url, 10, 14)
+    fine = auth.save_clip(user, source_server.mp4_url, 10, 14)
     r = client.post(f"/api/video/download/{fine}", headers=user["headers"])
     assert r.status_code == 200 and r.mimetype == "video/mp4"
 
@@ -140,7 +133,7 @@ def test_dead_job_is_declared_failed(client, auth, app, source_server):
     """A record left in processing by a dead process (no heartbeat) does not stay processing."""
     from datetime import datetime, timedelta, timezone
     user = auth.user()
-    video_id = _save(client, auth, user, source_server.mp4_url, 0, 5)
+    video_id = auth.save_clip(user, source_server.mp4_url, 0, 5)
     app.extensions["yt"]["db"].videos.update_one({}, {"$set": {
         "status": "processing", "job_id": "dead-job",
         "job_claimed_at": datetime.now(timezone.utc) - timedelta(minutes=5)}})
@@ -150,7 +143,7 @@ def test_dead_job_is_declared_failed(client, auth, app, source_server):
 
 def test_formats_and_resolutions_from_the_source(client, auth, source_server):
     user = auth.user()
-    video_id = _save(client, auth, user, source_server.dash_url, 0, 5)
+    video_id = auth.save_clip(user, source_server.dash_url, 0, 5)
     r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
     assert r.status_code == 200, r.json
     assert r.json["video_id"] == video_id
@@ -189,7 +182,7 @@ def test_1440p_mp4_is_reencoded_to_hevc_and_webm_is_copied(make_app, auth_factor
     auth = auth_factory(client)
     user = auth.user()
     url = source_server.url(highres_mpd)
-    video_id = _save(client, auth, user, url, start=20, end=22)
+    video_id = auth.save_clip(user, url, start=20, end=22)
 
     prefs = {"format_preference": "mp4", "resolution_preference": "1440p",
              "quality_preset": "medium"}
