@@ -108,7 +108,7 @@ def test_progress_is_reported_while_downloading(clean_source_server, tmp_path, f
     assert len([v for v in values if 0 < v < 100]) >= 2
     assert values == sorted(values) and values[-1] == 100
     assert all(set(u) == {"download_progress", "speed", "fps", "eta"} for u in updates)
-    assert any(u["speed"].endswith("x") and u["eta"] and ":" in u["eta"] for u in updates)
+    assert any((u["speed"] or "").endswith("x") and u["eta"] and ":" in u["eta"] for u in updates)
 
 
 class Cancelled(Exception):

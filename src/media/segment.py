@@ -64,8 +64,9 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
     is renamed to ``out_path`` only after success, and every temporary file is deleted in all
     cases. ``on_progress(dict)`` is called several times a second with ``{"download_progress":
     0-100 (0.1 steps, at most 99.9 until the cut is done), "speed": "2.3x" (seconds of the clip
-    per wall second), "fps": float (ffmpeg's; 0 while bytes are being fetched), "eta": "MM:SS"
-    or None while the speed is unknown}`` (the spec's progress cache fields). An exception it
+    per wall second; None while unknown), "fps": float (ffmpeg's; 0 while bytes are being
+    fetched), "eta": "MM:SS" or None while the speed is unknown}`` (the spec's progress cache
+    fields). An exception it
     raises stops the connections or ffmpeg, removes the partial files and propagates unchanged
     (job cancellation). ``on_start(process)`` receives each ffmpeg process (the cut);
     ``timeout`` is wall seconds for the whole fetch.
@@ -130,7 +131,7 @@ def _ranged_copies(plan: FetchPlan, urls: list, start: float, end: float, tmp: P
         rate = done / elapsed
         eta = _mmss((state["planned"] - done) / rate) if rate > 0 and state["planned"] else None
         on_progress({"download_progress": round(FETCH_SHARE * fraction, 1),
-                     "speed": f"{speed:.1f}x", "fps": 0.0, "eta": eta})
+                     "speed": f"{speed:.1f}x" if speed > 0 else None, "fps": 0.0, "eta": eta})
 
     try:
         heads = fetcher.run([(url, 0, HEAD_BYTES - 1, None) for url in urls], tick)
@@ -235,7 +236,8 @@ def _cut_reporter(duration: float, share: float, callback: Callable[[dict], None
             eta = "00:00"
         elif progress.speed > 0:
             eta = _mmss(remaining / progress.speed)
-        callback({"download_progress": max(0.0, percent), "speed": f"{progress.speed:.1f}x",
+        callback({"download_progress": max(0.0, percent),
+                  "speed": f"{progress.speed:.1f}x" if progress.speed > 0 else None,
                   "fps": round(progress.fps, 1), "eta": eta})
 
     return report
