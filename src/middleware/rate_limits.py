@@ -86,6 +86,12 @@ def init_app(app: Flask) -> Limiter:
             view = limiter.limit(_limit_value(name), key_func=KEY_FUNCS[kind],
                                  override_defaults=False)(view)
         app.view_functions[endpoint] = view
+    # Only the views above are limited, and their wrappers run the check themselves; the global
+    # before_request check only serves default limits (none here) and costs ~0.25 ms on every
+    # request, status polling included (BENCHMARKS.md, api), so it is taken out.
+    hooks = app.before_request_funcs.get(None, [])
+    if limiter._check_request_limit in hooks:
+        hooks.remove(limiter._check_request_limit)
     app.register_error_handler(RateLimitExceeded, _too_many)
     app.extensions["yt"]["limiter"] = limiter
     return limiter

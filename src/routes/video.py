@@ -80,9 +80,9 @@ def download(prefs, video_id):
 
 @blp.get("/status/<video_id>")
 @private_token_required
-@blp.response(200, schemas.VideoStatusSchema)
+@blp.alt_response(200, schema=schemas.VideoStatusSchema, description="The clip's status")
 def status(video_id):
-    """Status, progress and file facts of a clip."""
+    """Status, progress and file facts of a clip (polled: answered without a schema dump)."""
     doc = video_service.get_owned(video_id, g.current_user["user_id"])
     return video_service.status_view(download_service.reap_if_dead(doc))
 
