@@ -7,17 +7,22 @@ log records a 0-byte body for it); ``/api/health`` and ``X-Request-ID`` through 
 over ``client_max_body_size`` is stopped by nginx (413); the cleanup expires the clip under
 gunicorn.
 
-Workers: with ``SMOKE_MONGODB_URI`` (a real MongoDB) it runs 2 workers in ``APP_ENV=production``.
-Without it, MongoDB is the embedded mongomock, which lives inside one process, so it runs ONE
-worker (8 threads) with the real Redis: no MongoDB server can be installed from the registries
-this project can reach (see docs/deployment.md), and two workers with private databases would
-not be a deployment at all (gunicorn_config.py refuses it).
+Workers: 2 gunicorn workers (8 threads each) in ``APP_ENV=production`` with the real Redis and
+a MongoDB server: ``SMOKE_MONGODB_URI`` when set (a real MongoDB), else the mongomock-backed
+wire server of scripts/mongo_wire.py in a child process — a TEST DOUBLE speaking the MongoDB
+protocol, not MongoDB (none can be installed from the registries this project can reach; see
+docs/deployment.md). The workers are shown to share state: gunicorn's access log gets the
+worker pid (``pid=<N>``, appended to gunicorn_config.py's format); requests land on both
+workers, a clip saved through one worker is downloaded through the other, and each cleanup slot
+runs in one worker only (the clip's file is removed once).
 
 Usage: ``python -m scripts.deploy_smoke`` (needs nginx, ffmpeg and Redis on 127.0.0.1:6379).
 Exits non-zero with a reason on the first failed check.
 """
 from __future__ import annotations
 
+import ast
+import json
 import os
 import re
 import secrets
@@ -25,12 +30,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 from scripts.demo import call, free_port
 from scripts.local_source import SourceServer, build_sources
+from scripts.mongo_wire import MongoWireServer
 from src.media.ffmpeg import ffprobe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,13 +75,19 @@ def render_site(t: Path, app_port: int, nginx_port: int, max_upload_mb: int) -> 
     return text
 
 
-def start(t: Path):
+def access_log_format() -> str:
+    """gunicorn_config.py's ``access_log_format`` with `` pid=%(p)s`` (the worker's pid)."""
+    tree = ast.parse((ROOT / "gunicorn_config.py").read_text())
+    fmt = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+               and getattr(node.targets[0], "id", "") == "access_log_format")
+    return fmt + " pid=%(p)s"
+
+
+def start(t: Path, mongo: str):
     app_port, nginx_port = free_port(), free_port()
-    mongo = os.environ.get("SMOKE_MONGODB_URI")
     env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{app_port}",
-           "GUNICORN_WORKERS": "2" if mongo else "1", "GUNICORN_THREADS": "8",
-           "APP_ENV": "production" if mongo else "development",
-           "MONGODB_URI": mongo or "", "REDIS_URI": os.environ.get(
+           "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "8", "APP_ENV": "production",
+           "MONGODB_URI": mongo, "REDIS_URI": os.environ.get(
                "SMOKE_REDIS_URI", "redis://127.0.0.1:6379/12"),
            "JWT_PUBLIC_SECRET": secrets.token_urlsafe(32),
            "JWT_PRIVATE_SECRET": secrets.token_urlsafe(32),
@@ -85,9 +98,8 @@ def start(t: Path):
            "DOWNLOAD_WAIT_SECONDS": "60", "MAX_UPLOAD_SIZE_MB": "2",
            "VIDEO_RETENTION_MINUTES": "0.2", "CLEANUP_INTERVAL_MINUTES": "0.05",
            "RATE_LIMIT_KEY_PREFIX": f"smoke-{secrets.token_hex(4)}", "MIN_FREE_DISK_MB": "50"}
-    print(f"gunicorn: {env['GUNICORN_WORKERS']} worker(s), MongoDB "
-          f"{'real' if mongo else 'embedded (one process only)'}", flush=True)
     gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn_config.py",
+                                 "--access-logformat", access_log_format(),
                                  "src.app:create_app()"], cwd=ROOT, env=env)
     (t / "site.conf").write_text(render_site(t, app_port, nginx_port, 2))
     (t / "nginx.conf").write_text(NGINX_MAIN.format(t=t))
@@ -114,11 +126,77 @@ def wait_ready(base: str, gunicorn: subprocess.Popen) -> None:
     sys.exit("SMOKE FAILED: the API did not answer through nginx within 30 s")
 
 
-def exercise(base: str, t: Path, source_url: str) -> None:
+def worker_pids(master: int) -> set[int]:
+    """Pids of the gunicorn master's children (its workers), from /proc."""
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if int(fh.read().rsplit(")", 1)[1].split()[1]) == master:
+                    found.add(int(pid))
+        except (OSError, IndexError, ValueError):
+            pass
+    return found
+
+
+def fetch(base: str, method: str, path: str, token: str | None = None):
+    """One request through nginx, tagged ``?smoke=<hex>`` (an X-Accel-Redirect answer loses the
+    X-Request-ID header) → ``(status, body bytes, tag)``."""
+    tag = secrets.token_hex(8)
+    req = urllib.request.Request(f"{base}{path}?smoke={tag}", method=method, data=b"{}"
+                                 if method == "POST" else None,
+                                 headers={"Content-Type": "application/json"})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, resp.read(), tag
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), tag
+
+
+def worker_of(t: Path, needle: str) -> int | None:
+    """The pid of the gunicorn worker whose access-log line contains ``needle`` (a request id
+    or a ``smoke=`` tag), or None when no such line appears within 5 s."""
+    for _ in range(50):
+        for line in (t / "logs" / "access.log").read_text().splitlines():
+            found = re.search(r" pid=<(\d+)>$", line) if needle in line else None
+            if found:
+                return int(found.group(1))
+        time.sleep(0.1)
+    return None
+
+
+def burst(base: str, t: Path, method: str, path: str, token=None, n=4) -> list[tuple]:
+    """``n`` concurrent requests → ``[(worker pid, status, body)]`` (more than nginx's 16
+    keep-alive upstream connections make it open new ones, which either worker accepts)."""
+    results = []
+
+    def one():
+        status, body, tag = fetch(base, method, path, token)
+        results.append((worker_of(t, f"smoke={tag} "), status, body))
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return results
+
+
+def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
     with urllib.request.urlopen(base + "/api/health", timeout=10) as resp:
         check(resp.status == 200 and resp.headers["Server"].startswith("nginx")
               and re.fullmatch(r"[0-9a-f]{32}", resp.headers.get("X-Request-ID", "")),
               "GET /api/health through nginx: 200 with nginx's X-Request-ID echoed by the app")
+    answered: dict[int, int] = {}
+    deadline = time.monotonic() + 30   # the second worker may still be loading the app
+    while set(answered) != workers and time.monotonic() < deadline:
+        for pid, status, _body in burst(base, t, "GET", "/api/health", n=24):
+            answered[pid] = answered.get(pid, 0) + (status == 200)
+        time.sleep(0.5)
+    check(set(answered) == workers, f"requests through nginx answered by both workers "
+          f"(requests per worker pid: {answered})")
     email = f"smoke-{secrets.token_hex(4)}@example.com"
     check(call(base, "POST", "/api/auth/register", {"email": email, "password": "smoke pass 1"})[0]
           == 201, "register")
@@ -127,9 +205,13 @@ def exercise(base: str, t: Path, source_url: str) -> None:
     check(status == 200, "login")
     token, user_id = login["token"], login["user"]["id"]
     public = call(base, "GET", "/api/auth/token/public")[1]["token"]
-    status, saved = call(base, "POST", "/api/video/save", {
-        "url": source_url, "start_time": 120, "end_time": 124, "user_id": user_id}, public)
-    check(status == 201, f"clip saved ({saved})")
+    req = urllib.request.Request(base + "/api/video/save", method="POST", data=json.dumps({
+        "url": source_url, "start_time": 120, "end_time": 124, "user_id": user_id}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {public}"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        status, saved = resp.status, json.loads(resp.read())
+        saved_by = worker_of(t, resp.headers["X-Request-ID"])
+    check(status == 201 and saved_by in workers, f"clip saved by worker {saved_by} ({saved})")
     video_id = saved["video_id"]
     req = urllib.request.Request(f"{base}/api/video/download/{video_id}", method="POST",
                                  data=b"{}", headers={"Content-Type": "application/json",
@@ -151,6 +233,16 @@ def exercise(base: str, t: Path, source_url: str) -> None:
     access = (t / "logs" / "access.log").read_text()
     line = next((ln for ln in access.splitlines() if f"/api/video/download/{video_id}" in ln), "")
     check(re.search(r'" 200 0 ', line), f"gunicorn sent 0 bytes, nginx streamed the file: {line}")
+    served = {}
+    for _ in range(15):  # the kernel hands connections to the workers unevenly
+        served.update({pid: len(data) for pid, code, data in burst(
+            base, t, "POST", f"/api/video/download/{video_id}", token, n=24) if code == 200})
+        if set(served) - {saved_by}:
+            break
+    other = sorted(set(served) - {saved_by})
+    check(other and served[other[0]] == len(body), f"the clip saved by worker {saved_by} "
+          f"downloaded through worker {other[0] if other else '-'} (same {len(body)} bytes; "
+          f"both workers read the one store)")
     big = b"--x\r\n" + b"0" * (4 * 1024 * 1024)
     req = urllib.request.Request(base + "/api/encode/upload", data=big, method="POST", headers={
         "Authorization": f"Bearer {token}", "Content-Type": "multipart/form-data; boundary=x"})
@@ -172,6 +264,16 @@ def exercise(base: str, t: Path, source_url: str) -> None:
         time.sleep(1)
     check(state["status"] == "expired" and not state["file_available"] and not files[0].exists(),
           "the cleanup expired the clip under gunicorn (file deleted, record kept)")
+    app_log = (t / "logs" / "app.log").read_text()
+    runs = re.findall(r"cleanup: run for slot (\d+) \(pid (\d+)\)", app_log)
+    slots = [slot for slot, _pid in runs]
+    removed = re.findall(rf"cleanup: removed (\S*{video_id}\S*) ", app_log)
+    tries = app_log.count('Running job "run_if_due')    # APScheduler: one line per worker try
+    check(app_log.count('Added job "run_if_due"') == 2 and tries > len(runs) > 0
+          and len(slots) == len(set(slots)) and removed and len(removed) == len(set(removed)),
+          f"the cleanup is scheduled in both workers ({tries} tries) but ran once per slot "
+          f"({len(runs)} runs, by pid(s) {sorted({int(pid) for _s, pid in runs})}) and removed "
+          f"the clip's file once")
 
 
 def main() -> None:
@@ -179,13 +281,25 @@ def main() -> None:
     for sub in ("logs", "downloads", "uploads", "nginx-tmp"):
         (t / sub).mkdir()
     t.chmod(0o755)  # nginx's worker user must reach downloads/ (X-Accel-Redirect)
-    gunicorn = nginx = None
+    gunicorn = nginx = wire = None
     build_sources(ROOT / ".cache" / "sources")
     try:
+        mongo = os.environ.get("SMOKE_MONGODB_URI")
+        if not mongo:
+            wire = MongoWireServer(subprocess=True).start()
+            mongo = wire.uri + "/ytd_smoke"
+        print("gunicorn: 2 workers, APP_ENV=production, real Redis, MongoDB: "
+              + ("SMOKE_MONGODB_URI" if not wire else f"{mongo} = scripts/mongo_wire.py (a "
+                 f"mongomock-backed wire server, pid {wire.proc.pid}; a test double, not MongoDB)"),
+              flush=True)
         with SourceServer(ROOT / ".cache" / "sources") as source:
-            gunicorn, nginx, base, _env = start(t)
+            gunicorn, nginx, base, _env = start(t, mongo)
             wait_ready(base, gunicorn)
-            exercise(base, t, source.mp4_url)
+            deadline = time.monotonic() + 30
+            while len(workers := worker_pids(gunicorn.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            check(len(workers) == 2, f"gunicorn runs 2 workers: pids {sorted(workers)}")
+            exercise(base, t, source.mp4_url, workers)
         print("deploy smoke: all checks passed", flush=True)
     finally:
         if nginx:
@@ -197,6 +311,8 @@ def main() -> None:
                 gunicorn.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 gunicorn.kill()
+        if wire:
+            wire.stop()
         if os.environ.get("SMOKE_KEEP"):
             print(f"kept {t}")
         else:

@@ -67,6 +67,8 @@ def configure_logging(settings: dict) -> None:
     level = getattr(logging, str(settings["LOG_LEVEL"]).upper(), logging.INFO)
     root = logging.getLogger()
     root.setLevel(level)
+    # APScheduler logs every run of every job at INFO (the live sweep runs every few seconds).
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
     for handler in [h for h in root.handlers if getattr(h, "_yt_downloader", False)]:
         root.removeHandler(handler)
         handler.close()

@@ -1,6 +1,8 @@
 """Crash recovery: a real kill -9 of a job's ffmpeg, a store left with dead ``processing`` jobs
-recovered at start-up (several workers at once), and — with a real MongoDB (``MONGODB_TEST_URI``)
-— a real process killed mid-download and a real restart."""
+recovered at start-up (several workers at once), and — with a MongoDB server that outlives the
+app (``MONGODB_TEST_URI``: a real MongoDB, or the mongomock-backed wire server of
+scripts/mongo_wire.py, as .ci/run starts it) — a real process killed mid-download and a real
+restart."""
 from __future__ import annotations
 
 import json
@@ -52,9 +54,7 @@ def test_kill_9_of_ffmpeg_mid_download_fails_the_job_cleanly(make_app, auth_fact
     client = app.test_client()
     auth = auth_factory(client)
     user = auth.user()
-    r = client.post("/api/video/save", headers=auth.public_headers(), json={
-        "url": server.mp4_url, "start_time": 200, "end_time": 230, "user_id": user["id"]})
-    video_id = r.json["video_id"]
+    video_id = auth.save_clip(user, server.mp4_url, 200, 230)
     assert client.post(f"/api/video/download/{video_id}", headers=user["headers"]).status_code \
         == 202
     folder = os.path.join(app.config["DOWNLOADS_DIR"], video_id)
@@ -173,9 +173,12 @@ def _call(base, method, path, body=None, token=None):
 
 
 @pytest.mark.skipif(not os.environ.get("MONGODB_TEST_URI"), reason="needs MONGODB_TEST_URI")
-def test_real_restart_with_real_mongodb(make_app, redis_uri, clean_source_server, tmp_path):
+def test_real_restart_with_a_mongodb_server(make_app, redis_uri, clean_source_server, tmp_path):
     """A real server process is killed (SIGKILL) mid-download; a new one started on the same
-    MongoDB and Redis ends the job failed and removes its partial files."""
+    MongoDB and Redis ends the job failed and removes its partial files.
+
+    Only the app dies: the store at ``MONGODB_TEST_URI`` keeps running, so any server will do
+    (``python -m scripts.mongo_wire --port 0`` prints a URI for one; .ci/run does this)."""
     if not redis_uri:
         pytest.skip("needs the real Redis server")
     server = clean_source_server
