@@ -142,4 +142,9 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None) -> dict:
             config[name] = secrets.token_urlsafe(32)
             embedded.append(name)
     config["EMBEDDED_DEFAULTS"] = embedded
+    # Relative folders are relative to the working directory at start-up, made absolute once:
+    # Flask's send_file would otherwise resolve them against the package folder.
+    for name in ("DOWNLOADS_DIR", "UPLOADS_DIR", "LOG_FILE"):
+        if config[name]:
+            config[name] = os.path.abspath(config[name])
     return config

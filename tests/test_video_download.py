@@ -213,3 +213,18 @@ def test_1440p_mp4_is_reencoded_to_hevc_and_webm_is_copied(make_app, auth_factor
     assert streams["audio"]["codec_name"] == "opus"
     status = client.get(f"/api/video/status/{video_id}", headers=user["headers"]).json
     assert status["available_formats"] == ["1440p", "720p"]
+
+
+def test_relative_downloads_dir_is_served(make_app, auth_factory, source_server, tmp_path,
+                                          monkeypatch):
+    """DOWNLOADS_DIR=./downloads (the default) is relative to the working directory, not to the
+    package folder that Flask's send_file would resolve it against."""
+    monkeypatch.chdir(tmp_path)
+    app = make_app(DOWNLOADS_DIR="./relative-downloads", DOWNLOAD_WAIT_SECONDS=60)
+    assert app.config["DOWNLOADS_DIR"] == str(tmp_path / "relative-downloads")
+    client = app.test_client()
+    auth = auth_factory(client)
+    user = auth.user()
+    video_id = auth.save_clip(user, source_server.mp4_url, 10, 13)
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"])
+    assert r.status_code == 200 and len(r.data) > 10_000
