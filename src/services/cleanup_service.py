@@ -142,6 +142,7 @@ def run_if_due(app) -> Optional[dict]:
         client = redis()
         if not client.set(f"cleanup:slot:{slot}", os.getpid(), nx=True,
                           ex=max(2, int(interval * 2) + 1)):
+            log.info("cleanup: slot %d already taken (pid %d)", slot, os.getpid())
             return None
         lock = client.lock("cleanup:lock", timeout=LOCK_TIMEOUT_SECONDS)
         if not lock.acquire(blocking=False):
