@@ -49,6 +49,7 @@ def bind_request_id(value: Optional[str]) -> contextvars.Token:
 
 
 def reset_request_id(token: contextvars.Token) -> None:
+    """Undo :func:`bind_request_id` (``token`` is what it returned)."""
     _request_id.reset(token)
 
 

@@ -34,16 +34,22 @@ class QuerySeconds(fields.Float):
 
 
 class CredentialsSchema(Schema):
+    """Register: a valid email and a password of 8-128 characters."""
+
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, validate=validate.Length(min=8, max=128))
 
 
 class LoginSchema(Schema):
+    """Login: email and password (checked against the stored bcrypt hash)."""
+
     email = fields.String(required=True, validate=validate.Length(min=1, max=254))
     password = fields.String(required=True, validate=validate.Length(min=1, max=128))
 
 
 class ChangePasswordSchema(Schema):
+    """The current password and a new one of 8-128 characters."""
+
     current_password = fields.String(required=True, validate=validate.Length(min=1, max=128))
     new_password = fields.String(required=True, validate=validate.Length(min=8, max=128))
 
@@ -90,6 +96,8 @@ class PublicTokenListResponse(Schema):
 
 
 class SaveVideoSchema(Schema):
+    """A clip request: times in seconds (JSON numbers), the owner's user id."""
+
     url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
     start_time = Seconds(required=True)
     end_time = Seconds(required=True)
@@ -100,6 +108,8 @@ class SaveVideoSchema(Schema):
 
 
 class SaveStreamQuery(Schema):
+    """Query of the Nightbot stream save (seconds as query strings)."""
+
     user_id = fields.String(load_default=None, metadata={
         "description": "required with an anonymous token; optional with a bound one"})
     message = fields.String(load_default=None, validate=validate.Length(max=500))
@@ -124,6 +134,8 @@ class SavedResponse(MessageSchema):
 
 
 class DownloadSchema(Schema):
+    """Optional download preferences; missing ones keep the clip's."""
+
     format_preference = fields.String(load_default=None, validate=validate.OneOf(FORMATS))
     resolution_preference = fields.String(load_default=None, validate=validate.OneOf(RESOLUTIONS))
     quality_preset = fields.String(load_default=None, validate=validate.OneOf(
@@ -184,6 +196,8 @@ class FormatsResponse(Schema):
 
 
 class ResolutionsQuery(Schema):
+    """The video URL to look up."""
+
     url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
 
 

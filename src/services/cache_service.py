@@ -9,6 +9,7 @@ from typing import Optional
 
 
 def session_key(token_hash: str) -> str:
+    """The Redis key of a session: ``session:{sha256 of the token}``."""
     return f"session:{token_hash}"
 
 

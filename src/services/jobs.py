@@ -50,6 +50,7 @@ class JobPool:
 
     @property
     def redis(self):
+        """The app's Redis client (heartbeats are written from pool threads)."""
         return self._app.extensions["yt"]["redis"]
 
     def submit(self, video_id: str, job_id: str, fn: Callable[[str, str], None]) -> None:

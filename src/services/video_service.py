@@ -28,6 +28,7 @@ def media_api_error(code: str, message: str) -> ApiError:
 
 
 def owner(user_id: str) -> dict:
+    """The user a clip is saved for. Raises ApiError 400 (``details.user_id``) when unknown."""
     user = users.find_by_id(db(), user_id)
     if not user:
         raise ApiError(400, "user_id does not name an existing user", "VALIDATION_ERROR",
