@@ -157,3 +157,11 @@ def test_expired_session_in_store_is_refused(client, auth, app):
                            {"$set": {"expires_at": datetime.now(timezone.utc) - timedelta(1)}})
     redis.delete(f"session:{_hash(user['token'])}")
     assert client.get("/api/auth/me", headers=user["headers"]).status_code == 401
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(make_app):
+    app = make_app(RATE_LIMIT_ENABLED=True)
+    client = app.test_client()
+    for path in ("/api/auth/login", "/api/auth/register", "/api/video/resolutions"):
+        r = client.post(path, data="[" * 100_000, content_type="application/json")
+        assert r.status_code == 400 and r.json["code"] == "VALIDATION_ERROR", (path, r.json)

@@ -170,6 +170,23 @@ def test_sweep_claims_due_clips_once(app, client, bound, fake_youtube):
     wait_for(lambda: _doc(app, video_id)["live_checks"] == 2)
 
 
+def test_a_lost_first_check_is_picked_up_by_the_sweep(app, client, bound, fake_youtube,
+                                                      monkeypatch):
+    """The first look-up lives only in this process's queue; if it is lost (a restart), the
+    clip's lease makes the sweep check it later, so it never waits forever."""
+    _, token = bound
+    fake_youtube.set(watch_url(), stream_info("is_live", time.time() - 60))
+    monkeypatch.setattr(live_service, "schedule_first_check", lambda video_id: None)
+    video_id = _save(client, token).json["video_id"]
+    assert _doc(app, video_id)["live_phase"] == "resolving"
+    with app.app_context():
+        assert live_service.sweep(datetime.now(timezone.utc)) == 0     # lease not over yet
+        later = datetime.now(timezone.utc) + timedelta(seconds=live_service.LEASE_SECONDS + 1)
+        assert live_service.sweep(later) == 1
+    doc = wait_for(lambda: (d := _doc(app, video_id))["live_phase"] == "waiting_for_vod" and d)
+    assert doc["start_time"] is not None
+
+
 def test_stream_save_answers_without_network(app, client, bound, fake_youtube):
     _, token = bound
     fake_youtube.set(watch_url(), stream_info("is_live", time.time() - 60))

@@ -228,3 +228,45 @@ def test_relative_downloads_dir_is_served(make_app, auth_factory, source_server,
     video_id = auth.save_clip(user, source_server.mp4_url, 10, 13)
     r = client.post(f"/api/video/download/{video_id}", headers=user["headers"])
     assert r.status_code == 200 and len(r.data) > 10_000
+
+
+def test_stalled_source_fails_the_job_instead_of_hanging(make_app, auth_factory, monkeypatch):
+    """A source that sends headers and then nothing: the job fails once its wall-clock budget
+    (download_service.fetch_timeout) is spent; it never stays processing."""
+    import socket
+    import threading
+
+    from src.services import download_service
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port, held = listener.getsockname()[1], []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\n"
+                         b"Content-Length: 100000000\r\nAccept-Ranges: bytes\r\n\r\n")
+            held.append(conn)  # ...and never another byte
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(download_service, "fetch_timeout", lambda start, end: 3)
+    app = make_app(DOWNLOAD_WAIT_SECONDS=60)
+    client = app.test_client()
+    auth = auth_factory(client)
+    user = auth.user()
+    video_id = auth.save_clip(user, f"http://127.0.0.1:{port}/stalled.mp4", 10, 14)
+    started = time.monotonic()
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"])
+    listener.close()
+    for conn in held:
+        conn.close()
+    assert r.status_code == 500 and r.json["code"] == "FFMPEG_FAILED", r.json
+    assert time.monotonic() - started < 45
+    status = client.get(f"/api/video/status/{video_id}", headers=user["headers"]).json
+    assert status["status"] == "failed"

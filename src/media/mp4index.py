@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import wraps
 from itertools import accumulate
 from typing import Optional
 
@@ -28,8 +29,27 @@ from typing import Optional
 MARGIN_BEFORE, MARGIN_AFTER = 0.5, 1.0
 
 
+#: Samples per track we agree to expand (a 10-hour 60 fps video has 2.2 million): a hostile
+#: ``stts``/``stsz`` count must not make the worker allocate gigabytes.
+MAX_SAMPLES = 5_000_000
+
+
 class IndexUnsupported(ValueError):
     """The file's layout is not one this module can map to byte ranges."""
+
+
+def _malformed_is_unsupported(parse):
+    """Turn the errors a malformed or hostile index causes while parsing (short reads, zero
+    timescales, references past a table) into :class:`IndexUnsupported`, so the caller falls
+    back to the direct path instead of failing the job."""
+    @wraps(parse)
+    def wrapper(*args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except (struct.error, ZeroDivisionError, IndexError, OverflowError) as exc:
+            raise IndexUnsupported(f"malformed index: {exc}") from exc
+
+    return wrapper
 
 
 @dataclass
@@ -44,6 +64,7 @@ class Box:
         return self.offset + self.size
 
 
+@_malformed_is_unsupported
 def top_level_boxes(data: bytes, file_size: int) -> list:
     """Boxes whose headers lie in ``data`` (the file's first bytes): ``[Box, ...]`` in order.
 
@@ -105,11 +126,13 @@ def _table(data: bytes, span: tuple, fmt: str, skip: int = 8) -> list:
     return list(struct.iter_unpack(fmt, data[span[0] + skip:span[0] + skip + count * step]))
 
 
+@_malformed_is_unsupported
 def is_fragmented(moov: bytes) -> bool:
     """True when the ``moov`` (the box bytes, header included) has an ``mvex`` (fragmented)."""
     return "mvex" in _children(moov, 8, len(moov))
 
 
+@_malformed_is_unsupported
 def moov_span(moov: bytes, start: float, end: float) -> tuple:
     """Byte range ``(first, last)`` (inclusive, file offsets) holding every sample of every
     track that ffmpeg reads to cut ``start``..``end`` seconds: video from the keyframe at or
@@ -161,14 +184,21 @@ def _track(moov: bytes, trak: tuple) -> dict:
         raise IndexUnsupported("track without sample tables")
     version = moov[mdhd[0]]
     timescale = struct.unpack_from(">I", moov, mdhd[0] + (20 if version == 1 else 12))[0]
+    if timescale == 0:
+        raise IndexUnsupported("track with a zero timescale")
     handler = moov[hdlr[0] + 8:hdlr[0] + 12].decode("latin-1")
     boxes = _children(moov, *stbl)
     need = lambda kind: boxes[kind][0] if kind in boxes else None  # noqa: E731
     if not (need("stts") and need("stsz") and need("stsc") and (need("stco") or need("co64"))):
         raise IndexUnsupported("incomplete sample table")
-    deltas = [d for count, d in _table(moov, need("stts"), ">II") for _ in range(count)]
+    stts = _table(moov, need("stts"), ">II")
+    if sum(count for count, _ in stts) > MAX_SAMPLES:
+        raise IndexUnsupported("too many samples")
+    deltas = [d for count, d in stts for _ in range(count)]
     times = [0, *accumulate(deltas)][:len(deltas)]
     fixed, count = struct.unpack_from(">II", moov, need("stsz")[0] + 4)
+    if count != len(deltas):
+        raise IndexUnsupported("stts and stsz disagree")
     sizes = [fixed] * count if fixed else [s for (s,) in _table(moov, need("stsz"), ">I", 12)]
     chunks = ([c for (c,) in _table(moov, need("stco"), ">I")] if need("stco")
               else [c for (c,) in _table(moov, need("co64"), ">Q")])
@@ -197,6 +227,7 @@ def _sample_offsets(stsc: list, chunks: list, sizes: list) -> list:
     return offsets
 
 
+@_malformed_is_unsupported
 def sidx_span(sidx: bytes, sidx_offset: int, start: float, end: float) -> tuple:
     """Byte range ``(first, last)`` (inclusive) of the fragments that cover ``start``..``end``:
     from the last fragment starting with a keyframe (SAP) at or before ``start`` through the
@@ -205,6 +236,8 @@ def sidx_span(sidx: bytes, sidx_offset: int, start: float, end: float) -> tuple:
     a hierarchical ``sidx`` (references to other ``sidx`` boxes)."""
     version = sidx[8]
     timescale = struct.unpack_from(">I", sidx, 16)[0]
+    if timescale == 0:
+        raise IndexUnsupported("sidx with a zero timescale")
     if version == 0:
         earliest, first_offset = struct.unpack_from(">II", sidx, 20)
         pos = 28

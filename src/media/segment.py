@@ -33,10 +33,14 @@ from src.media.errors import FFMPEG_FAILED, SEGMENT_OUT_OF_RANGE, MediaError, cl
 from src.media.ffmpeg import FFmpegError, Progress, ffprobe, run_ffmpeg
 from src.media.source import FetchPlan
 
-#: Reconnect a dropped HTTP connection (not an HTTP error status) for up to 5 s per attempt.
+#: Reconnect a dropped HTTP connection (not an HTTP error status) for up to 5 s per attempt;
+#: give up on a connection that sends nothing for 30 s (``-rw_timeout``, microseconds) instead of
+#: blocking forever without progress.
 _RECONNECT = ["-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_on_network_error", "1",
-              "-reconnect_delay_max", "5"]
+              "-reconnect_delay_max", "5", "-rw_timeout", "30000000"]
 _MUXERS = {"mp4": ["-f", "mp4", "-movflags", "+faststart"], "webm": ["-f", "webm"]}
+#: Largest index (``moov``) read into memory; a bigger one falls back to the direct path.
+MAX_INDEX_BYTES = 64 * 1024 * 1024
 #: Parallel connections per stream for the ranged path; 0 turns it off (direct path only).
 CONNECTIONS = 4
 #: First request per stream: the ``moov`` and ``sidx`` of a DASH file (or the start of a
@@ -180,6 +184,9 @@ def _index_end(data: bytes, size: int) -> int:
     moov = boxes.get("moov")
     if moov is None:
         raise mp4index.IndexUnsupported("no moov before the media data (not +faststart)")
+    if moov.size > MAX_INDEX_BYTES:
+        raise mp4index.IndexUnsupported(f"moov of {moov.size} bytes (fetched only up to "
+                                        f"{MAX_INDEX_BYTES})")
     if moov.end > len(data):
         return moov.end
     if mp4index.is_fragmented(data[moov.offset:moov.end]):

@@ -42,7 +42,10 @@ def _ip() -> str:
 
 
 def _email() -> str:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested too deeply: the view answers 400; key this request by IP
+        body = None
     email = body.get("email") if isinstance(body, dict) else None
     return f"email:{email.strip().lower()[:254]}" if isinstance(email, str) and email.strip() \
         else _ip()

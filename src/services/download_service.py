@@ -144,6 +144,12 @@ def resolve_segment(doc: dict, info: dict) -> tuple[float, float]:
     return float(start), float(end)
 
 
+def fetch_timeout(start: float, end: float) -> float:
+    """Wall seconds a segment fetch may take before the job fails: 5 min plus 4 s per second
+    of clip (a source slower than a quarter of real time is treated as stalled)."""
+    return 300 + 4 * (end - start)
+
+
 def run_download(video_id: str, job_id: str) -> None:
     """The job: extract info, pick formats, fetch the segment, record the file or the failure."""
     doc = videos.get(db(), video_id)
@@ -169,7 +175,8 @@ def run_download(video_id: str, job_id: str) -> None:
         if plan.needs_encode:
             out_path = _fetch_and_encode(doc, plan, start, end, out_path, on_progress, job_id)
         else:
-            segment.fetch_segment(plan, start, end, out_path, on_progress=on_progress)
+            segment.fetch_segment(plan, start, end, out_path, on_progress=on_progress,
+                                  timeout=fetch_timeout(start, end))
     except JobCancelled:
         log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
         return
@@ -208,7 +215,8 @@ def _fetch_and_encode(doc: dict, plan, start: float, end: float, out_path: str, 
     webm_path = out_path.rsplit(".", 1)[0] + ".source.webm"
     mp4_path = out_path.rsplit(".", 1)[0] + ".mp4"
     try:
-        segment.fetch_segment(plan, start, end, webm_path, on_progress=on_progress)
+        segment.fetch_segment(plan, start, end, webm_path, on_progress=on_progress,
+                              timeout=fetch_timeout(start, end))
         progress_cache.set_progress(redis(), video_id, {"current_phase": "encoding",
                                                         "download_progress": 100})
         with jobs().encode_slot():

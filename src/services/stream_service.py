@@ -10,7 +10,7 @@ stream's start time read recently for an earlier clip).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Optional
 from urllib.parse import parse_qs
 
@@ -74,7 +74,10 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
              "origin": "stream", "nightbot_user": nightbot_user,
              "nightbot_channel": nightbot_channel}
     if start is None:
-        extra.update(live_phase="resolving", live_checks=0, next_check_at=None,
+        # The first check is queued in this process right away; the lease makes the sweep pick
+        # the clip up if that check is lost (restart) or crashes.
+        extra.update(live_phase="resolving", live_checks=0,
+                     next_check_at=requested_at + timedelta(seconds=live_service.LEASE_SECONDS),
                      live_channel_id=channel_id if youtube_id is None else None)
         position = _known_position(youtube_id, channel_id, requested_at, delay)
     url = youtube_watch_url(youtube_id) if youtube_id else live_service.channel_live_url(channel_id)
