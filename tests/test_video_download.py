@@ -270,3 +270,14 @@ def test_stalled_source_fails_the_job_instead_of_hanging(make_app, auth_factory,
     assert time.monotonic() - started < 45
     status = client.get(f"/api/video/status/{video_id}", headers=user["headers"]).json
     assert status["status"] == "failed"
+
+
+def test_a_file_gone_between_lookup_and_send_is_410(app):
+    """The cleanup may delete a file between the status check and sending it: 410, not 500."""
+    from src.errors import ApiError
+    from src.utils.files import send_media
+
+    with app.test_request_context():
+        with pytest.raises(ApiError) as info:
+            send_media(os.path.join(app.config["DOWNLOADS_DIR"], "gone.mp4"), "video/mp4")
+    assert info.value.status == 410 and info.value.code == "FILE_EXPIRED"

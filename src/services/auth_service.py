@@ -99,6 +99,10 @@ def authenticate_private(token: str) -> dict:
         cached = {"user_id": str(user["_id"]), "email": user["email"],
                   "session_id": str(session["_id"])}
         _cache(token_hash, cached["user_id"], user["email"], cached["session_id"], expires_at)
+        if not sessions.find_live(db(), token_hash):  # revoked while we were re-caching it
+            cache_service.evict_sessions(redis(), [token_hash])
+            raise ApiError(401, "Session expired or revoked; please log in again",
+                           "SESSION_REVOKED")
     if cached["user_id"] != claims.get("user_id"):
         raise ApiError(401, "Invalid token", "INVALID_TOKEN")
     return {**cached, "token_hash": token_hash}

@@ -39,7 +39,11 @@ def _probe(check) -> dict:
     try:
         return {"ok": True, **(check() or {})}
     except Exception as exc:  # a dependency that is down, whatever the client library raises
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+        log.warning("health: %s failed: %s", getattr(check, "__name__", check), exc)
+        # the endpoint is public: hosts, ports and paths stay in the log outside development
+        detail = f"{type(exc).__name__}: {exc}"[:200] if setting("APP_ENV") == "development" \
+            else type(exc).__name__
+        return {"ok": False, "error": detail}
 
 
 def _disk() -> dict:

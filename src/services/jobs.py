@@ -58,9 +58,16 @@ class JobPool:
         with self._lock:
             self._owned[video_id] = job_id
             self._finished[video_id] = threading.Event()
-        progress_cache.beat(self.redis, video_id, job_id)
-        self._executor.submit(self._run, video_id, job_id, fn, current_request_id(),
-                              time.monotonic())
+        try:
+            progress_cache.beat(self.redis, video_id, job_id)
+            self._executor.submit(self._run, video_id, job_id, fn, current_request_id(),
+                                  time.monotonic())
+        except BaseException:  # not queued: stop beating for it, so the claim is reaped
+            with self._lock:
+                if self._owned.get(video_id) == job_id:
+                    del self._owned[video_id]
+                    self._finished.pop(video_id).set()
+            raise
 
     def submit_light(self, fn: Callable, *args) -> None:
         """Run a short background task (metadata look-ups) outside the download slots."""

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from flask import Response, send_file
 
+from ..errors import ApiError
 from ..extensions import setting
 
 #: URI prefixes of the ``internal`` locations in deploy/nginx.conf, by the folder setting.
@@ -42,13 +43,18 @@ def send_media(path: str, mimetype: str, conditional: bool = True) -> Response:
     """A response that delivers the file at ``path`` (under ``DOWNLOADS_DIR``/``UPLOADS_DIR``).
 
     Same use as :func:`flask.send_file`; the caller adds ``Content-Disposition``. Raises
-    FileNotFoundError when the file is gone, ValueError for a path outside the media folders
+    ApiError 410 FILE_EXPIRED when the file vanished after it was found (the cleanup expired it
+    in between: asking again starts a new job), ValueError for a path outside the media folders
     (X-Accel mode only).
     """
-    if not setting("USE_X_ACCEL_REDIRECT"):
-        return send_file(path, mimetype=mimetype, conditional=conditional)
-    uri = _accel_uri(path)
-    _readable_by_nginx(path)
+    try:
+        if not setting("USE_X_ACCEL_REDIRECT"):
+            return send_file(path, mimetype=mimetype, conditional=conditional)
+        uri = _accel_uri(path)
+        _readable_by_nginx(path)
+    except FileNotFoundError:
+        raise ApiError(410, "The file has just expired; ask for it again to fetch it anew",
+                       "FILE_EXPIRED") from None
     response = Response(b"", mimetype=mimetype)
     response.headers["X-Accel-Redirect"] = uri
     return response
