@@ -70,6 +70,7 @@ def configure_logging(settings: dict) -> None:
     root.setLevel(level)
     # APScheduler logs every run of every job at INFO (the live sweep runs every few seconds).
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
+    logging.getLogger("werkzeug").setLevel(level)  # the dev server's request lines follow LOG_LEVEL
     for handler in [h for h in root.handlers if getattr(h, "_yt_downloader", False)]:
         root.removeHandler(handler)
         handler.close()
