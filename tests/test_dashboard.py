@@ -127,6 +127,11 @@ class Page:
         except TimeoutException:
             raise AssertionError(f"timed out: {message}") from None
 
+    def text(self, css, timeout=10):
+        """The text of ``css``, read again if a re-render (progress polling) replaced the
+        element between finding and reading it."""
+        return self.wait(lambda: (self.el(css).text,), timeout, f"{css} text")[0]
+
     def visible(self, css, timeout=20):
         return self.wait(lambda: self.el(css).is_displayed() and self.el(css), timeout,
                          f"{css} visible")
@@ -302,7 +307,7 @@ def test_save_clip_watch_progress_and_download(page, live_app, clean_source_serv
 
     shot = {}
     page.wait(progressed, 60, "the progress bar to move")
-    text = page.el("li.clip [data-role=download-progress-text]").text
+    text = page.text("li.clip [data-role=download-progress-text]")
     assert "%" in text and "x" in text  # percentage and speed
     path = page.wait_download(".mp4", timeout=90)
     page.wait(lambda: page.el("li.clip").get_attribute("data-status") == "completed", 10, "done")
@@ -359,8 +364,8 @@ def test_upload_and_encode(page):
     page.el("#encode-file").send_keys(str(CLIP))
     page.el("#encode-form button[type=submit]").click()
     page.wait(lambda: page.el("#upload-progress").get_attribute("value") == "100", 30, "upload")
-    card = page.visible("#encode-list li.encode")
-    assert CLIP.name in card.text
+    page.visible("#encode-list li.encode")
+    assert CLIP.name in page.text("#encode-list li.encode")
     page.wait(lambda: page.el("#encode-list li.encode").get_attribute("data-status") == "completed",
               120, "the encode to finish")
     page.el("#encode-list li.encode button[data-role=download]").click()
