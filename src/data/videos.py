@@ -42,12 +42,16 @@ def count_pending(db, user_id) -> int:
     return db.videos.count_documents({"user_id": object_id(user_id), "status": "pending"})
 
 
-def update(db, video_id, fields: dict, job_id: Optional[str] = None) -> bool:
-    """``$set`` fields; when ``job_id`` is given, only while that job still owns the record.
-    Returns True when a document was updated."""
+def update(db, video_id, fields: dict, job_id: Optional[str] = None,
+           status: Optional[str] = None) -> bool:
+    """``$set`` fields; when ``job_id`` is given, only while that job still owns the record, and
+    when ``status`` is given, only while the record has that status (so of several processes
+    failing the same job, exactly one succeeds). Returns True when a document was updated."""
     query = {"_id": object_id(video_id)}
     if job_id is not None:
         query["job_id"] = job_id
+    if status is not None:
+        query["status"] = status
     return db.videos.update_one(query, {"$set": fields}).modified_count == 1
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 import uuid
+from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -44,7 +45,8 @@ def reap_if_dead(doc: dict) -> dict:
         return doc
     if videos.update(db(), doc["_id"], {"status": "failed", "error_code": "JOB_INTERRUPTED",
                                         "error_message": INTERRUPTED, "file_path": None,
-                                        "file_size_bytes": None}, job_id=doc.get("job_id")):
+                                        "file_size_bytes": None},
+                     job_id=doc.get("job_id"), status="processing"):
         _remove_partials(str(doc["_id"]), keep=None)
         log.warning("video %s: job %s had no heartbeat; marked failed", doc["_id"], doc.get("job_id"))
     return videos.get(db(), doc["_id"])
@@ -62,9 +64,11 @@ def _remove_partials(video_id: str, keep: Optional[str]) -> None:
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
         if path != keep:
-            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
-    if not os.listdir(folder):
-        os.rmdir(folder)
+            with suppress(FileNotFoundError):  # another process may be cleaning up too
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+    with suppress(FileNotFoundError, OSError):  # gone already, or a new job wrote into it
+        if not os.listdir(folder):
+            os.rmdir(folder)
 
 
 def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
@@ -236,10 +240,11 @@ def _fail(video_id: str, job_id: str, code: str, message: str) -> None:
     """Record a failure. The clip's folder is emptied first (a previous file included: the record
     describes one file at a time), so a request that sees ``failed`` never finds stale files."""
     doc = videos.get(db(), video_id)
-    if not doc or doc.get("job_id") != job_id:
+    if not doc or doc.get("job_id") != job_id or doc["status"] != "processing":
         return
     _remove_partials(video_id, keep=None)
     videos.update(db(), video_id, {"status": "failed", "error_code": code, "error_message": message,
-                                   "file_path": None, "file_size_bytes": None}, job_id=job_id)
+                                   "file_path": None, "file_size_bytes": None},
+                  job_id=job_id, status="processing")
     log.warning("video %s: job %s failed: %s %s", video_id, job_id, code, message)
 

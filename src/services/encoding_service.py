@@ -9,6 +9,7 @@ import logging
 import os
 import time
 import uuid
+from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 
 from ..data import videos
@@ -138,18 +139,20 @@ def _remove_other_outputs(encode_id: str, keep: str | None) -> None:
     for name in os.listdir(folder) if os.path.isdir(folder) else ():
         path = os.path.join(folder, name)
         if name.startswith("encoded_") and path != keep:
-            os.remove(path)
+            with suppress(FileNotFoundError):  # another process may be failing the job too
+                os.remove(path)
 
 
 def _fail(encode_id: str, job_id: str, message: str, code: str = "ENCODE_FAILED") -> bool:
     """Record a failure of ``job_id`` (its outputs removed first); False if it lost the record."""
     doc = videos.get(db(), encode_id)
-    if not doc or doc.get("job_id") != job_id:
+    if not doc or doc.get("job_id") != job_id or doc["status"] != "processing":
         return False
     _remove_other_outputs(encode_id, keep=None)
     return videos.update(db(), encode_id, {"status": "failed", "error_code": code,
                                            "error_message": message, "file_path": None,
-                                           "file_size_bytes": None}, job_id=job_id)
+                                           "file_size_bytes": None},
+                         job_id=job_id, status="processing")
 
 
 def reap_if_dead(doc: dict) -> dict:
