@@ -37,7 +37,8 @@ def is_revoked(db, jti: str) -> bool:
 def list_for_user(db, user_id: str, now: datetime) -> list[dict]:
     """The user's tokens that have not expired yet (revoked ones included), newest first."""
     return list(db.public_tokens.find({"user_id": object_id(user_id), "expires_at": {"$gt": now}})
-                .sort("created_at", pymongo.DESCENDING).limit(200))
+                .sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)])
+                .limit(200))  # MongoDB keeps milliseconds: ties are broken by insertion order
 
 
 def revoke(db, user_id: str, jti: str) -> Optional[dict]:

@@ -34,7 +34,8 @@ def list_for_user(db, user_id, uploads: bool = False, limit: int = 500) -> list[
     """The user's clips (or, with ``uploads``, encode requests), newest first."""
     kind = {"$eq": "upload"} if uploads else {"$ne": "upload"}
     return list(db.videos.find({"user_id": object_id(user_id), "source_type": kind})
-                .sort("created_at", pymongo.DESCENDING).limit(limit))
+                .sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)])
+                .limit(limit))  # MongoDB keeps milliseconds: ties are broken by insertion order
 
 
 def count_pending(db, user_id) -> int:
