@@ -79,8 +79,9 @@ def fake_youtube(monkeypatch):
     return fake
 
 
-def wait_for(predicate, timeout: float = 5.0):
-    """Poll ``predicate()`` until it returns something truthy; return it (fail after timeout)."""
+def wait_for(predicate, timeout: float = 20.0):
+    """Poll ``predicate()`` until it returns something truthy; return it (fail after timeout).
+    Generous: background look-ups share a 2-thread lane with other tests' format look-ups."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
