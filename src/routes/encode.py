@@ -8,7 +8,7 @@ from ..media.encode import CODECS
 from ..schemas import ProcessingResponse
 from ..middleware.auth import private_token_required
 from ..services import encoding_service, upload_service
-from ..utils.files import send_media  # X-Accel-Redirect when enabled
+from ..utils.files import file_available, send_media  # X-Accel-Redirect when enabled
 from . import Blueprint
 
 blp = Blueprint("encode", __name__, url_prefix="/api/encode", description="Re-encode to MP4")
@@ -81,7 +81,7 @@ def download(encode_id):
     if doc["status"] == "failed":
         return {"error": doc.get("error_message") or "Encoding failed",
                 "code": doc.get("error_code") or "ENCODE_FAILED"}, 500
-    if not encoding_service.output_available(doc):
+    if not file_available(doc):
         return {"error": "No encoded file for this request; start the encode first",
                 "code": "NOT_FOUND"}, 404
     response = send_media(doc["file_path"], mimetype="video/mp4")

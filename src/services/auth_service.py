@@ -60,7 +60,7 @@ def login(email: str, password: str) -> tuple[str, dict]:
         raise ApiError(401, "Invalid email or password", "INVALID_CREDENTIALS")
     user_id = str(user["_id"])
     session_id = ObjectId()
-    token, expires_at = tokens.issue(
+    token, expires_at, _ = tokens.issue(
         setting("JWT_PRIVATE_SECRET"), "private", timedelta(days=setting("PRIVATE_TOKEN_DAYS")),
         user_id=user_id, session_id=str(session_id))
     token_hash = tokens.token_hash(token)

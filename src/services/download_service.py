@@ -21,14 +21,14 @@ from ..data import videos
 from ..extensions import db, jobs, redis, setting
 from ..media import segment, source
 from ..media.errors import MESSAGES, MediaError
-from ..media.ffmpeg import FFmpegError
 from ..media.encode import InvalidMediaError, encode_to_mp4
-from . import progress_cache
+from ..media.ffmpeg import FFmpegError
+from ..utils.files import file_available
+from . import health_service, progress_cache
 from .encoding_service import progress_reporter
-from . import health_service
 from .jobs import JobCancelled
 from .live_service import PHASES
-from .video_service import file_available, get_owned, media_api_error
+from .video_service import get_owned, media_api_error
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
 from ..media.encode import InvalidMediaError, encode_to_mp4
 from ..media.ffmpeg import FFmpegError
+from ..utils.dates import iso
+from ..utils.files import file_available
 from . import health_service, progress_cache, upload_service
 from .jobs import JobCancelled
-from .video_service import iso
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,6 @@ INTERRUPTED = ("The encode was interrupted (the server restarted or the job died
 
 def _folder(encode_id: str) -> str:
     return os.path.join(setting("UPLOADS_DIR"), encode_id)
-
-
-def output_available(doc: dict) -> bool:
-    """True when the encode is completed and its MP4 is on disk."""
-    return doc.get("status") == "completed" and bool(doc.get("file_path")) \
-        and os.path.isfile(doc["file_path"])
 
 
 def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
@@ -50,7 +45,7 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
             or not os.path.isfile(doc["input_file_path"]):
         raise ApiError(410, "The uploaded file has expired; upload it again", "UPLOAD_EXPIRED")
     same = doc.get("video_codec") == codec and doc.get("quality_preset") == preset
-    if not (same and output_available(doc)) and doc["status"] != "processing":
+    if not (same and file_available(doc)) and doc["status"] != "processing":
         health_service.require_free_disk()  # 507 when short of disk space
         job_id = uuid.uuid4().hex
         claimed = videos.claim(db(), encode_id, job_id, {
@@ -63,7 +58,7 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
     deadline = time.monotonic() + setting("DOWNLOAD_WAIT_SECONDS")
     while True:
         doc = videos.get(db(), encode_id)
-        if output_available(doc):
+        if file_available(doc):
             return {"message": "Video encoded successfully", "encode_id": encode_id,
                     "file_size_mb": round(doc["file_size_bytes"] / 1_048_576, 1)}
         if doc["status"] == "failed":
@@ -173,7 +168,7 @@ def status_view(doc: dict) -> dict:
     elif doc["status"] == "completed":
         progress = 100
     size = doc.get("file_size_bytes")
-    available = output_available(doc)
+    available = file_available(doc)
     return {
         "encode_id": str(doc["_id"]), "status": doc["status"], "progress": progress,
         "original_filename": doc.get("original_filename"), "video_codec": doc.get("video_codec"),

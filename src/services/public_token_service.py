@@ -14,6 +14,7 @@ from ..data import public_tokens
 from ..errors import ApiError
 from ..extensions import db, setting
 from ..utils import token as tokens
+from ..utils.dates import iso
 
 
 def issue(user_id: Optional[str]) -> dict:
@@ -28,8 +29,8 @@ def issue(user_id: Optional[str]) -> dict:
                        "ANONYMOUS_TOKENS_DISABLED")
     lifetime = timedelta(hours=setting("PUBLIC_TOKEN_HOURS"))
     claims = {"user_id": user_id} if user_id else {}
-    token, expires_at = tokens.issue(setting("JWT_PUBLIC_SECRET"), "public", lifetime, **claims)
-    jti = tokens.verify(token, setting("JWT_PUBLIC_SECRET"), "public")["jti"]
+    token, expires_at, jti = tokens.issue(setting("JWT_PUBLIC_SECRET"), "public", lifetime,
+                                          **claims)
     if user_id:
         public_tokens.insert(db(), jti, user_id, expires_at)
     return {"token": token, "expires_in": int(lifetime.total_seconds()), "jti": jti,
@@ -69,18 +70,12 @@ def check_owner(claims: dict, user_id: Optional[str]) -> str:
     return str(user_id)
 
 
-def _iso(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def list_tokens(user_id: str) -> list[dict]:
     """The user's unexpired bound tokens: ``[{"jti", "created_at", "expires_at", "revoked"}]``
     (datetimes ISO-8601 UTC), newest first. The tokens themselves are never stored or shown."""
     found = public_tokens.list_for_user(db(), user_id, datetime.now(timezone.utc))
-    return [{"jti": doc["jti"], "created_at": _iso(doc["created_at"]),
-             "expires_at": _iso(doc["expires_at"]), "revoked": doc.get("revoked_at") is not None}
+    return [{"jti": doc["jti"], "created_at": iso(doc["created_at"]),
+             "expires_at": iso(doc["expires_at"]), "revoked": doc.get("revoked_at") is not None}
             for doc in found]
 
 

@@ -2,8 +2,6 @@
 endpoint 2, the stream save, is in stream_service)."""
 from __future__ import annotations
 
-import os
-from datetime import datetime, timezone
 from typing import Optional
 
 from ..data import users, videos
@@ -11,6 +9,8 @@ from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
 from ..media import source
 from ..media.errors import MediaError
+from ..utils.dates import iso
+from ..utils.files import file_available
 from ..utils.validators import (InvalidSourceURL, is_video_id, validate_source_url,
                                 youtube_watch_url)
 from . import progress_cache, public_token_service
@@ -110,21 +110,6 @@ def get_owned(video_id: str, user_id: str) -> dict:
     if str(doc["user_id"]) != str(user_id):
         raise ApiError(403, "You do not own this video", "FORBIDDEN")
     return doc
-
-
-def iso(value: Optional[datetime]) -> Optional[str]:
-    """A stored datetime as ISO-8601 UTC with ``Z``."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def file_available(doc: dict) -> bool:
-    """True when the clip is completed and its file is on disk."""
-    return doc.get("status") == "completed" and bool(doc.get("file_path")) \
-        and os.path.isfile(doc["file_path"])
 
 
 def summary_view(doc: dict) -> dict:

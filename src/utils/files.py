@@ -21,6 +21,12 @@ from ..extensions import setting
 ACCEL_PREFIXES = {"DOWNLOADS_DIR": "/_protected/downloads/", "UPLOADS_DIR": "/_protected/uploads/"}
 
 
+def file_available(doc: dict) -> bool:
+    """True when a clip or encode (a ``videos`` document) is completed and its file is on disk."""
+    return doc.get("status") == "completed" and bool(doc.get("file_path")) \
+        and os.path.isfile(doc["file_path"])
+
+
 def _accel_uri(path: str) -> str:
     real = os.path.realpath(path)
     for name, prefix in ACCEL_PREFIXES.items():

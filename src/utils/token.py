@@ -25,15 +25,16 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue(secret: str, token_type: str, lifetime: timedelta, **claims) -> tuple[str, datetime]:
-    """Sign a token of ``token_type`` valid for ``lifetime``; return (token, expires_at UTC).
+def issue(secret: str, token_type: str, lifetime: timedelta,
+          **claims) -> tuple[str, datetime, str]:
+    """Sign a token of ``token_type`` valid for ``lifetime``; return (token, expires_at UTC, jti).
 
     Every token carries ``jti`` (unique id), ``iat`` and ``exp``.
     """
     now = datetime.now(timezone.utc)
-    expires_at = now + lifetime
-    payload = {**claims, "type": token_type, "jti": uuid.uuid4().hex, "iat": now, "exp": expires_at}
-    return jwt.encode(payload, secret, algorithm=ALGORITHM), expires_at
+    expires_at, jti = now + lifetime, uuid.uuid4().hex
+    payload = {**claims, "type": token_type, "jti": jti, "iat": now, "exp": expires_at}
+    return jwt.encode(payload, secret, algorithm=ALGORITHM), expires_at, jti
 
 
 def verify(token: str, secret: str, token_type: str) -> dict:
