@@ -276,6 +276,18 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
           f"the cleanup is scheduled in both workers ({tries} tries) but ran once per slot "
           f"({len(runs)} runs, by pid(s) {sorted({int(pid) for _s, pid in runs})}) and removed "
           f"the clip's file once")
+    seen: set = set()
+    for _ in range(15):  # both workers now hold the session in their process copy
+        seen |= {pid for pid, code, _ in burst(base, t, "GET", "/api/auth/me", token, n=24)
+                 if code == 200}
+        if seen == workers:
+            break
+    check(seen == workers, f"both workers answered GET /api/auth/me ({sorted(seen)})")
+    check(call(base, "POST", "/api/auth/logout", token=token)[0] == 200, "logout")
+    after = burst(base, t, "GET", "/api/auth/me", token, n=24)
+    check(all(code == 401 for _, code, _ in after) and {pid for pid, _, _ in after} == workers,
+          "right after logout, every request in both workers is refused (401): the revocation "
+          f"reached both process copies ({sorted({pid for pid, _, _ in after})})")
 
 
 def main() -> None:

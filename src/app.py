@@ -5,6 +5,7 @@ import logging
 import os
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
 
 from . import stores
@@ -19,6 +20,7 @@ from .routes import health as health_routes
 from .routes import video as video_routes
 from .middleware import rate_limits
 from .services import cleanup_service, live_service, recovery_service
+from .services.cache_service import SessionCache
 from .services.jobs import JobPool
 from .web import blp as web_blp
 
@@ -35,6 +37,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(settings)
     app.config["SECRET_KEY"] = settings["FLASK_SECRET_KEY"]
+    app.session_interface = _CookieSessionsWhenSent()
     app.json.sort_keys = False
     # Bodies over the upload limit (+1 MiB for multipart overhead) are cut off while streaming.
     app.config["MAX_CONTENT_LENGTH"] = int((settings["MAX_UPLOAD_SIZE_MB"] + 1) * 1024 * 1024)
@@ -53,7 +56,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     db = stores.make_mongo_db(settings["MONGODB_URI"])
     ensure_indexes(db)
-    app.extensions["yt"] = {"db": db, "redis": stores.make_redis(settings["REDIS_URI"])}
+    redis = stores.make_redis(settings["REDIS_URI"])
+    app.extensions["yt"] = {"db": db, "redis": redis, "sessions": SessionCache(
+        redis, settings["SESSION_LOCAL_CACHE_SECONDS"])}
     app.extensions["yt"]["jobs"] = JobPool(app, settings["MAX_CONCURRENT_JOBS"],
                                            settings["MAX_CONCURRENT_ENCODES"])
 
@@ -77,6 +82,20 @@ def create_app(config: dict | None = None) -> Flask:
     cleanup_service.init_app(app)  # on live_service's scheduler
     recovery_service.recover_at_start(app)
     return app
+
+
+class _CookieSessionsWhenSent(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, opened only when the request carries its cookie.
+
+    The API authenticates with bearer tokens and never stores anything in ``flask.session``;
+    Flask would still build an itsdangerous serializer on every request (≈ 0.06 ms, a quarter
+    of a status poll: BENCHMARKS.md, api). With a secret key set (always: src/config.py), a
+    request without the cookie gets the same empty session Flask would give it."""
+
+    def open_session(self, app, request):
+        if app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def _init_cors(app: Flask, settings: dict) -> None:

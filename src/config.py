@@ -27,6 +27,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "BCRYPT_ROUNDS": (int, 12),
     "PUBLIC_TOKEN_HOURS": (float, 24),
     "PRIVATE_TOKEN_DAYS": (float, 7),
+    "SESSION_LOCAL_CACHE_SECONDS": (float, 60),
     "DOWNLOADS_DIR": (str, "./downloads"),
     "UPLOADS_DIR": (str, "./uploads"),
     "MAX_VIDEO_DURATION": (float, 3600),
@@ -128,7 +129,8 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None) -> dict:
         raise ConfigError("HIGHRES_MP4_PRESET must be lossless, high or medium")
     if config["DOWNLOAD_WAIT_SECONDS"] < 0:
         raise ConfigError("DOWNLOAD_WAIT_SECONDS must not be negative")
-    for name in ("STREAM_DELAY_SECONDS", "MAX_PENDING_CLIPS_PER_USER"):
+    for name in ("STREAM_DELAY_SECONDS", "MAX_PENDING_CLIPS_PER_USER",
+                 "SESSION_LOCAL_CACHE_SECONDS"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
     for name in ("LIVE_SWEEP_SECONDS", "LIVE_RECHECK_INITIAL_SECONDS", "LIVE_RECHECK_MAX_SECONDS",

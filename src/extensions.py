@@ -1,6 +1,6 @@
 """Access to the per-app stores from services and jobs (they run inside an app context).
 
-``create_app`` puts the MongoDB database, the Redis client and the job pool in
+``create_app`` puts the MongoDB database, the Redis client, the session cache and the job pool in
 ``app.extensions["yt"]``; nothing is created at import time.
 """
 from __future__ import annotations
@@ -16,6 +16,11 @@ def db():
 def redis():
     """The Redis client of the current app."""
     return current_app.extensions["yt"]["redis"]
+
+
+def session_cache():
+    """The session cache (:class:`src.services.cache_service.SessionCache`) of the current app."""
+    return current_app.extensions["yt"]["sessions"]
 
 
 def jobs():

@@ -12,9 +12,8 @@ from bson import ObjectId
 
 from ..data import sessions, users
 from ..errors import ApiError
-from ..extensions import db, redis, setting
+from ..extensions import db, session_cache, setting
 from ..utils import token as tokens
-from . import cache_service
 
 # bcrypt reads at most 72 bytes of a password; bcrypt ≥ 5 raises on longer input instead of
 # ignoring the rest, so we cut explicitly (the classic bcrypt behaviour).
@@ -71,14 +70,15 @@ def login(email: str, password: str) -> tuple[str, dict]:
 
 def _cache(token_hash: str, user_id: str, email: str, session_id: str, expires_at: datetime):
     ttl = (expires_at - datetime.now(timezone.utc)).total_seconds()
-    cache_service.cache_session(redis(), token_hash,
-                                {"user_id": user_id, "email": email, "session_id": session_id}, ttl)
+    session_cache().put(token_hash, {"user_id": user_id, "email": email, "session_id": session_id},
+                        ttl)
 
 
 def authenticate_private(token: str) -> dict:
     """Resolve a private token to ``{"user_id", "email", "session_id", "token_hash"}``.
 
-    Redis is the fast path; on a miss the MongoDB session is checked and re-cached. Raises
+    The session cache (this process's copy, then Redis) is the fast path; on a miss the MongoDB
+    session is checked and re-cached. Raises
     ApiError 401 for a forged/expired/wrong-tier token or a revoked session.
     """
     try:
@@ -86,7 +86,7 @@ def authenticate_private(token: str) -> dict:
     except tokens.TokenError as exc:
         raise ApiError(401, str(exc), "INVALID_TOKEN") from None
     token_hash = tokens.token_hash(token)
-    cached = cache_service.get_session(redis(), token_hash)
+    cached = session_cache().get(token_hash)
     if cached is None:
         session = sessions.find_live(db(), token_hash)
         user = users.find_by_id(db(), session["user_id"]) if session else None
@@ -100,7 +100,7 @@ def authenticate_private(token: str) -> dict:
                   "session_id": str(session["_id"])}
         _cache(token_hash, cached["user_id"], user["email"], cached["session_id"], expires_at)
         if not sessions.find_live(db(), token_hash):  # revoked while we were re-caching it
-            cache_service.evict_sessions(redis(), [token_hash])
+            session_cache().evict([token_hash])
             raise ApiError(401, "Session expired or revoked; please log in again",
                            "SESSION_REVOKED")
     if cached["user_id"] != claims.get("user_id"):
@@ -111,7 +111,7 @@ def authenticate_private(token: str) -> dict:
 def logout(token_hash: str) -> None:
     """Revoke one session (MongoDB and Redis)."""
     sessions.delete(db(), token_hash)
-    cache_service.evict_sessions(redis(), [token_hash])
+    session_cache().evict([token_hash])
 
 
 def change_password(user_id: str, current_password: str, new_password: str) -> None:
@@ -126,4 +126,4 @@ def change_password(user_id: str, current_password: str, new_password: str) -> N
         raise ApiError(400, "New password must differ from the current one", "VALIDATION_ERROR",
                        {"new_password": ["Must differ from the current password."]})
     users.set_password_hash(db(), user_id, hash_password(new_password))
-    cache_service.evict_sessions(redis(), sessions.delete_for_user(db(), user_id))
+    session_cache().evict(sessions.delete_for_user(db(), user_id))
