@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from src.media import errors, mp4index, rangefetch, segment
+from scripts.local_source import SourceServer
+from src.media import errors, mp4index, rangedcopy, rangefetch, segment
 from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
-from src.media.source import extract_info, select_formats
+from src.media.source import FetchPlan, extract_info, select_formats
 
 START, END = 300.0, 330.0  # a 30 s clip at minute 5 of a ~10 minute video
 
@@ -63,15 +64,15 @@ def test_fetch_segment_reads_only_the_segment(clean_source_server, tmp_path, sou
         served, size = clean_source_server.bytes_served(name), clean_source_server.size(name)
         assert 0 < served < 0.25 * size, f"{name}: {served} of {size} bytes read"
     if fetch_path == "ranged":
-        # index + probe bytes + the segment's fragments/samples; a progressive MP4 adds its
-        # whole moov (460 KB for this 10-minute file, ~20 % of the clip)
-        limit = 1.2 if source == "dash" else 1.35
-        assert clean_source_server.bytes_served() <= limit * out.stat().st_size
+        # index + probe bytes + the segment's fragments/samples; of a progressive MP4's moov
+        # (460 KB for this 10-minute file, ~20 % of the clip) only the boxes and table
+        # entries that locate the segment (~200 KB)
+        assert clean_source_server.bytes_served() <= 1.2 * out.stat().st_size
 
 
 @pytest.mark.parametrize("source", ["mp4", "dash"])
 @pytest.mark.parametrize("start, end", [(300.0, 330.0), (0.0, 12.5), (123.45, 125.0),
-                                        (571.3, 605.0)])
+                                        (571.3, 605.0), (0.0, 0.4), (590.0, 601.6)])
 def test_ranged_path_writes_the_same_packets_as_ffmpeg_over_http(
         clean_source_server, tmp_path, monkeypatch, source, start, end):
     plan = _plan(clean_source_server, source)
@@ -81,6 +82,34 @@ def test_ranged_path_writes_the_same_packets_as_ffmpeg_over_http(
     ranged, direct = _packets(tmp_path / "ranged.mp4"), _packets(tmp_path / "direct.mp4")
     assert len(ranged) > 10 and ranged == direct
     assert sorted(os.listdir(tmp_path)) == ["direct.mp4", "ranged.mp4"]
+
+
+def test_ranged_path_on_a_moov_that_fits_in_the_first_request(local_sources, tmp_path,
+                                                               monkeypatch):
+    """A short progressive MP4: its whole moov arrives with the first request per stream."""
+    short = tmp_path / "src" / "short.mp4"
+    short.parent.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(local_sources["mp4"]), "-t", "20",
+                    "-c", "copy", "-movflags", "+faststart", str(short)], check=True)
+    moov = next(b for b in mp4index.top_level_boxes(short.read_bytes()[:65536], 65536)
+                if b.kind == "moov")
+    assert moov.end < rangedcopy.HEAD_BYTES
+    out = tmp_path / "out"
+    out.mkdir()
+    built, real = [], rangedcopy.ranged_copies  # a spy: the ranged path must not fall back
+    monkeypatch.setattr(rangedcopy, "ranged_copies",
+                        lambda *args: built.append(real(*args)) or built[-1])
+    with SourceServer(short.parent) as server:
+        plan = FetchPlan(video_url=server.url("short.mp4"), audio_url=None)
+        fetch_segment(plan, 5.0, 12.0, out / "ranged.mp4")
+        ranged_bytes = server.bytes_served()
+        monkeypatch.setattr(segment, "CONNECTIONS", 0)
+        fetch_segment(plan, 5.0, 12.0, out / "direct.mp4")
+    ranged, direct = _packets(out / "ranged.mp4"), _packets(out / "direct.mp4")
+    assert len(built) == 1 and built[0] is not None
+    assert len(ranged) > 10 and ranged == direct
+    assert ranged_bytes <= 1.2 * (out / "ranged.mp4").stat().st_size
+    assert sorted(os.listdir(out)) == ["direct.mp4", "ranged.mp4"]
 
 
 def test_server_without_range_support_falls_back_to_ffmpeg(clean_source_server, tmp_path):

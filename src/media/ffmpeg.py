@@ -48,6 +48,12 @@ class Progress:
     done: bool = False
 
 
+def mmss(seconds: float) -> str:
+    """``seconds`` (≥ 0) as the spec's progress ``eta``: ``"MM:SS"`` (minutes may exceed 59)."""
+    seconds = int(round(seconds))
+    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
 def _number(value: Optional[str], default: float = 0.0) -> float:
     try:
         return float(str(value).rstrip("x"))

@@ -6,21 +6,23 @@ format"; box names below are that standard's):
 - progressive MP4 (``ftyp`` ``moov`` ``mdat``, YouTube's format 18 and most direct links): the
   ``moov`` sample tables (``stts`` decode times, ``stss`` keyframes, ``stsz`` sizes, ``stsc``
   samples per chunk, ``stco``/``co64`` chunk offsets) give every sample's time and byte range;
+  :mod:`src.media.mp4sparse` reads only the parts of them a span needs (the arithmetic over
+  one track's tables is :mod:`src.media.mp4tables`);
 - fragmented MP4 with one ``sidx`` for the whole file (DASH on-demand profile, YouTube's separate
   video/audio formats): the ``sidx`` lists every fragment's size, duration and whether it starts
   with a keyframe (SAP).
 
-:func:`top_level_boxes` walks what the head of the file holds; :func:`moov_span` and
-:func:`sidx_span` turn a time span into one byte range. Anything else (WebM, an MP4 with several
-``sidx`` or none, a ``moov`` that cannot be parsed) raises :class:`IndexUnsupported`, and the
-caller falls back to letting ffmpeg seek over HTTP.
+This module holds what both share: :func:`top_level_boxes` walks what the head of the file
+holds, :func:`is_fragmented` tells the layouts apart, the box and table readers the other
+modules use, and :func:`sidx_span` turns a time span into one byte range of a fragmented file.
+Anything else (WebM, an MP4 with several ``sidx`` or none, an index that cannot be parsed)
+raises :class:`IndexUnsupported`, and the caller falls back to letting ffmpeg seek over HTTP.
 """
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
 from functools import wraps
-from itertools import accumulate
 from typing import Optional
 
 #: Seconds of samples kept beyond the span on each side: ffmpeg's demuxer reads a little past the
@@ -29,8 +31,8 @@ from typing import Optional
 MARGIN_BEFORE, MARGIN_AFTER = 0.5, 1.0
 
 
-#: Samples per track we agree to expand (a 10-hour 60 fps video has 2.2 million): a hostile
-#: ``stts``/``stsz`` count must not make the worker allocate gigabytes.
+#: Samples per track we agree to index (a 10-hour 60 fps video has 2.2 million): a hostile
+#: ``stts``/``stsz`` count must not keep the worker looping or allocating.
 MAX_SAMPLES = 5_000_000
 
 
@@ -38,7 +40,7 @@ class IndexUnsupported(ValueError):
     """The file's layout is not one this module can map to byte ranges."""
 
 
-def _malformed_is_unsupported(parse):
+def malformed_is_unsupported(parse):
     """Turn the errors a malformed or hostile index causes while parsing (short reads, zero
     timescales, references past a table) into :class:`IndexUnsupported`, so the caller falls
     back to the direct path instead of failing the job."""
@@ -64,7 +66,7 @@ class Box:
         return self.offset + self.size
 
 
-@_malformed_is_unsupported
+@malformed_is_unsupported
 def top_level_boxes(data: bytes, file_size: int) -> list:
     """Boxes whose headers lie in ``data`` (the file's first bytes): ``[Box, ...]`` in order.
 
@@ -90,7 +92,7 @@ def top_level_boxes(data: bytes, file_size: int) -> list:
     return boxes
 
 
-def _children(data: bytes, start: int, end: int) -> dict:
+def children(data: bytes, start: int, end: int) -> dict:
     """Child boxes of a container payload ``data[start:end]``: kind → list of (start, end) of
     each child's payload."""
     found: dict = {}
@@ -108,16 +110,18 @@ def _children(data: bytes, start: int, end: int) -> dict:
     return found
 
 
-def _path(data: bytes, span: tuple, *kinds: str) -> Optional[tuple]:
+def box_path(data: bytes, span: tuple, *kinds: str) -> Optional[tuple]:
+    """Payload (start, end) of the first ``kinds[0]`` child of the container payload ``span``,
+    then of its first ``kinds[1]`` child, and so on; None when one is missing."""
     for kind in kinds:
-        children = _children(data, *span).get(kind)
-        if not children:
+        found = children(data, *span).get(kind)
+        if not found:
             return None
-        span = children[0]
+        span = found[0]
     return span
 
 
-def _table(data: bytes, span: tuple, fmt: str, skip: int = 8) -> list:
+def table(data: bytes, span: tuple, fmt: str, skip: int = 8) -> list:
     """Entries of a full box table: ``count`` at ``skip - 4``, then ``count`` × ``fmt``."""
     count = struct.unpack_from(">I", data, span[0] + skip - 4)[0]
     step = struct.calcsize(fmt)
@@ -126,108 +130,13 @@ def _table(data: bytes, span: tuple, fmt: str, skip: int = 8) -> list:
     return list(struct.iter_unpack(fmt, data[span[0] + skip:span[0] + skip + count * step]))
 
 
-@_malformed_is_unsupported
+@malformed_is_unsupported
 def is_fragmented(moov: bytes) -> bool:
     """True when the ``moov`` (the box bytes, header included) has an ``mvex`` (fragmented)."""
-    return "mvex" in _children(moov, 8, len(moov))
+    return "mvex" in children(moov, 8, len(moov))
 
 
-@_malformed_is_unsupported
-def moov_span(moov: bytes, start: float, end: float) -> tuple:
-    """Byte range ``(first, last)`` (inclusive, file offsets) holding every sample of every
-    track that ffmpeg reads to cut ``start``..``end`` seconds: video from the keyframe at or
-    before ``start``, all tracks from ``MARGIN_BEFORE`` s before that keyframe to
-    ``MARGIN_AFTER`` s after ``end`` (times are decode times in seconds; edit lists are
-    ignored, the margins cover their usual small shifts). ``moov``: the whole box, header
-    included. Raises :class:`IndexUnsupported` for a table it cannot read."""
-    tracks = []
-    for trak in _children(moov, 8, len(moov)).get("trak", []):
-        tracks.append(_track(moov, trak))
-    video = [t for t in tracks if t["handler"] == "vide"]
-    if not video:
-        raise IndexUnsupported("no video track")
-    first_key = _keyframe_time(video[0], start)
-    lo_t, hi_t = first_key - MARGIN_BEFORE, end + MARGIN_AFTER
-    first, last = None, None
-    for track in tracks:
-        if track["handler"] not in ("vide", "soun"):
-            continue
-        scale, times = track["timescale"], track["times"]
-        for i, t in enumerate(times):
-            if lo_t * scale <= t <= hi_t * scale:
-                off, size = track["offsets"][i], track["sizes"][i]
-                first = off if first is None else min(first, off)
-                last = off + size - 1 if last is None else max(last, off + size - 1)
-    if first is None:
-        raise IndexUnsupported("the span holds no samples")
-    return first, last
-
-
-def _keyframe_time(track: dict, start: float) -> float:
-    """Decode time (s) of the last keyframe at or before ``start`` (every sample is a keyframe
-    when there is no ``stss``)."""
-    scale, times = track["timescale"], track["times"]
-    keys = track["keys"] if track["keys"] is not None else range(1, len(times) + 1)
-    best = 0
-    for number in keys:
-        if number - 1 < len(times) and times[number - 1] <= start * scale:
-            best = times[number - 1]
-    return best / scale
-
-
-def _track(moov: bytes, trak: tuple) -> dict:
-    mdia = _path(moov, trak, "mdia")
-    stbl = _path(moov, mdia, "minf", "stbl") if mdia else None
-    mdhd = _path(moov, mdia, "mdhd") if mdia else None
-    hdlr = _path(moov, mdia, "hdlr") if mdia else None
-    if not (stbl and mdhd and hdlr):
-        raise IndexUnsupported("track without sample tables")
-    version = moov[mdhd[0]]
-    timescale = struct.unpack_from(">I", moov, mdhd[0] + (20 if version == 1 else 12))[0]
-    if timescale == 0:
-        raise IndexUnsupported("track with a zero timescale")
-    handler = moov[hdlr[0] + 8:hdlr[0] + 12].decode("latin-1")
-    boxes = _children(moov, *stbl)
-    need = lambda kind: boxes[kind][0] if kind in boxes else None  # noqa: E731
-    if not (need("stts") and need("stsz") and need("stsc") and (need("stco") or need("co64"))):
-        raise IndexUnsupported("incomplete sample table")
-    stts = _table(moov, need("stts"), ">II")
-    if sum(count for count, _ in stts) > MAX_SAMPLES:
-        raise IndexUnsupported("too many samples")
-    deltas = [d for count, d in stts for _ in range(count)]
-    times = [0, *accumulate(deltas)][:len(deltas)]
-    fixed, count = struct.unpack_from(">II", moov, need("stsz")[0] + 4)
-    if count != len(deltas):
-        raise IndexUnsupported("stts and stsz disagree")
-    sizes = [fixed] * count if fixed else [s for (s,) in _table(moov, need("stsz"), ">I", 12)]
-    chunks = ([c for (c,) in _table(moov, need("stco"), ">I")] if need("stco")
-              else [c for (c,) in _table(moov, need("co64"), ">Q")])
-    offsets = _sample_offsets(_table(moov, need("stsc"), ">III"), chunks, sizes)
-    keys = [n for (n,) in _table(moov, need("stss"), ">I")] if need("stss") else None
-    if len(times) != len(sizes):
-        raise IndexUnsupported("stts and stsz disagree")
-    return {"handler": handler, "timescale": timescale, "times": times, "sizes": sizes,
-            "offsets": offsets, "keys": keys}
-
-
-def _sample_offsets(stsc: list, chunks: list, sizes: list) -> list:
-    offsets, sample = [], 0
-    for i, (first_chunk, per_chunk, _) in enumerate(stsc):
-        last_chunk = stsc[i + 1][0] - 1 if i + 1 < len(stsc) else len(chunks)
-        for chunk in range(first_chunk, last_chunk + 1):
-            pos = chunks[chunk - 1]
-            for _ in range(per_chunk):
-                if sample >= len(sizes):
-                    return offsets
-                offsets.append(pos)
-                pos += sizes[sample]
-                sample += 1
-    if len(offsets) != len(sizes):
-        raise IndexUnsupported("stsc/stco do not cover every sample")
-    return offsets
-
-
-@_malformed_is_unsupported
+@malformed_is_unsupported
 def sidx_span(sidx: bytes, sidx_offset: int, start: float, end: float) -> tuple:
     """Byte range ``(first, last)`` (inclusive) of the fragments that cover ``start``..``end``:
     from the last fragment starting with a keyframe (SAP) at or before ``start`` through the

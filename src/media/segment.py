@@ -2,12 +2,13 @@
 
 Two paths, the same cut:
 
-- **ranged** (MP4 sources: progressive ``moov`` or DASH ``sidx``, the index read by
-  :mod:`src.media.mp4index`): the bytes that hold the segment are fetched over several HTTP
-  connections at once (:mod:`src.media.rangefetch`; sites throttle each connection) into a local
-  *sparse* copy of each stream — index, the first bytes ffmpeg probes, the segment, at their
-  original offsets — and ffmpeg cuts that copy locally. ffmpeg reads the same bytes it would
-  read over HTTP, so the result is the same file (tests compare them packet by packet).
+- **ranged** (MP4 sources: progressive ``moov`` or DASH ``sidx``): the bytes that hold the
+  segment are fetched over several HTTP connections at once (:mod:`src.media.rangefetch`; sites
+  throttle each connection) into a local *sparse* copy of each stream — the index (of a
+  progressive ``moov``, only the per-sample entries of the chunks that hold the segment), the
+  first bytes ffmpeg probes, the segment, at their original offsets
+  (:mod:`src.media.rangedcopy`) — and ffmpeg cuts that copy locally. ffmpeg reads the same
+  packets it would read over HTTP (tests compare them packet by packet).
 - **direct** (anything else: WebM, HLS, a server without Range support, an MP4 whose ``moov``
   follows its ``mdat``): ffmpeg reads the URLs itself.
 
@@ -28,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from src.media import mp4index, rangefetch
+from src.media import rangedcopy
 from src.media.errors import FFMPEG_FAILED, SEGMENT_OUT_OF_RANGE, MediaError, classify
-from src.media.ffmpeg import FFmpegError, Progress, ffprobe, run_ffmpeg
+from src.media.ffmpeg import FFmpegError, Progress, ffprobe, mmss, run_ffmpeg
 from src.media.source import FetchPlan
 
 #: Reconnect a dropped HTTP connection (not an HTTP error status) for up to 5 s per attempt;
@@ -39,19 +40,8 @@ from src.media.source import FetchPlan
 _RECONNECT = ["-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_on_network_error", "1",
               "-reconnect_delay_max", "5", "-rw_timeout", "30000000"]
 _MUXERS = {"mp4": ["-f", "mp4", "-movflags", "+faststart"], "webm": ["-f", "webm"]}
-#: Largest index (``moov``) read into memory; a bigger one falls back to the direct path.
-MAX_INDEX_BYTES = 64 * 1024 * 1024
 #: Parallel connections per stream for the ranged path; 0 turns it off (direct path only).
 CONNECTIONS = 4
-#: First request per stream: the ``moov`` and ``sidx`` of a DASH file (or the start of a
-#: progressive ``moov``) and the first media bytes.
-HEAD_BYTES = 64 * 1024
-#: Media bytes right after the index kept in the copy: ffmpeg's stream probing
-#: (``avformat_find_stream_info``) reads the first packets before it seeks; zeros there change
-#: the probed parameters of a DASH stream (measured: 16 KB suffices for both local sources).
-PROBE_BYTES = 32 * 1024
-#: Parts of the segment smaller than this are not split further.
-MIN_PART = 256 * 1024
 #: Progress given to the network phase of the ranged path; the local cut fills the rest.
 FETCH_SHARE = 95.0
 
@@ -92,7 +82,8 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
         inputs = None
         urls = [plan.video_url] + ([plan.audio_url] if plan.audio_url else [])
         if CONNECTIONS > 0 and all(u.startswith(("http://", "https://")) for u in urls):
-            inputs = _ranged_copies(plan, urls, start, end, tmp, copies, on_progress, deadline)
+            inputs = rangedcopy.ranged_copies(urls, plan.http_headers, start, end, tmp, copies,
+                                              on_progress, deadline, CONNECTIONS, FETCH_SHARE)
         share = FETCH_SHARE if inputs else 0.0
         run_ffmpeg(_ffmpeg_args(plan, start, end - start, tmp, inputs or urls),
                    on_progress=_cut_reporter(end - start, share, on_progress) if on_progress
@@ -115,97 +106,6 @@ def _remaining(deadline: Optional[float]) -> Optional[float]:
     if left <= 0:
         raise MediaError(FFMPEG_FAILED, "Cutting the video segment took too long.")
     return left
-
-
-def _ranged_copies(plan: FetchPlan, urls: list, start: float, end: float, tmp: Path,
-                   copies: list, on_progress, deadline) -> Optional[list]:
-    """Fetch index + segment bytes of every URL in parallel into sparse local copies (appended
-    to ``copies`` as they are created); return their paths, or None when a source is not an
-    indexed MP4 or ignores Range requests (the caller falls back to the direct path)."""
-    fetcher = rangefetch.Fetcher(plan.http_headers, CONNECTIONS * len(urls), deadline)
-    started, state = time.monotonic(), {"planned": 0, "base": 0}
-
-    def tick() -> None:
-        if not on_progress:
-            return
-        done = fetcher.done_bytes - state["base"]
-        fraction = min(1.0, done / state["planned"]) if state["planned"] else 0.0
-        elapsed = max(1e-3, time.monotonic() - started)
-        speed = fraction * (end - start) / elapsed
-        rate = done / elapsed
-        eta = _mmss((state["planned"] - done) / rate) if rate > 0 and state["planned"] else None
-        on_progress({"download_progress": round(FETCH_SHARE * fraction, 1),
-                     "speed": f"{speed:.1f}x" if speed > 0 else None, "fps": 0.0, "eta": eta})
-
-    try:
-        heads = fetcher.run([(url, 0, HEAD_BYTES - 1, None) for url in urls], tick)
-        short = [(i, min(_index_end(data, size) + PROBE_BYTES, size))
-                 for i, (size, data) in enumerate(heads)]
-        short = [(i, need) for i, need in short if need > len(heads[i][1])]
-        parts = [(i, a, b) for i, need in short
-                 for a, b in rangefetch.split(len(heads[i][1]), need - 1, CONNECTIONS, MIN_PART)]
-        rest = fetcher.run([(urls[i], a, b, None) for i, a, b in parts], tick)
-        for (i, _, _), (_, data) in zip(parts, rest):  # in order: parts of a stream are adjacent
-            heads[i] = (heads[i][0], heads[i][1] + data)
-        jobs, fds = [], []
-        for i, (size, data) in enumerate(heads):
-            first, last = _span(data, size, start, end)
-            copy = Path(f"{tmp}.{i}.mp4")
-            copies.append(copy)
-            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            fds.append(fd)
-            os.ftruncate(fd, size)
-            os.pwrite(fd, data, 0)
-            first = max(first, len(data))
-            if first <= last:
-                jobs += [(urls[i], a, b, fd) for a, b in rangefetch.split(first, last, CONNECTIONS,
-                                                                         MIN_PART)]
-        state["planned"] = sum(b - a + 1 for _, a, b, _ in jobs)
-        state["base"] = fetcher.done_bytes
-        try:
-            fetcher.run(jobs, tick)
-        finally:
-            for fd in fds:
-                os.close(fd)
-        return [str(copy) for copy in copies]
-    except (mp4index.IndexUnsupported, rangefetch.RangesUnsupported):
-        for copy in copies:
-            copy.unlink(missing_ok=True)
-        copies.clear()
-        return None
-    finally:
-        fetcher.close()
-
-
-def _index_end(data: bytes, size: int) -> int:
-    """How many bytes from the start hold the whole index (``moov``, plus ``sidx`` for a
-    fragmented file); IndexUnsupported when it is not at the front."""
-    boxes = {box.kind: box for box in reversed(mp4index.top_level_boxes(data, size))}
-    moov = boxes.get("moov")
-    if moov is None:
-        raise mp4index.IndexUnsupported("no moov before the media data (not +faststart)")
-    if moov.size > MAX_INDEX_BYTES:
-        raise mp4index.IndexUnsupported(f"moov of {moov.size} bytes (fetched only up to "
-                                        f"{MAX_INDEX_BYTES})")
-    if moov.end > len(data):
-        return moov.end
-    if mp4index.is_fragmented(data[moov.offset:moov.end]):
-        sidx = boxes.get("sidx")
-        if sidx is None:
-            raise mp4index.IndexUnsupported("fragmented MP4 without a sidx")
-        return sidx.end
-    return moov.end
-
-
-def _span(data: bytes, size: int, start: float, end: float) -> tuple:
-    """Inclusive byte range of the segment's samples/fragments in a file whose first bytes
-    (index included) are ``data``."""
-    boxes = {box.kind: box for box in reversed(mp4index.top_level_boxes(data, size))}
-    moov = boxes["moov"]
-    if "sidx" in boxes and mp4index.is_fragmented(data[moov.offset:moov.end]):
-        sidx = boxes["sidx"]
-        return mp4index.sidx_span(data[sidx.offset:sidx.end], sidx.offset, start, end)
-    return mp4index.moov_span(data[moov.offset:moov.end], start, end)
 
 
 def _ffmpeg_args(plan: FetchPlan, start: float, duration: float, tmp: Path, inputs: list) -> list:
@@ -242,17 +142,12 @@ def _cut_reporter(duration: float, share: float, callback: Callable[[dict], None
         if progress.done:
             eta = "00:00"
         elif progress.speed > 0:
-            eta = _mmss(remaining / progress.speed)
+            eta = mmss(remaining / progress.speed)
         callback({"download_progress": max(0.0, percent),
                   "speed": f"{progress.speed:.1f}x" if progress.speed > 0 else None,
                   "fps": round(progress.fps, 1), "eta": eta})
 
     return report
-
-
-def _mmss(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
 def _summary(path: Path) -> dict:

@@ -16,7 +16,7 @@ from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
 from ..media.encode import InvalidMediaError, encode_to_mp4
-from ..media.ffmpeg import FFmpegError
+from ..media.ffmpeg import FFmpegError, mmss
 from ..utils.dates import iso
 from ..utils.files import file_available
 from . import health_service, progress_cache, upload_service
@@ -84,7 +84,7 @@ def progress_reporter(video_id: str, job_id: str, phase_fields=None):
         progress_cache.set_progress(redis(), video_id, {
             "current_phase": "encoding", "encoding_progress": percent, "fps": progress.fps,
             "speed": f"{progress.speed:.2f}x" if progress.speed else None,
-            "eta": f"{int(eta) // 60:02d}:{int(eta) % 60:02d}" if eta is not None else None,
+            "eta": mmss(eta) if eta is not None else None,
             **(phase_fields or {})})
         progress_cache.beat(redis(), video_id, job_id)
 
