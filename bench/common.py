@@ -59,10 +59,11 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15) -> Non
 
 class Nginx:
     """nginx (Debian ``nginx-light``) serving ``root`` with ``limit_rate`` per connection and an
-    access log of ``$body_bytes_sent``; its own prefix and config under a temporary folder."""
+    access log of ``$body_bytes_sent``; its own prefix and config under a temporary folder.
+    ``pages``: ``{path: html}`` answered as fixed pages (no quote ``'`` in the html)."""
 
-    def __init__(self, root, rate: str = "4m"):
-        self.root, self.rate = str(root), rate
+    def __init__(self, root, rate: str = "4m", pages: dict | None = None):
+        self.root, self.rate, self.pages = str(root), rate, pages or {}
         self.dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
         self.port = free_port()
         self.log = self.dir / "access.log"
@@ -72,6 +73,8 @@ class Nginx:
         d = self.dir
         temps = "".join(f"    {name}_temp_path {d}/{name}_temp;\n"
                         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        pages = "".join(f"        location = /{path} {{ default_type text/html; "
+                        f"return 200 '{html}'; }}\n" for path, html in self.pages.items())
         (d / "nginx.conf").write_text(f"""
 worker_processes 1;
 pid {d}/nginx.pid;
@@ -86,7 +89,7 @@ http {{
         listen 127.0.0.1:{self.port};
         root {self.root};
         limit_rate {self.rate};
-    }}
+{pages}    }}
 }}
 """)
         self.proc = subprocess.Popen([NGINX, "-p", str(d), "-c", str(d / "nginx.conf"),

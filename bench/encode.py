@@ -1,6 +1,7 @@
-"""encode: the service's encoder (``src.media.encode.encode_to_mp4``: probe, ffmpeg with
-``-progress`` parsed several times a second, temporary file, rename, ffprobe of the result)
-against the identical ffmpeg command (``build_encode_command``) run by hand.
+"""encode: the service's encoder (``src.media.encode.encode_to_mp4``: ffmpeg with ``-progress``
+parsed several times a second, temporary file, rename, ffprobe of the result) against the
+identical ffmpeg command (``build_encode_command``) run by hand. Like the encode job, the
+encoder is given the input's probe made when the file was uploaded (made once here, untimed).
 
 Run: ``.venv/bin/python -m bench.encode [--runs 5] [--codec h264] [--preset medium]``.
 Input: the bundled 5.3 s 720p clip looped to 10.6 s (stream copy), so each encode lasts seconds.
@@ -30,8 +31,9 @@ def run(runs: int = 5, codec: str = "h264", preset: str = "medium") -> str:
         for i in range(runs + 1):  # the first pair warms the page cache and is dropped
             out = str(tmp / f"job{i}.mp4")
             started = time.monotonic()
-            encode.encode_to_mp4(src, out, codec, preset,
-                                 on_progress=lambda percent, progress: updates.append(percent))
+            encode.encode_to_mp4(src, out, codec, preset,  # the upload's probe, as the job
+                                 on_progress=lambda percent, progress: updates.append(percent),
+                                 source=source)
             job = time.monotonic() - started
             args = encode.build_encode_command(src, str(tmp / f"hand{i}.mp4"), codec, preset,
                                                source)

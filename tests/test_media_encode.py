@@ -127,6 +127,20 @@ def test_video_only_input_is_encoded_without_audio(cuts, tmp_path):
     assert [s["codec_type"] for s in ffprobe(str(out))["streams"]] == ["video"]
 
 
+def test_the_probe_given_is_used_and_an_incomplete_one_is_replaced(cuts, tmp_path):
+    probe = probe_video(cuts[1])
+    # told the input has no audio (as a stored upload probe would say), the encoder maps none
+    out = tmp_path / "given.mp4"
+    result = encode_to_mp4(cuts[1], str(out), "h264", "medium",
+                           source={**probe, "has_audio": False})
+    assert result["acodec"] is None
+    assert [s["codec_type"] for s in ffprobe(str(out))["streams"]] == ["video"]
+    out = tmp_path / "probed.mp4"  # a probe without the fields needed: probed again
+    result = encode_to_mp4(cuts[1], str(out), "h264", "medium", source={"duration": 1.0})
+    assert result["acodec"] == "aac"
+    assert sorted(s["codec_type"] for s in ffprobe(str(out))["streams"]) == ["audio", "video"]
+
+
 class Cancelled(Exception):
     pass
 

@@ -196,7 +196,7 @@ def build_encode_command(input_path: str, output_path: str, codec: str, preset: 
 def encode_to_mp4(input_path: str, output_path: str, codec: str, preset: str,
                   on_progress: Optional[Callable[[float, Progress], None]] = None,
                   on_start: Optional[Callable[[subprocess.Popen], None]] = None,
-                  threads: Optional[int] = None) -> dict:
+                  threads: Optional[int] = None, source: Optional[dict] = None) -> dict:
     """Encode ``input_path`` to an MP4 at ``output_path`` with ``codec``/``preset`` (see CODECS).
 
     Writes ``<output_path>.part`` in the same folder and renames it on success, so a file at
@@ -204,14 +204,18 @@ def encode_to_mp4(input_path: str, output_path: str, codec: str, preset: str,
     time / input duration × 100 rounded to 0.1 and capped at 99.9 several times a second
     (ffmpeg ``-stats_period``), then 100.0 once the file is in place; an exception it raises stops
     ffmpeg (the way to cancel). ``on_start`` receives the ffmpeg process. ``threads`` defaults to
-    :data:`DEFAULT_THREADS`.
+    :data:`DEFAULT_THREADS`. ``source``: :func:`probe_video`'s dict of the input when the caller
+    already has it (an upload is probed when it arrives); probing again costs two process starts
+    (≈ 0.15 s, 2 % of a 10 s encode: BENCHMARKS.md, encode). Probed here when absent or
+    incomplete.
 
     Returns ``{"size_bytes": int, "duration": float seconds, "vcodec": "h264"|"hevc"|"av1",
     "acodec": "aac" or None}`` from ffprobe of the result.
     Raises ValueError (unknown codec/preset), InvalidMediaError (input not a video),
     FFmpegError (ffmpeg failed), or whatever ``on_progress`` raised; no partial file is left.
     """
-    source = probe_video(input_path)
+    if not source or not {"duration", "pix_fmt", "has_audio"} <= source.keys():
+        source = probe_video(input_path)
     partial = output_path + ".part"
     args = build_encode_command(input_path, partial, codec, preset, source,
                                 threads or DEFAULT_THREADS)

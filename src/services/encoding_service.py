@@ -105,7 +105,8 @@ def run_encode(encode_id: str, job_id: str) -> None:
                           job_id=job_id)
             result = encode_to_mp4(doc["input_file_path"], out_path, codec, preset,
                                    on_progress=progress_reporter(encode_id, job_id),
-                                   threads=setting("ENCODE_THREADS"))
+                                   threads=setting("ENCODE_THREADS"),
+                                   source=doc.get("metadata"))
     except JobCancelled:
         log.warning("encode %s: job %s lost ownership; stopped", encode_id, job_id)
         return
