@@ -144,10 +144,11 @@ class Cancelled(Exception):
     pass
 
 
-def test_exception_from_on_progress_stops_ffmpeg(clean_source_server, tmp_path, monkeypatch):
-    monkeypatch.setattr(segment, "CONNECTIONS", 0)  # direct path: ffmpeg reads the URL
-    plan = _plan(clean_source_server, "mp4")
-    clean_source_server.rate_bytes_per_sec = 500_000
+def _cancel_past_10_percent(server, source, tmp_path) -> list:
+    """Fetch from ``server`` slowed to 500 KB/s, cancelled from ``on_progress`` once past 10 %;
+    return the ffmpeg processes that were started."""
+    plan = _plan(server, source)
+    server.rate_bytes_per_sec = 500_000
     processes = []
 
     def cancel_midway(update):
@@ -157,23 +158,19 @@ def test_exception_from_on_progress_stops_ffmpeg(clean_source_server, tmp_path, 
     with pytest.raises(Cancelled):
         fetch_segment(plan, START, END, tmp_path / "clip.mp4", on_progress=cancel_midway,
                       on_start=processes.append)
+    return processes
+
+
+def test_exception_from_on_progress_stops_ffmpeg(clean_source_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(segment, "CONNECTIONS", 0)  # direct path: ffmpeg reads the URL
+    processes = _cancel_past_10_percent(clean_source_server, "mp4", tmp_path)
     assert processes and processes[0].poll() is not None  # ffmpeg is gone
     assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("source", ["mp4", "dash"])
 def test_exception_from_on_progress_stops_the_connections(clean_source_server, tmp_path, source):
-    plan = _plan(clean_source_server, source)
-    clean_source_server.rate_bytes_per_sec = 500_000
-    processes = []
-
-    def cancel_midway(update):
-        if update["download_progress"] > 10:
-            raise Cancelled()
-
-    with pytest.raises(Cancelled):
-        fetch_segment(plan, START, END, tmp_path / "clip.mp4", on_progress=cancel_midway,
-                      on_start=processes.append)
+    processes = _cancel_past_10_percent(clean_source_server, source, tmp_path)
     assert processes == [] and os.listdir(tmp_path) == []  # stopped before the cut
     # the server counts the chunk each of its threads had already queued for its time slot;
     # after that the count must stop: an open connection at 500 KB/s would keep growing it
