@@ -185,8 +185,8 @@ class SparseMoov:
         lo_t, hi_t = key - MARGIN_BEFORE, end + MARGIN_AFTER
         windows, wanted = [], []
         for track in tracks:
-            probe_end = mp4tables.chunk_samples(track, min(PROBE_CHUNKS, track.chunks))
-            wanted += _slices(track, 1, min(PROBE_CHUNKS, track.chunks), 0, sum(probe_end) - 1)
+            probe = min(PROBE_CHUNKS, track.chunks)
+            wanted += _slices(track, 1, probe, 0, mp4tables.samples_through(track, probe) - 1)
             if track.handler not in ("vide", "soun"):
                 continue
             first = mp4tables.samples_before(track.stts, lo_t * track.timescale, strict=True)
@@ -195,7 +195,7 @@ class SparseMoov:
                 continue
             c0, k0 = mp4tables.chunk_of(track, first)
             c1 = mp4tables.chunk_of(track, last)[0]
-            k1 = sum(mp4tables.chunk_samples(track, c1)) - 1
+            k1 = mp4tables.samples_through(track, c1) - 1
             windows.append(Window(track, first, last, c0, c1, k0, k1))
             wanted += _slices(track, c0, c1, k0, k1)
         if not windows:
@@ -228,19 +228,6 @@ class SparseMoov:
         if lo is None or hi < lo:
             raise IndexUnsupported("the span holds no samples")
         return lo, hi
-
-
-def moov_span(moov: bytes, start: float, end: float) -> tuple:
-    """Byte range ``(first, last)`` (inclusive, file offsets) of the samples ffmpeg reads to cut
-    ``start``..``end`` seconds, from a whole ``moov`` (the box bytes, header included): the
-    samples of :meth:`SparseMoov.locate`. Raises IndexUnsupported as it does."""
-    header = 16 if moov[:4] == b"\x00\x00\x00\x01" else 8
-    sparse = SparseMoov(Box("moov", 0, len(moov), header))
-    sparse.add(0, moov)
-    if sparse.reads():
-        raise IndexUnsupported("truncated moov")
-    windows, _ = sparse.locate(start, end)
-    return sparse.span(windows)
 
 
 def _slices(track: Track, c0: int, c1: int, k0: int, k1: int) -> list:

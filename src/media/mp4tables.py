@@ -87,13 +87,12 @@ def _runs(stsc: list, chunks: int, samples: int) -> list:
     return runs
 
 
-def chunk_samples(track: Track, chunk: int) -> tuple:
-    """``(first_sample, count)`` of 1-based ``chunk`` (``(0, 0)`` for chunk 0)."""
+def samples_through(track: Track, chunk: int) -> int:
+    """How many samples chunks ``1..chunk`` hold (0 for chunk 0)."""
     for first, last, per, base in track.runs:
         if first <= chunk <= last:
-            sample = base + (chunk - first) * per
-            return sample, max(0, min(per, track.samples - sample))
-    return (track.samples if chunk else 0), 0
+            return min(track.samples, base + (chunk - first + 1) * per)
+    return track.samples if chunk else 0
 
 
 def chunk_of(track: Track, sample: int) -> tuple:
