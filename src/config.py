@@ -13,6 +13,9 @@ from typing import Any, Mapping, Optional
 from dotenv import load_dotenv
 
 DEFAULT_ALLOWED_SOURCE_HOSTS = "youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,youtu.be"
+#: Hosts the media of an allowed page may come from (``*.`` = any subdomain), besides the page
+#: hosts themselves (issue 11: for YouTube pages, media only from YouTube's own media hosts).
+DEFAULT_ALLOWED_MEDIA_HOSTS = "*.googlevideo.com,youtubei.googleapis.com"
 
 #: name → (type, default). Types: str, int, float, bool, list (comma-separated), "minutes".
 SETTINGS: dict[str, tuple[Any, Any]] = {
@@ -42,8 +45,17 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "HIGHRES_MP4_PRESET": (str, "high"),
     "DOWNLOAD_WAIT_SECONDS": (float, 20),
     "ALLOWED_SOURCE_HOSTS": (list, DEFAULT_ALLOWED_SOURCE_HOSTS),
+    # Security (issue 11): egress allow-list, upload and encode caps, per-user jobs, body sizes
+    "ALLOWED_MEDIA_HOSTS": (list, DEFAULT_ALLOWED_MEDIA_HOSTS),
+    "MAX_UPLOAD_DURATION_SECONDS": (float, 3 * 3600),
+    "MAX_UPLOAD_PIXELS": (int, 7680 * 4320),
+    "MAX_UPLOAD_FRAME_RATE": (float, 240),
+    "ENCODE_TIMEOUT_FACTOR": (float, 4),
+    "MAX_JOBS_PER_USER": (int, 4),
+    "MAX_REQUEST_BODY_KB": (float, 64),
+    "RATE_LIMIT_REGISTER_FAILED": (str, "30/hour;100/day"),
     # Public side (issue 5): public tokens, live clips, rate limits ("N/period;M/period")
-    "ALLOW_ANONYMOUS_PUBLIC_TOKENS": (bool, True),
+    "ALLOW_ANONYMOUS_PUBLIC_TOKENS": (bool, False),
     "STREAM_DELAY_SECONDS": (float, 0),
     "LIVE_SWEEP_SECONDS": (float, 15),
     "LIVE_RECHECK_INITIAL_SECONDS": (float, 60),

@@ -46,7 +46,7 @@ def make_app(tmp_path, redis_uri):
             "FLASK_SECRET_KEY": "test-flask-secret", "BCRYPT_ROUNDS": 4,
             "DOWNLOADS_DIR": str(tmp_path / "downloads"), "UPLOADS_DIR": str(tmp_path / "uploads"),
             "ALLOWED_SOURCE_HOSTS": "youtube.com,www.youtube.com,m.youtube.com,"
-                                    "music.youtube.com,youtu.be,127.0.0.1",
+                                    "music.youtube.com,youtu.be,127.0.0.1:*",
             "DOWNLOAD_WAIT_SECONDS": 0, "TESTING": True, "LOG_FILE": str(tmp_path / "app.log"),
             "RATE_LIMIT_ENABLED": False,  # tests/test_rate_limits.py turns them on
             "RATE_LIMIT_KEY_PREFIX": f"ytd-test-{uuid.uuid4().hex[:8]}", **overrides,
@@ -98,14 +98,17 @@ class Auth:
 
     def save_clip(self, user, url, start=300, end=330):
         """Save a clip for ``user`` through POST /api/video/save; return its id."""
-        r = self.client.post("/api/video/save", headers=self.public_headers(), json={
+        r = self.client.post("/api/video/save", headers=self.public_headers(user), json={
             "url": url, "start_time": start, "end_time": end, "user_id": user["id"]})
         assert r.status_code == 201, r.json
         return r.json["video_id"]
 
-    def public_headers(self):
-        token = self.client.get("/api/auth/token/public").json["token"]
-        return {"Authorization": f"Bearer {token}"}
+    def public_headers(self, user=None):
+        """Headers with a public token: bound to ``user`` when given, else anonymous (needs
+        ``ALLOW_ANONYMOUS_PUBLIC_TOKENS=True``)."""
+        r = self.client.get("/api/auth/token/public", headers=user["headers"] if user else {})
+        assert r.status_code == 200, r.json
+        return {"Authorization": f"Bearer {r.json['token']}"}
 
 
 @pytest.fixture

@@ -82,13 +82,15 @@ def run_ffmpeg(
     on_progress: Optional[Callable[[Progress], None]] = None,
     on_start: Optional[Callable[[subprocess.Popen], None]] = None,
     timeout: Optional[float] = None,
+    env: Optional[dict] = None,
 ) -> None:
     """Run ``ffmpeg`` with ``args`` (everything after the binary name) and report progress.
 
     ``-hide_banner -nostdin -y -progress pipe:1 -stats_period 0.25`` are prepended.
     ``on_progress`` is called from this thread for every progress block; an exception it raises
     stops ffmpeg and propagates (the way callers cancel a job). ``on_start`` receives the process
-    (for example to record its pid). ``timeout`` is in seconds of wall time.
+    (for example to record its pid). ``timeout`` is in seconds of wall time. ``env``: the
+    process environment (None: this process's).
 
     Raises :class:`FFmpegError` when ffmpeg exits non-zero or times out; the message is the most
     telling line of ffmpeg's stderr.
@@ -96,7 +98,7 @@ def run_ffmpeg(
     cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
            "-progress", "pipe:1", "-stats_period", str(STATS_PERIOD), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     stderr_lines: deque = deque(maxlen=30)
     reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
     reader.start()
@@ -147,12 +149,14 @@ def _summary(stderr_tail: str, returncode: Optional[int]) -> str:
     return lines[-1] if lines else f"ffmpeg exited with code {returncode}"
 
 
-def ffprobe(path: str, timeout: float = 30) -> dict:
+def ffprobe(path: str, timeout: float = 30, input_args: Sequence[str] = ()) -> dict:
     """Return ffprobe's JSON (``format`` and ``streams``) for a local file or URL.
 
+    ``input_args``: input options placed before the input (``-format_whitelist``, …).
     Raises :class:`FFmpegError` when ffprobe cannot read it (not a media file, missing, timeout).
     """
-    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path]
+    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+           *input_args, "-i", path]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
