@@ -17,11 +17,14 @@ from src.services import cleanup_service
 PAST = timedelta(minutes=5)
 
 
-def _completed_clip(app, user_id=None, ago=PAST) -> tuple[str, str]:
-    """Insert a completed clip whose file exists and whose expires_at lies ``ago`` in the past."""
+def _completed_clip(app, user_id=None, ago=PAST, legacy=False) -> tuple[str, str]:
+    """Insert a completed clip whose file exists and whose expires_at lies ``ago`` in the past;
+    its folder has a random name stored as ``folder``, or (``legacy``: a record made before
+    random names) is named after its id and not stored."""
     db = app.extensions["yt"]["db"]
     oid, job_id = ObjectId(), "job-" + os.urandom(4).hex()
-    folder = os.path.join(app.config["DOWNLOADS_DIR"], str(oid))
+    name = str(oid) if legacy else os.urandom(16).hex()
+    folder = os.path.join(app.config["DOWNLOADS_DIR"], name)
     os.makedirs(folder)
     path = os.path.join(folder, f"{job_id}.mp4")
     with open(path, "wb") as fh:
@@ -31,7 +34,7 @@ def _completed_clip(app, user_id=None, ago=PAST) -> tuple[str, str]:
         "url": "http://127.0.0.1/x.mp4", "status": "completed", "job_id": job_id,
         "file_path": path, "file_format": "mp4", "file_size_bytes": 1000,
         "created_at": datetime.now(timezone.utc),
-        "expires_at": datetime.now(timezone.utc) - ago})
+        "expires_at": datetime.now(timezone.utc) - ago, **({} if legacy else {"folder": name})})
     return str(oid), path
 
 
@@ -50,7 +53,7 @@ def test_four_schedulers_delete_each_expired_file_once(make_app, redis_uri, capl
         app.extensions["yt"]["db"] = shared
         app.config["DOWNLOADS_DIR"] = apps[0].config["DOWNLOADS_DIR"]
         app.config["UPLOADS_DIR"] = apps[0].config["UPLOADS_DIR"]
-    expected = {_completed_clip(apps[0])[1] for _ in range(12)}
+    expected = {_completed_clip(apps[0], legacy=i % 3 == 0)[1] for i in range(12)}
     fresh_id, fresh = _completed_clip(apps[0], ago=-timedelta(minutes=30))  # not due yet
     with caplog.at_level(logging.INFO, logger="src.services.cleanup_service"):
         deadline = time.monotonic() + 8
@@ -104,7 +107,8 @@ def test_expired_upload_loses_both_files_and_refuses_encode(client, auth, app, t
     assert r.status_code == 201, r.json
     encode_id = r.json["encode_id"]
     db = app.extensions["yt"]["db"]
-    folder = os.path.join(app.config["UPLOADS_DIR"], encode_id)
+    folder = os.path.dirname(db.videos.find_one()["input_file_path"])
+    assert os.path.basename(folder) == db.videos.find_one()["folder"] != encode_id
     open(os.path.join(folder, "encoded_h264_medium.mp4"), "wb").write(b"x")
     db.videos.update_one({}, {"$set": {"status": "completed", "expires_at":
                                        datetime.now(timezone.utc) - PAST}})
@@ -157,14 +161,57 @@ def test_orphans_and_stale_partials_are_swept(app):
         return path
 
     no_record = aged(folder(downloads, str(ObjectId())))
+    no_record_random = aged(folder(downloads, os.urandom(16).hex()))
     junk_name = aged(folder(uploads, "not-an-id"))
-    fresh_upload = folder(uploads, str(ObjectId()), ("source.mp4",))  # upload being saved now
+    fresh_upload = folder(uploads, os.urandom(16).hex(), ("source.mp4",))  # being saved now
     video_id, kept_file = _completed_clip(app, ago=-timedelta(minutes=30))
     stale_partial = os.path.join(os.path.dirname(kept_file), ".dead.mp4.abc.part")
     open(stale_partial, "wb").write(b"x")
     aged(os.path.dirname(kept_file))
+    # a record made before random names: its id-named folder is still its own
+    legacy_id, legacy_file = _completed_clip(app, ago=-timedelta(minutes=30), legacy=True)
+    legacy_partial = os.path.join(os.path.dirname(legacy_file), ".dead.mp4.def.part")
+    open(legacy_partial, "wb").write(b"x")
+    aged(os.path.dirname(legacy_file))
+    # a folder of a clip's own kind in the other base folder is no folder of it
+    wrong_kind = aged(folder(uploads, app.extensions["yt"]["db"].videos.find_one(
+        {"_id": ObjectId(video_id)})["folder"]))
     with app.app_context():
         report = cleanup_service.run_cleanup()
-    assert sorted(report["swept"]) == sorted([no_record, junk_name, stale_partial])
+    assert sorted(report["swept"]) == sorted([no_record, no_record_random, junk_name,
+                                              stale_partial, legacy_partial, wrong_kind])
     assert os.path.exists(fresh_upload) and os.path.exists(kept_file)
+    assert os.path.exists(legacy_file)
     assert not os.path.exists(no_record) and not os.path.exists(stale_partial)
+
+
+def test_legacy_id_named_folders_expire_and_are_swept_once_replaced(app, make_app):
+    """Records made before random folder names: an expired upload loses its id-named folder,
+    and a clip whose new job wrote into a random folder leaves its old id-named folder to the
+    sweep."""
+    db = app.extensions["yt"]["db"]
+    uploads = app.config["UPLOADS_DIR"]
+    upload_id = ObjectId()
+    upload_folder = os.path.join(uploads, str(upload_id))
+    os.makedirs(upload_folder)
+    open(os.path.join(upload_folder, "source.mp4"), "wb").write(b"x")
+    db.videos.insert_one({"_id": upload_id, "user_id": ObjectId(), "source_type": "upload",
+                          "status": "pending", "input_file_path":
+                          os.path.join(upload_folder, "source.mp4"), "file_path": None,
+                          "expires_at": datetime.now(timezone.utc) - PAST})
+    clip_id, old_file = _completed_clip(app, ago=-timedelta(minutes=30), legacy=True)
+    new_folder = os.path.join(app.config["DOWNLOADS_DIR"], os.urandom(16).hex())
+    os.makedirs(new_folder)
+    new_file = os.path.join(new_folder, "job-new.mp4")
+    open(new_file, "wb").write(b"y")
+    db.videos.update_one({"_id": ObjectId(clip_id)}, {"$set": {
+        "folder": os.path.basename(new_folder), "file_path": new_file, "job_id": "job-new"}})
+    old = time.time() - (app.config["ORPHAN_MAX_AGE_MINUTES"] * 60 + 60)
+    for path in (old_file, os.path.dirname(old_file), new_file, new_folder):
+        os.utime(path, (old, old))
+    with app.app_context():
+        report = cleanup_service.run_cleanup()
+    assert report["expired"] == [upload_folder] and not os.path.exists(upload_folder)
+    assert report["swept"] == [old_file]             # stale in the record's old folder...
+    assert not os.path.exists(os.path.dirname(old_file))          # ...which is then dropped
+    assert os.path.exists(new_file)

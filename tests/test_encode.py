@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 
 import pytest
+from bson import ObjectId
 
 from src.media.ffmpeg import ffprobe
 
@@ -21,6 +23,14 @@ def _upload(client, user, data=None, name="my clip.mp4"):
 
 def _files(folder):
     return [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs]
+
+
+def _folder(app, encode_id):
+    """The upload's folder: a random name stored on its record (not its id, which is
+    predictable)."""
+    doc = app.extensions["yt"]["db"].videos.find_one({"_id": ObjectId(encode_id)})
+    assert re.fullmatch(r"[0-9a-f]{32}", doc["folder"]) and doc["folder"] != encode_id
+    return os.path.join(app.config["UPLOADS_DIR"], doc["folder"])
 
 
 def test_codecs_is_public_and_exact(client):
@@ -45,8 +55,8 @@ def test_upload_encode_download(make_app, auth_factory, tmp_path):
     assert body["metadata"]["original_codec"] == "h264"
     assert abs(body["metadata"]["duration"] - 5.312) < 0.1
     encode_id = body["encode_id"]
-    stored = _files(os.path.join(app.config["UPLOADS_DIR"], encode_id))
-    assert [os.path.basename(p) for p in stored] == ["source.mp4"]
+    stored = _files(app.config["UPLOADS_DIR"])
+    assert stored == [os.path.join(_folder(app, encode_id), "source.mp4")]
 
     status = client.get(f"/api/encode/status/{encode_id}", headers=user["headers"]).json
     assert status["status"] == "pending" and status["progress"] == 0
@@ -165,6 +175,5 @@ def test_traversal_names_are_metadata_only(client, auth, app, tmp_path, name):
     assert "/" not in r.json["original_filename"] and "\\" not in r.json["original_filename"]
     encode_id = r.json["encode_id"]
     files = _files(app.config["UPLOADS_DIR"])
-    assert files == [os.path.join(app.config["UPLOADS_DIR"], encode_id,
-                                  "source." + name.rsplit(".", 1)[1])]
+    assert files == [os.path.join(_folder(app, encode_id), "source." + name.rsplit(".", 1)[1])]
     assert not os.path.exists(tmp_path / "x.mp4")

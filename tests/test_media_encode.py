@@ -1,4 +1,5 @@
-"""src/media/encode.py on the real Big Buck Bunny clip (© Blender Foundation, CC-BY 3.0).
+"""src/media/encode.py and probe.py on the real Big Buck Bunny clip (© Blender Foundation,
+CC-BY 3.0).
 
 Every encode runs the real ffmpeg; results are checked with ffprobe and by decoding them.
 The two slow lossless encoders (x265 lossless, libaom lossless) run on a 2 s / 1 s stream-copied
@@ -6,15 +7,18 @@ cut of the clip; lossless is checked frame by frame against the decoded input (f
 """
 import os
 import shutil
+import signal
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from src.media.encode import (CODECS, InvalidMediaError, build_encode_command, encode_to_mp4,
-                              probe_video)
-from src.media.ffmpeg import FFmpegError, ffprobe
+from src.media.encode import (CODECS, InvalidMediaError, build_encode_command, encode_time_limit,
+                              encode_to_mp4, probe_video)
+from src.media.ffmpeg import FFmpegError, FFmpegTimeout, ffprobe, run_ffmpeg
+from src.media.probe import UPLOAD_DEMUXERS
 
 MEDIA = Path(__file__).parent / "media"
 CLIP = MEDIA / "big_buck_bunny_720p_5s.mp4"
@@ -229,3 +233,56 @@ def test_empty_and_audio_only_files_are_invalid_media(clip, tmp_path):
     for path in (empty, audio, tmp_path / "missing.mp4"):
         with pytest.raises(InvalidMediaError):
             probe_video(str(path))
+
+
+# --- limits (issue 11): the input allow-list and the encode time limit -----------------------
+
+
+def test_inputs_are_opened_with_the_allow_list_only(clip, tmp_path):
+    """An input the probe did not see (here a playlist naming the clip, with a probe of the real
+    clip handed over) is refused by ffmpeg itself: UNSUPPORTED_FORMAT, no output."""
+    args = build_encode_command(clip, "o.mp4", "h264", "high", probe_video(clip), 1)
+    before_input = args[:args.index("-i")]
+    assert before_input[before_input.index("-format_whitelist") + 1] == ",".join(UPLOAD_DEMUXERS)
+    assert before_input[before_input.index("-protocol_whitelist") + 1] == "file"
+    playlist = tmp_path / "in.mp4"
+    playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:5.3,\n"
+                        f"{os.path.abspath(clip)}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(InvalidMediaError) as refused:
+        encode_to_mp4(str(playlist), str(tmp_path / "out.mp4"), "h264", "medium",
+                      source=probe_video(clip))
+    assert refused.value.code == "UNSUPPORTED_FORMAT"
+    assert os.listdir(tmp_path) == ["in.mp4"]
+
+
+def test_encode_time_limit_formula():
+    clip = {"duration": 5.312, "width": 1280, "height": 720, "fps": 25.0}
+    assert encode_time_limit(clip, "h265", "high", 4) == pytest.approx(60 + 4 * 2.0 * 5.312)
+    assert encode_time_limit(clip, "h264", "lossless", 1) == pytest.approx(60 + 5.312)
+    hd = {**clip, "width": 1920, "height": 1080, "fps": 30.0}   # 2.7 × the pixels per second
+    assert encode_time_limit(hd, "av1", "lossless", 4) == pytest.approx(
+        60 + 4 * 14.3 * 5.312 * 2.7)
+    stored = {"duration": 10, "resolution": "1280x720"}          # no size fields, no fps: 30
+    assert encode_time_limit(stored, "av1", "high", 2) == pytest.approx(60 + 2 * 2.0 * 10 * 1.2)
+    with pytest.raises(ValueError):
+        encode_time_limit(clip, "vp9", "high", 4)
+
+
+def test_encode_past_its_timeout_is_killed_and_leaves_no_file(clip, tmp_path):
+    started = []
+    begun = time.monotonic()
+    with pytest.raises(FFmpegTimeout):
+        encode_to_mp4(clip, str(tmp_path / "out.mp4"), "h265", "high", timeout=0.5,
+                      on_start=started.append)
+    assert time.monotonic() - begun < 10
+    assert started and started[0].poll() is not None     # ffmpeg is gone
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_killed_ffmpeg_is_not_reported_as_a_timeout(tmp_path):
+    """ffmpeg killed by someone else while a timeout is set: a plain FFmpegError saying so."""
+    with pytest.raises(FFmpegError) as failed:
+        run_ffmpeg(["-f", "lavfi", "-i", "testsrc=s=64x64:r=25", "-t", "600", "-f", "null", "-"],
+                   timeout=60, on_start=lambda proc: os.kill(proc.pid, signal.SIGKILL))
+    assert not isinstance(failed.value, FFmpegTimeout)
+    assert "signal 9" in str(failed.value)

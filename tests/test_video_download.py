@@ -6,6 +6,7 @@ import os
 import time
 
 import pytest
+from bson import ObjectId
 
 from src.media.ffmpeg import ffprobe
 
@@ -117,7 +118,9 @@ def test_failed_source_marks_clip_failed_and_pool_keeps_working(make_app, auth_f
         "SOURCE_HTTP_ERROR", "VIDEO_UNAVAILABLE"), r.json
     status = client.get(f"/api/video/status/{missing}", headers=user["headers"]).json
     assert status["status"] == "failed" and status["error_message"] and status["error_code"]
-    folder = os.path.join(app.config["DOWNLOADS_DIR"], missing)
+    folder = os.path.join(app.config["DOWNLOADS_DIR"],   # random, stored on the clip
+                          app.extensions["yt"]["db"].videos.find_one(
+                              {"_id": ObjectId(missing)})["folder"])
     assert not os.path.exists(folder) or not os.listdir(folder)
 
     too_late = auth.save_clip(user, source_server.mp4_url, 5000, 5010)
@@ -199,7 +202,8 @@ def test_1440p_mp4_is_reencoded_to_hevc_and_webm_is_copied(make_app, auth_factor
     assert streams["video"]["codec_name"] == "hevc"
     assert (streams["video"]["width"], streams["video"]["height"]) == (2560, 1440)
     assert streams["audio"]["codec_name"] == "aac" and abs(duration - 2) <= 1.5
-    folder = os.path.join(app.config["DOWNLOADS_DIR"], video_id)
+    folder = os.path.dirname(app.extensions["yt"]["db"].videos.find_one(
+        {"_id": ObjectId(video_id)})["file_path"])
     assert len(os.listdir(folder)) == 1          # the WebM intermediate is gone
 
     app.config["DOWNLOAD_WAIT_SECONDS"] = 120

@@ -43,6 +43,30 @@ def count_pending(db, user_id) -> int:
     return db.videos.count_documents({"user_id": object_id(user_id), "status": "pending"})
 
 
+def processing_for_user(db, user_id) -> list[dict]:
+    """The user's clips and encodes in ``processing`` (running or queued jobs), with the fields a
+    liveness check needs (``_id``, ``status``, ``job_id``, ``job_claimed_at``)."""
+    return list(db.videos.find({"user_id": object_id(user_id), "status": "processing"},
+                               {"status": 1, "job_id": 1, "job_claimed_at": 1}))
+
+
+def folder_owners(db, names: Iterable[str]) -> dict[str, dict]:
+    """Folder name → the record owning that folder, for the names some record owns: by its
+    ``folder`` field, or (records made before random folder names) by its id. Each record has
+    ``_id``, ``source_type``, ``status``, ``folder``, ``file_path``, ``input_file_path``."""
+    wanted = set(names)
+    ids = [oid for oid in map(object_id, wanted) if oid]
+    fields = {"source_type": 1, "status": 1, "folder": 1, "file_path": 1, "input_file_path": 1}
+    owners: dict[str, dict] = {}
+    for doc in db.videos.find({"$or": [{"folder": {"$in": list(wanted)}},
+                                       {"_id": {"$in": ids}}]}, fields):
+        if doc.get("folder") in wanted:
+            owners[doc["folder"]] = doc
+        if str(doc["_id"]) in wanted:
+            owners.setdefault(str(doc["_id"]), doc)
+    return owners
+
+
 def update(db, video_id, fields: dict, job_id: Optional[str] = None,
            status: Optional[str] = None) -> bool:
     """``$set`` fields; when ``job_id`` is given, only while that job still owns the record, and

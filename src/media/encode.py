@@ -1,4 +1,4 @@
-"""Encoding an uploaded video to MP4 (H.264 / H.265 / AV1 + AAC) and probing uploads.
+"""Encoding an uploaded video to MP4 (H.264 / H.265 / AV1 + AAC), within a time limit.
 
 Codec and preset names and the CRF table come from the spec ("Video Encoding Endpoints" →
 GET /api/encode/codecs; "Core Services 3. EncodingService" → Codec Settings; audio always AAC
@@ -12,6 +12,11 @@ thread (ffmpeg 5.1, Debian 12): x264 ``fast`` ≈ 1x real time; x265 ``fast`` �
 ≈ 0.18x); SVT-AV1 preset 8 ≈ 0.5x; libaom lossless ``cpu-used 6`` ≈ 0.07x (libaom's "good" usage
 tops out at speed 6 — 8 gave a byte-identical file — and its "realtime" usage was measured NOT to
 be lossless on inter frames in libaom 3.6, so it is not used).
+
+Those speeds also bound how long an encode may run (:func:`encode_time_limit`, issue 11): an
+upload whose probe understates its work, or an encoder that stalls, is killed rather than
+holding an encode slot forever. Inputs are opened with the demuxer/protocol allow-list of
+src/media/probe.py (probing and the caps on uploads live there).
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 from .ffmpeg import FFmpegError, Progress, ffprobe, run_ffmpeg
+from .probe import (INPUT_ALLOW_LIST, UNSUPPORTED_MESSAGE, InvalidMediaError, probe_video,
+                    refused_by_allow_list)
 
 #: Codec → quality presets, exactly the spec's GET /api/encode/codecs answer.
 CODECS = {
@@ -54,74 +61,41 @@ _PIX_FMTS = {
 }
 
 
-class InvalidMediaError(ValueError):
-    """The file is not a video ffmpeg can decode; the message is meant for the user."""
+#: Wall seconds one encoder thread spends per second of 720p input at 25 fps (1280 × 720 × 25
+#: pixels per second), by codec and lossless or not: the speeds of the module docstring, rounded
+#: towards slower (x264 ≈ 1x; x265 ≈ 0.5x, lossless ≈ 0.18x; SVT-AV1 ≈ 0.5x; libaom lossless
+#: ≈ 0.07x). More threads only make an encode faster than this.
+SECONDS_PER_MEDIA_SECOND = {("h264", False): 1.0, ("h264", True): 1.0,
+                            ("h265", False): 2.0, ("h265", True): 5.6,
+                            ("av1", False): 2.0, ("av1", True): 14.3}
+REFERENCE_PIXEL_RATE = 1280 * 720 * 25
+#: Fixed part of every encode time limit: process start, probing, a loaded machine, slow disks.
+ENCODE_TIME_ALLOWANCE_SECONDS = 60.0
+#: Frame rate assumed when the probe does not know it.
+DEFAULT_FPS = 30.0
 
 
-def probe_video(path: str) -> dict:
-    """Describe a local video file.
+def encode_time_limit(source: dict, codec: str, preset: str, factor: float) -> float:
+    """Wall seconds an encode of ``source`` (:func:`probe_video`'s dict) may take:
 
-    Returns ``{"duration": float seconds, "resolution": "1280x720", "width": int, "height": int,
-    "original_codec": "h264", "pix_fmt": "yuv420p", "has_audio": bool, "fps": float}``
-    (``original_codec`` is ffprobe's codec name; ``fps`` is 0.0 when unknown).
+    ``60 + factor × SECONDS_PER_MEDIA_SECOND[codec, lossless] × duration × (width × height ×
+    fps) / (1280 × 720 × 25)``
 
-    Raises :class:`InvalidMediaError` when ffprobe cannot read the file, it has no video stream,
-    its duration is zero/unknown, or ffmpeg cannot decode its first video frame (so random bytes
-    behind a plausible header do not pass).
+    i.e. the measured single-thread time for this much picture, times the safety ``factor``
+    (setting ``ENCODE_TIMEOUT_FACTOR``, default 4), plus a fixed allowance. Example: the 5.3 s
+    720p25 test clip to H.265 high → 60 + 4 × 2.0 × 5.3 ≈ 102 s; 1 h of 1080p30 to AV1 lossless
+    → 60 + 4 × 14.3 × 3600 × 2.7 ≈ 154 h (the caps on uploads bound what that can reach).
+    A missing fps counts as 30, a missing size as 720p. Raises ValueError on an unknown codec.
     """
-    try:
-        info = ffprobe(path)
-    except FFmpegError as exc:
-        raise InvalidMediaError("Not a readable video file") from exc
-    streams = info.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video"
-                  and not s.get("disposition", {}).get("attached_pic")), None)
-    if video is None:
-        raise InvalidMediaError("The file contains no video stream")
-    duration = _float(info.get("format", {}).get("duration")) or _float(video.get("duration"))
-    if duration <= 0:
-        raise InvalidMediaError("The video has no duration")
-    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
-    if not width or not height:
-        raise InvalidMediaError("The video has no picture size")
-    _check_decodes(path)
-    return {
-        "duration": round(duration, 3),
-        "resolution": f"{width}x{height}",
-        "width": width,
-        "height": height,
-        "original_codec": video.get("codec_name", "unknown"),
-        "pix_fmt": video.get("pix_fmt") or "yuv420p",
-        "has_audio": any(s.get("codec_type") == "audio" for s in streams),
-        "fps": round(_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate")), 3),
-    }
-
-
-def _check_decodes(path: str) -> None:
-    """Decode the first video frame; raise :class:`InvalidMediaError` if ffmpeg cannot.
-
-    Not ``-xerror``: real files often carry a damaged packet or two that ffmpeg skips; ffmpeg
-    exits non-zero here only when no frame at all could be decoded.
-    """
-    try:
-        run_ffmpeg(["-i", path, "-map", "0:V:0", "-frames:v", "1", "-f", "null", "-"], timeout=60)
-    except FFmpegError as exc:
-        raise InvalidMediaError("The video could not be decoded") from exc
-
-
-def _float(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _rate(value) -> float:
-    """ffprobe's ``"25/1"`` → 25.0; ``"0/0"`` or missing → 0.0."""
-    num, _, den = str(value or "0/0").partition("/")
-    if not den:
-        return _float(num)
-    return _float(num) / _float(den) if _float(den) else 0.0
+    if codec not in CODECS:
+        raise ValueError(f"Unknown codec {codec!r}; expected one of {sorted(CODECS)}")
+    width, height = source.get("width"), source.get("height")
+    if not (width and height):
+        width, _, height = str(source.get("resolution") or "1280x720").partition("x")
+    pixel_rate = int(width) * int(height) * (source.get("fps") or DEFAULT_FPS)
+    cost = SECONDS_PER_MEDIA_SECOND[codec, preset == "lossless"]
+    return ENCODE_TIME_ALLOWANCE_SECONDS + factor * cost * float(source["duration"]) \
+        * pixel_rate / REFERENCE_PIXEL_RATE
 
 
 def _pix_fmt(encoder: str, source: str, lossless: bool) -> str:
@@ -180,6 +154,7 @@ def build_encode_command(input_path: str, output_path: str, codec: str, preset: 
                          source: dict, threads: int = DEFAULT_THREADS) -> list:
     """ffmpeg arguments (after the binary; for :func:`run_ffmpeg`) encoding to MP4.
 
+    The input is opened only with the allow-list of src/media/probe.py (``INPUT_ALLOW_LIST``).
     ``source`` is :func:`probe_video`'s dict (``pix_fmt``, ``has_audio`` are used). Maps the first
     non-cover-art video stream and the first audio stream if any; every frame is kept once
     (``-fps_mode passthrough``) so lossless output has the source's frames; ``-movflags
@@ -188,15 +163,16 @@ def build_encode_command(input_path: str, output_path: str, codec: str, preset: 
     """
     video = video_args(codec, preset, source.get("pix_fmt") or "yuv420p", threads)
     audio = ["-map", "0:a:0", *AUDIO_ARGS] if source.get("has_audio") else ["-an"]
-    return ["-threads", str(threads), "-i", input_path, "-map", "0:V:0", *video, *audio,
-            "-fps_mode", "passthrough", "-sn", "-dn", "-movflags", "+faststart", "-f", "mp4",
-            output_path]
+    return ["-threads", str(threads), *INPUT_ALLOW_LIST, "-i", input_path, "-map", "0:V:0",
+            *video, *audio, "-fps_mode", "passthrough", "-sn", "-dn", "-movflags", "+faststart",
+            "-f", "mp4", output_path]
 
 
 def encode_to_mp4(input_path: str, output_path: str, codec: str, preset: str,
                   on_progress: Optional[Callable[[float, Progress], None]] = None,
                   on_start: Optional[Callable[[subprocess.Popen], None]] = None,
-                  threads: Optional[int] = None, source: Optional[dict] = None) -> dict:
+                  threads: Optional[int] = None, source: Optional[dict] = None,
+                  timeout: Optional[float] = None) -> dict:
     """Encode ``input_path`` to an MP4 at ``output_path`` with ``codec``/``preset`` (see CODECS).
 
     Writes ``<output_path>.part`` in the same folder and renames it on success, so a file at
@@ -207,12 +183,15 @@ def encode_to_mp4(input_path: str, output_path: str, codec: str, preset: str,
     :data:`DEFAULT_THREADS`. ``source``: :func:`probe_video`'s dict of the input when the caller
     already has it (an upload is probed when it arrives); probing again costs two process starts
     (≈ 0.15 s, 2 % of a 10 s encode: BENCHMARKS.md, encode). Probed here when absent or
-    incomplete.
+    incomplete. ``timeout``: wall seconds the encode may take (see :func:`encode_time_limit`);
+    None: no limit.
 
     Returns ``{"size_bytes": int, "duration": float seconds, "vcodec": "h264"|"hevc"|"av1",
     "acodec": "aac" or None}`` from ffprobe of the result.
-    Raises ValueError (unknown codec/preset), InvalidMediaError (input not a video),
-    FFmpegError (ffmpeg failed), or whatever ``on_progress`` raised; no partial file is left.
+    Raises ValueError (unknown codec/preset), InvalidMediaError (input not a video; code
+    ``UNSUPPORTED_FORMAT`` when ffmpeg refused it as off the allow-list), FFmpegTimeout (over
+    ``timeout``; ffmpeg killed), FFmpegError (ffmpeg failed), or whatever ``on_progress`` raised;
+    no partial file is left.
     """
     if not source or not {"duration", "pix_fmt", "has_audio"} <= source.keys():
         source = probe_video(input_path)
@@ -229,12 +208,17 @@ def encode_to_mp4(input_path: str, output_path: str, codec: str, preset: str,
                         progress)
 
     try:
-        run_ffmpeg(args, on_progress=report, on_start=on_start)
+        run_ffmpeg(args, on_progress=report, on_start=on_start, timeout=timeout)
         os.replace(partial, output_path)
+    except FFmpegError as exc:
+        _remove(partial)
+        if refused_by_allow_list(exc):
+            raise InvalidMediaError(UNSUPPORTED_MESSAGE, "UNSUPPORTED_FORMAT") from exc
+        raise
     except BaseException:
         _remove(partial)
         raise
-    info = ffprobe(output_path)
+    info = ffprobe(output_path, input_args=INPUT_ALLOW_LIST)
     streams = info.get("streams", [])
     result = {
         "size_bytes": os.path.getsize(output_path),
@@ -245,6 +229,13 @@ def encode_to_mp4(input_path: str, output_path: str, codec: str, preset: str,
     if on_progress:
         on_progress(100.0, replace(last, done=True))
     return result
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _remove(path: str) -> None:

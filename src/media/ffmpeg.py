@@ -32,6 +32,11 @@ class FFmpegError(RuntimeError):
         self.stderr_tail = stderr_tail
 
 
+class FFmpegTimeout(FFmpegError):
+    """ffmpeg ran longer than the ``timeout`` it was given and was killed (message: "ffmpeg
+    timed out")."""
+
+
 @dataclass
 class Progress:
     """One progress block from ffmpeg.
@@ -92,8 +97,9 @@ def run_ffmpeg(
     (for example to record its pid). ``timeout`` is in seconds of wall time. ``env``: the
     process environment (None: this process's).
 
-    Raises :class:`FFmpegError` when ffmpeg exits non-zero or times out; the message is the most
-    telling line of ffmpeg's stderr.
+    Raises :class:`FFmpegTimeout` when ``timeout`` ran out (ffmpeg and its process group are
+    killed), :class:`FFmpegError` when ffmpeg exits non-zero; the message is the most telling line
+    of ffmpeg's stderr.
     """
     cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
            "-progress", "pipe:1", "-stats_period", str(STATS_PERIOD), *args]
@@ -102,7 +108,13 @@ def run_ffmpeg(
     stderr_lines: deque = deque(maxlen=30)
     reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
     reader.start()
-    timer = threading.Timer(timeout, _kill, [proc]) if timeout else None
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        _kill(proc)
+
+    timer = threading.Timer(timeout, expire) if timeout else None
     if timer:
         timer.start()
     try:
@@ -126,8 +138,8 @@ def run_ffmpeg(
         reader.join(timeout=5)
     if returncode != 0:
         tail = "".join(stderr_lines).strip()
-        if timer and not timer.is_alive() and returncode < 0:
-            raise FFmpegError("ffmpeg timed out", returncode, tail)
+        if timed_out.is_set():
+            raise FFmpegTimeout("ffmpeg timed out", returncode, tail)
         raise FFmpegError(_summary(tail, returncode), returncode, tail)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import g, request
 from marshmallow import Schema, fields, validate
 
+from ..errors import ApiError
 from ..media.encode import CODECS
 from ..schemas import ProcessingResponse
 from ..middleware.auth import private_token_required
@@ -79,11 +80,10 @@ def download(encode_id):
     if doc["status"] == "processing":
         return PROCESSING, 202
     if doc["status"] == "failed":
-        return {"error": doc.get("error_message") or "Encoding failed",
-                "code": doc.get("error_code") or "ENCODE_FAILED"}, 500
+        raise encoding_service.failure_error(doc)
     if not file_available(doc):
-        return {"error": "No encoded file for this request; start the encode first",
-                "code": "NOT_FOUND"}, 404
+        raise ApiError(404, "No encoded file for this request; start the encode first",
+                       "NOT_FOUND")
     response = send_media(doc["file_path"], mimetype="video/mp4")
     name = upload_service.download_name(doc)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -16,6 +16,10 @@ file is deleted, so a clip that a new job claimed meanwhile is left alone; after
 named in the record is deleted (a new job on an expired clip writes ``{new job_id}.ext``). Folders
 and partial files are swept only when older than ``ORPHAN_MAX_AGE_MINUTES`` (longer than the
 longest job) and never for a record that is ``processing``.
+
+Folder names are random and stored on each record (``folder``, src/services/folders.py); records
+made before that own the folder named after their id. The sweep compares the names it finds with
+the names records own, so both kinds are expired and swept alike.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from typing import Optional
 
 from ..data import videos
 from ..extensions import db, redis, setting
-from . import recovery_service
+from . import folders, recovery_service
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ def _remove(path: str, reason: str, removed: list) -> None:
 def expire_due(now: Optional[datetime] = None) -> list[str]:
     """Expire the finished clips and the uploads whose ``expires_at`` ≤ ``now``; return the paths
     deleted. Clips: only ``completed`` ones, and only their ``file_path``. Uploads (pending,
-    completed or failed): the whole ``UPLOADS_DIR/{encode_id}`` folder (source and output)."""
+    completed or failed): the upload's whole folder (source and output)."""
     now = now or datetime.now(timezone.utc)
     removed: list[str] = []
     query = {"expires_at": {"$lte": now}, "$or": [
@@ -68,8 +72,7 @@ def expire_due(now: Optional[datetime] = None) -> list[str]:
         if db().videos.update_one(guard, {"$set": fields}).modified_count != 1:
             continue  # a job claimed it meanwhile, or another run expired it
         if doc.get("source_type") == "upload":
-            _remove(os.path.join(setting("UPLOADS_DIR"), str(doc["_id"])), "upload expired",
-                    removed)
+            _remove(folders.path_of(doc), "upload expired", removed)
         elif doc.get("file_path"):
             _remove(doc["file_path"], "clip expired", removed)
     return removed
@@ -88,21 +91,26 @@ def _newest_mtime(path: str) -> float:
 
 def sweep_orphans(now_ts: Optional[float] = None) -> list[str]:
     """Delete, once older than ``ORPHAN_MAX_AGE_MINUTES``: entries of ``DOWNLOADS_DIR`` /
-    ``UPLOADS_DIR`` that no record of the right kind owns, files in a record's folder that the
-    record does not name (partial files of dead jobs), and empty folders. Folders of
-    ``processing`` records are never touched. Returns the paths deleted."""
+    ``UPLOADS_DIR`` that no record of the right kind owns (by ``folder``, or by id for records
+    made before random folder names), files in a record's folder that the record does not name
+    (partial files of dead jobs), and empty folders. Folders of ``processing`` records are never
+    touched. Returns the paths deleted."""
     cutoff = (now_ts or time.time()) - setting("ORPHAN_MAX_AGE_MINUTES") * 60
     removed: list[str] = []
     for folder_setting, is_upload in (("DOWNLOADS_DIR", False), ("UPLOADS_DIR", True)):
         base = setting(folder_setting)
+        aged = []
         for name in os.listdir(base) if os.path.isdir(base) else ():
-            path = os.path.join(base, name)
             try:
-                if _newest_mtime(path) >= cutoff:
-                    continue
+                if _newest_mtime(os.path.join(base, name)) < cutoff:
+                    aged.append(name)
             except FileNotFoundError:
                 continue
-            doc = videos.get(db(), name)
+        owners = videos.folder_owners(db(), aged)
+        for name in aged:
+            path = os.path.join(base, name)
+            owner = owners.get(name)
+            doc = videos.get(db(), owner["_id"]) if owner else None  # as it is now
             if not doc or (doc.get("source_type") == "upload") != is_upload:
                 _remove(path, "no record owns it", removed)
                 continue
@@ -112,7 +120,7 @@ def sweep_orphans(now_ts: Optional[float] = None) -> list[str]:
             for entry in os.listdir(path):
                 if os.path.join(path, entry) not in keep:
                     _remove(os.path.join(path, entry), "partial or stale file", removed)
-            if not os.listdir(path) and videos.get(db(), name)["status"] != "processing":
+            if not os.listdir(path) and videos.get(db(), doc["_id"])["status"] != "processing":
                 try:
                     os.rmdir(path)
                 except OSError:  # a job claimed the clip and wrote into it just now

@@ -2,30 +2,27 @@
 Core Services 1).
 
 ``request_download`` starts (or joins) the job and waits up to ``DOWNLOAD_WAIT_SECONDS``;
-``run_download`` is the job itself. Files live in ``DOWNLOADS_DIR/{video_id}/{job_id}.{ext}``
-(names made by the server). A record in ``processing`` whose owner process died (no heartbeat)
+``run_download`` is the job itself (clip lane; a ≥1440p MP4 hands its encode phase to the encode
+lane, src/services/clip_encode.py). Files live in ``DOWNLOADS_DIR/{folder}/{job_id}.{ext}``
+(``folder``: a random name stored on the clip at its first job, src/services/folders.py; every
+name made by the server). A new job counts against ``MAX_JOBS_PER_USER``
+(src/services/job_limits.py). A record in ``processing`` whose owner process died (no heartbeat)
 is declared failed, so no clip stays ``processing`` forever.
 """
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 import uuid
-from contextlib import suppress
 from datetime import datetime, timedelta, timezone
-from typing import Optional
 
 from ..data import videos
 from ..extensions import db, jobs, redis, setting
 from ..media import segment, source
 from ..media.errors import MESSAGES, MediaError
-from ..media.encode import InvalidMediaError, encode_to_mp4
-from ..media.ffmpeg import FFmpegError
 from ..utils.files import file_available
-from . import health_service, progress_cache
-from .encoding_service import progress_reporter
+from . import clip_encode, folders, health_service, job_limits, progress_cache
 from .jobs import JobCancelled
 from .live_service import PHASES
 from .video_service import get_owned, media_api_error
@@ -47,28 +44,9 @@ def reap_if_dead(doc: dict) -> dict:
                                         "error_message": INTERRUPTED, "file_path": None,
                                         "file_size_bytes": None},
                      job_id=doc.get("job_id"), status="processing"):
-        _remove_partials(str(doc["_id"]), keep=None)
+        folders.empty(folders.path_of(doc))
         log.warning("video %s: job %s had no heartbeat; marked failed", doc["_id"], doc.get("job_id"))
     return videos.get(db(), doc["_id"])
-
-
-def _folder(video_id: str) -> str:
-    return os.path.join(setting("DOWNLOADS_DIR"), video_id)
-
-
-def _remove_partials(video_id: str, keep: Optional[str]) -> None:
-    """Delete every file in the clip's folder except ``keep``; drop the folder if empty."""
-    folder = _folder(video_id)
-    if not os.path.isdir(folder):
-        return
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        if path != keep:
-            with suppress(FileNotFoundError):  # another process may be cleaning up too
-                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
-    with suppress(FileNotFoundError, OSError):  # gone already, or a new job wrote into it
-        if not os.listdir(folder):
-            os.rmdir(folder)
 
 
 def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
@@ -78,8 +56,9 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
     (720p…4320p|best), ``quality_preset`` (lossless|high|medium, for the ≥1440p MP4 re-encode);
     missing ones keep the clip's current preferences. Returns
     ``{"file": path, "ext": "mp4"|"webm"}`` when the file is ready within
-    ``DOWNLOAD_WAIT_SECONDS``, else ``{"processing": True}``. Raises ApiError 404/403, and
-    422/500 with the media error code when the job failed.
+    ``DOWNLOAD_WAIT_SECONDS``, else ``{"processing": True}``. Raises ApiError 404/403, 429
+    TOO_MANY_JOBS (``MAX_JOBS_PER_USER``; joining the running job is never refused), 507
+    INSUFFICIENT_STORAGE, and 422/500 with the media error code when the job failed.
     """
     doc = reap_if_dead(get_owned(video_id, user_id))
     if doc.get("live_phase") in PHASES:
@@ -93,9 +72,11 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
     if doc["status"] != "processing":
         health_service.require_free_disk()  # 507 when DOWNLOADS_DIR is short of space
         job_id = uuid.uuid4().hex
-        claimed = videos.claim(db(), video_id, job_id, {
-            "format_preference": fmt, "resolution_preference": res, "quality_preset": preset,
-            "job_claimed_at": datetime.now(timezone.utc)})
+        with job_limits.new_job_allowed(user_id):
+            claimed = videos.claim(db(), video_id, job_id, {
+                "format_preference": fmt, "resolution_preference": res, "quality_preset": preset,
+                "job_claimed_at": datetime.now(timezone.utc),
+                "folder": doc.get("folder") or folders.new_name()})
         if claimed:
             progress_cache.reset_progress(redis(), video_id)
             jobs().submit(video_id, job_id, run_download)
@@ -174,13 +155,15 @@ def run_download(video_id: str, job_id: str) -> None:
         plan = source.select_formats(info, doc["format_preference"], doc["resolution_preference"])
         videos.update(db(), video_id, {"start_time": start, "end_time": end}, job_id=job_id)
         progress_cache.set_progress(redis(), video_id, {"current_phase": "downloading"})
-        os.makedirs(_folder(video_id), exist_ok=True)
-        out_path = os.path.join(_folder(video_id), f"{job_id}.{plan.container}")
-        if plan.needs_encode:
-            out_path = _fetch_and_encode(doc, plan, start, end, out_path, on_progress, job_id)
-        else:
-            segment.fetch_segment(plan, start, end, out_path, on_progress=on_progress,
-                                  timeout=fetch_timeout(start, end))
+        folder = folders.path_of(doc)
+        os.makedirs(folder, exist_ok=True)
+        out_path = os.path.join(folder, f"{job_id}.{plan.container}")
+        if plan.needs_encode:  # the encode phase runs in the encode lane and records the end
+            clip_encode.fetch_and_hand_off(doc, plan, start, end, out_path, on_progress, job_id,
+                                           fetch_timeout(start, end), finish=_finish, fail=_fail)
+            return
+        segment.fetch_segment(plan, start, end, out_path, on_progress=on_progress,
+                              timeout=fetch_timeout(start, end))
     except JobCancelled:
         log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
         return
@@ -191,49 +174,29 @@ def run_download(video_id: str, job_id: str) -> None:
         log.exception("video %s: job %s failed unexpectedly", video_id, job_id)
         _fail(video_id, job_id, "UNKNOWN_ERROR", "Unexpected error while downloading the clip.")
         return
+    _finish(video_id, job_id, doc, out_path, plan.width, plan.height)
+    log.info("video %s: job %s fetched in %.1f s", video_id, job_id, time.monotonic() - started)
+
+
+def _finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
+            encoded: bool = False) -> None:
+    """Record the clip's finished file ``out_path`` (``width`` × ``height``; ``encoded``: made
+    by the ≥1440p re-encode, so the quality preset matters) while ``job_id`` owns the record,
+    then empty its folder of everything else (a previous file included). ``doc``: the record
+    as the job read it (its preferences)."""
     now = datetime.now(timezone.utc)
     done = videos.update(db(), video_id, {
         "status": "completed", "file_path": out_path, "file_format": out_path.rsplit(".", 1)[1],
         "file_format_preference": doc["format_preference"],
         "file_resolution_preference": doc["resolution_preference"],
-        "file_quality_preset": doc.get("quality_preset") if plan.needs_encode else None,
-        "file_size_bytes": os.path.getsize(out_path), "width": plan.width,
-        "height": plan.height, "completed_at": now,
+        "file_quality_preset": doc.get("quality_preset") if encoded else None,
+        "file_size_bytes": os.path.getsize(out_path), "width": width, "height": height,
+        "completed_at": now,
         "expires_at": now + timedelta(minutes=setting("VIDEO_RETENTION_MINUTES"))}, job_id=job_id)
     if done:
-        _remove_partials(video_id, keep=out_path)
+        folders.empty(os.path.dirname(out_path), keep=out_path)
         progress_cache.set_progress(redis(), video_id, {"download_progress": 100, "eta": "00:00"})
-    log.info("video %s: job %s completed in %.1f s (%s)", video_id, job_id,
-             time.monotonic() - started, out_path)
-
-
-def _fetch_and_encode(doc: dict, plan, start: float, end: float, out_path: str, on_progress,
-                      job_id: str) -> str:
-    """The ≥1440p MP4 path: fetch the WebM segment (stream copy), then encode it to H.265 MP4
-    with the quality preset of the request (default ``HIGHRES_MP4_PRESET``). Returns the MP4 path.
-
-    Deviation from the spec's fixed "lossless": measured here, 5 s of 1440p lossless x265 took
-    30 s and 107 MB (17 × the source); crf 20 gives 4 MB (README, Deviations).
-    """
-    video_id = str(doc["_id"])
-    webm_path = out_path.rsplit(".", 1)[0] + ".source.webm"
-    mp4_path = out_path.rsplit(".", 1)[0] + ".mp4"
-    try:
-        segment.fetch_segment(plan, start, end, webm_path, on_progress=on_progress,
-                              timeout=fetch_timeout(start, end))
-        progress_cache.set_progress(redis(), video_id, {"current_phase": "encoding",
-                                                        "download_progress": 100})
-        with jobs().encode_slot():
-            encode_to_mp4(webm_path, mp4_path, "h265",
-                          doc.get("quality_preset") or setting("HIGHRES_MP4_PRESET"),
-                          on_progress=progress_reporter(video_id, job_id),
-                          threads=setting("ENCODE_THREADS"))
-    except (FFmpegError, InvalidMediaError) as exc:
-        raise MediaError("FFMPEG_FAILED", "Encoding the clip to MP4 failed.", str(exc)) from exc
-    finally:
-        if os.path.exists(webm_path):
-            os.remove(webm_path)
-    return mp4_path
+        log.info("video %s: job %s completed (%s)", video_id, job_id, out_path)
 
 
 def _fail(video_id: str, job_id: str, code: str, message: str) -> None:
@@ -242,7 +205,7 @@ def _fail(video_id: str, job_id: str, code: str, message: str) -> None:
     doc = videos.get(db(), video_id)
     if not doc or doc.get("job_id") != job_id or doc["status"] != "processing":
         return
-    _remove_partials(video_id, keep=None)
+    folders.empty(folders.path_of(doc))
     videos.update(db(), video_id, {"status": "failed", "error_code": code, "error_message": message,
                                    "file_path": None, "file_size_bytes": None},
                   job_id=job_id, status="processing")

@@ -1,7 +1,12 @@
 """Encode jobs: an upload re-encoded to MP4 (spec: Video Encoding Endpoints 2-4, Core Services 3).
 
-The output is ``UPLOADS_DIR/{encode_id}/encoded_{codec}_{preset}.mp4`` next to the upload
+The output is ``UPLOADS_DIR/{folder}/encoded_{codec}_{preset}.mp4`` next to the upload
 (src/services/upload_service.py). Progress goes to ``progress:{encode_id}`` like a clip's.
+
+Limits (issue 11): encodes run in the job pool's encode lane (``MAX_CONCURRENT_ENCODES``, never on
+a clip worker); a new encode counts against ``MAX_JOBS_PER_USER`` (src/services/job_limits.py);
+an encode may run ``encode_time_limit`` seconds (src/media/encode.py, ``ENCODE_TIMEOUT_FACTOR``),
+then ffmpeg is killed and the job ends ``failed`` with ``ENCODE_TIMEOUT``.
 """
 from __future__ import annotations
 
@@ -15,11 +20,12 @@ from datetime import datetime, timedelta, timezone
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
-from ..media.encode import InvalidMediaError, encode_to_mp4
-from ..media.ffmpeg import FFmpegError, mmss
+from ..media.encode import encode_time_limit, encode_to_mp4
+from ..media.ffmpeg import FFmpegError, FFmpegTimeout, mmss
+from ..media.probe import InvalidMediaError, probe_video
 from ..utils.dates import iso
 from ..utils.files import file_available
-from . import health_service, progress_cache, upload_service
+from . import folders, health_service, job_limits, progress_cache, upload_service
 from .jobs import JobCancelled
 
 log = logging.getLogger(__name__)
@@ -27,10 +33,22 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 INTERRUPTED = ("The encode was interrupted (the server restarted or the job died). "
                "Start it again.")
+#: Failure codes caused by the uploaded file rather than by the server: answered 422, not 500.
+INPUT_FAILURES = ("UNSUPPORTED_FORMAT", "INVALID_VIDEO", "ENCODE_TIMEOUT")
 
 
-def _folder(encode_id: str) -> str:
-    return os.path.join(setting("UPLOADS_DIR"), encode_id)
+def timeout_message(seconds: float) -> str:
+    """The ``error_message`` of an encode stopped at its time limit of ``seconds``."""
+    return (f"The encode took longer than its time limit ({seconds:.0f} s for this video, codec "
+            f"and preset) and was stopped; try a faster preset or a shorter video.")
+
+
+def failure_error(doc: dict) -> ApiError:
+    """The API error for a failed encode ``doc``: 422 when its file caused it
+    (:data:`INPUT_FAILURES`), else 500 (spec: 500 encoding failed), with the recorded code."""
+    code = doc.get("error_code") or "ENCODE_FAILED"
+    return ApiError(422 if code in INPUT_FAILURES else 500,
+                    doc.get("error_message") or "Encoding failed", code)
 
 
 def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
@@ -38,7 +56,8 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
 
     Returns the spec's 200 body when done in time, else ``{"processing": True}``. A completed
     encode with the same codec and preset answers at once. Raises ApiError 404/403, 410 when the
-    upload has expired, 500 ENCODE_FAILED when the encode failed.
+    upload has expired, 429 TOO_MANY_JOBS (``MAX_JOBS_PER_USER``; joining the running encode is
+    never refused), 507 INSUFFICIENT_STORAGE, and :func:`failure_error` when the encode failed.
     """
     doc = upload_service.get_owned_upload(encode_id, user_id)
     if doc["status"] == "expired" or not doc.get("input_file_path") \
@@ -48,13 +67,14 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
     if not (same and file_available(doc)) and doc["status"] != "processing":
         health_service.require_free_disk()  # 507 when short of disk space
         job_id = uuid.uuid4().hex
-        claimed = videos.claim(db(), encode_id, job_id, {
-            "video_codec": codec, "quality_preset": preset, "encoding_progress": 0,
-            "job_claimed_at": datetime.now(timezone.utc), "encoding_started_at": None,
-            "encoding_completed_at": None}, from_statuses=("pending", "completed", "failed"))
+        with job_limits.new_job_allowed(user_id):
+            claimed = videos.claim(db(), encode_id, job_id, {
+                "video_codec": codec, "quality_preset": preset, "encoding_progress": 0,
+                "job_claimed_at": datetime.now(timezone.utc), "encoding_started_at": None,
+                "encoding_completed_at": None}, from_statuses=("pending", "completed", "failed"))
         if claimed:
             progress_cache.reset_progress(redis(), encode_id)
-            jobs().submit(encode_id, job_id, run_encode)
+            jobs().submit(encode_id, job_id, run_encode, lane="encode")
     deadline = time.monotonic() + setting("DOWNLOAD_WAIT_SECONDS")
     while True:
         doc = videos.get(db(), encode_id)
@@ -62,8 +82,7 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
             return {"message": "Video encoded successfully", "encode_id": encode_id,
                     "file_size_mb": round(doc["file_size_bytes"] / 1_048_576, 1)}
         if doc["status"] == "failed":
-            raise ApiError(500, doc.get("error_message") or "Encoding failed",
-                           doc.get("error_code") or "ENCODE_FAILED")
+            raise failure_error(doc)
         if time.monotonic() >= deadline:
             return {"processing": True}
         jobs().wait_briefly(encode_id, POLL_SECONDS)
@@ -92,25 +111,36 @@ def progress_reporter(video_id: str, job_id: str, phase_fields=None):
 
 
 def run_encode(encode_id: str, job_id: str) -> None:
-    """The job: encode the upload to MP4 with the chosen codec and preset."""
+    """The job (encode lane): encode the upload to MP4 with the chosen codec and preset, within
+    :func:`encode_time_limit` of its stored probe."""
     doc = videos.get(db(), encode_id)
     if not doc or doc.get("job_id") != job_id:
         return
     codec, preset = doc["video_codec"], doc["quality_preset"]
-    out_path = os.path.join(_folder(encode_id), f"encoded_{codec}_{preset}.mp4")
+    out_path = os.path.join(folders.path_of(doc), f"encoded_{codec}_{preset}.mp4")
     started = time.monotonic()
+    limit = None
     try:
-        with jobs().encode_slot():
-            videos.update(db(), encode_id, {"encoding_started_at": datetime.now(timezone.utc)},
-                          job_id=job_id)
-            result = encode_to_mp4(doc["input_file_path"], out_path, codec, preset,
-                                   on_progress=progress_reporter(encode_id, job_id),
-                                   threads=setting("ENCODE_THREADS"),
-                                   source=doc.get("metadata"))
+        videos.update(db(), encode_id, {"encoding_started_at": datetime.now(timezone.utc)},
+                      job_id=job_id)
+        source = doc.get("metadata") or probe_video(doc["input_file_path"])
+        limit = encode_time_limit(source, codec, preset, setting("ENCODE_TIMEOUT_FACTOR"))
+        result = encode_to_mp4(doc["input_file_path"], out_path, codec, preset,
+                               on_progress=progress_reporter(encode_id, job_id),
+                               threads=setting("ENCODE_THREADS"), source=source, timeout=limit)
     except JobCancelled:
         log.warning("encode %s: job %s lost ownership; stopped", encode_id, job_id)
         return
-    except (FFmpegError, InvalidMediaError, OSError) as exc:
+    except FFmpegTimeout:
+        log.warning("encode %s: job %s stopped at its time limit of %.0f s", encode_id, job_id,
+                    limit)
+        _fail(encode_id, job_id, timeout_message(limit), "ENCODE_TIMEOUT")
+        return
+    except InvalidMediaError as exc:
+        log.warning("encode %s: job %s refused its input: %s", encode_id, job_id, exc)
+        _fail(encode_id, job_id, f"Encoding failed: {exc}", exc.code)
+        return
+    except (FFmpegError, OSError) as exc:
         log.warning("encode %s: job %s failed: %s", encode_id, job_id, exc)
         _fail(encode_id, job_id, "Encoding failed: the video could not be encoded.")
         return
@@ -124,14 +154,13 @@ def run_encode(encode_id: str, job_id: str) -> None:
             "encoding_progress": 100, "encoding_completed_at": now,
             "expires_at": now + timedelta(minutes=setting("VIDEO_RETENTION_MINUTES"))},
             job_id=job_id):
-        _remove_other_outputs(encode_id, keep=out_path)
+        _remove_other_outputs(folders.path_of(doc), keep=out_path)
         progress_cache.set_progress(redis(), encode_id, {"encoding_progress": 100, "eta": "00:00"})
     log.info("encode %s: job %s (%s/%s) completed in %.1f s", encode_id, job_id, codec, preset,
              time.monotonic() - started)
 
 
-def _remove_other_outputs(encode_id: str, keep: str | None) -> None:
-    folder = _folder(encode_id)
+def _remove_other_outputs(folder: str, keep: str | None) -> None:
     for name in os.listdir(folder) if os.path.isdir(folder) else ():
         path = os.path.join(folder, name)
         if name.startswith("encoded_") and path != keep:
@@ -144,7 +173,7 @@ def _fail(encode_id: str, job_id: str, message: str, code: str = "ENCODE_FAILED"
     doc = videos.get(db(), encode_id)
     if not doc or doc.get("job_id") != job_id or doc["status"] != "processing":
         return False
-    _remove_other_outputs(encode_id, keep=None)
+    _remove_other_outputs(folders.path_of(doc), keep=None)
     return videos.update(db(), encode_id, {"status": "failed", "error_code": code,
                                            "error_message": message, "file_path": None,
                                            "file_size_bytes": None},

@@ -73,7 +73,8 @@ def health() -> tuple[dict, int]:
     is short (downloads of finished files still work, new jobs get 507), 503 ``"unavailable"``
     when MongoDB, Redis or ffmpeg is down. Body: ``{"status", "checks": {"mongodb", "redis",
     "ffmpeg", "disk", "jobs"}}``; each check has ``ok`` and, when failing, ``error``.
-    ``jobs``: ``running`` and ``queued`` in this process, ``processing_all_workers`` in the store.
+    ``jobs``: ``running`` and ``queued`` in this process (also per lane: ``lanes.clip`` and
+    ``lanes.encode``, src/services/jobs.py), ``processing_all_workers`` in the store.
     """
     checks = {
         "mongodb": _probe(lambda: db().command("ping") and None),

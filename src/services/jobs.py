@@ -1,10 +1,17 @@
-"""The in-process job pool: a bounded thread pool plus heartbeats for the jobs it owns.
+"""The in-process job pool: two bounded lanes of threads plus heartbeats for the jobs it owns.
 
 Jobs are plain functions taking ids (``fn(video_id, job_id)``) and reloading their state from the
 store, so a distributed worker could run them later (DESIGN.md, Shape). Each job runs inside an
 app context. While a job is queued or running, this process refreshes ``heartbeat:{video_id}``
 in Redis every few seconds; when the process dies the heartbeat expires and other processes can
 tell the job is dead (src/services/progress_cache.py).
+
+Lanes (issue 11): clip jobs run on ``MAX_CONCURRENT_JOBS`` threads, encodes on
+``MAX_CONCURRENT_ENCODES`` threads of their own, so a queued encode never holds a clip worker
+(before, two encodes of one account left every other user's clip in ``initializing``). A clip
+job that must encode (≥1440p MP4) fetches on its clip worker, then hands its encode phase to the
+encode lane (:meth:`JobPool.hand_off`) and frees the worker; every encode therefore runs in the
+encode lane, and at most ``MAX_CONCURRENT_ENCODES`` run at once.
 """
 from __future__ import annotations
 
@@ -12,7 +19,6 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Callable
 
 from bson import ObjectId
@@ -30,20 +36,23 @@ class JobCancelled(Exception):
 
 
 class JobPool:
-    """``max_workers`` jobs run at once; others wait in FIFO order (phase ``initializing``).
+    """Clip jobs run ``max_workers`` at once, encodes ``max_encodes`` at once in their own lane;
+    others wait in FIFO order per lane (phase ``initializing``, or ``encoding`` at 0 % for a clip
+    whose encode phase waits)."""
 
-    Encodes are CPU-bound, so at most ``max_encodes`` of the running jobs encode at once
-    (:meth:`encode_slot`); a job waiting for a slot holds its worker.
-    """
+    LANES = ("clip", "encode")
 
     def __init__(self, app, max_workers: int, max_encodes: int = 1):
         self._app = app
-        self._encode_slots = threading.BoundedSemaphore(max_encodes)
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
+        self._lanes = {
+            "clip": ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job"),
+            "encode": ThreadPoolExecutor(max_workers=max_encodes, thread_name_prefix="encode")}
         self._light = ThreadPoolExecutor(max_workers=2, thread_name_prefix="meta")
         self._owned: dict[str, str] = {}
+        self._lane_of: dict[str, str] = {}  # video_id → the lane its job is queued or runs in
         self._finished: dict[str, threading.Event] = {}  # video_id → set when its job ends
-        self._running = 0
+        self._next: dict[tuple[str, str], Callable] = {}  # (video_id, job_id) → handed-off phase
+        self._running = {lane: 0 for lane in self.LANES}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         threading.Thread(target=self._beat_loop, name="job-heartbeat", daemon=True).start()
@@ -53,21 +62,28 @@ class JobPool:
         """The app's Redis client (heartbeats are written from pool threads)."""
         return self._app.extensions["yt"]["redis"]
 
-    def submit(self, video_id: str, job_id: str, fn: Callable[[str, str], None]) -> None:
-        """Queue ``fn(video_id, job_id)``; this process owns the job until ``fn`` returns."""
+    def submit(self, video_id: str, job_id: str, fn: Callable[[str, str], None],
+               lane: str = "clip") -> None:
+        """Queue ``fn(video_id, job_id)`` in ``lane`` (``"clip"`` or ``"encode"``); this process
+        owns the job until ``fn`` returns (and any phase it handed off has returned)."""
         with self._lock:
             self._owned[video_id] = job_id
+            self._lane_of[video_id] = lane
             self._finished[video_id] = threading.Event()
         try:
             progress_cache.beat(self.redis, video_id, job_id)
-            self._executor.submit(self._run, video_id, job_id, fn, current_request_id(),
-                                  time.monotonic())
+            self._lanes[lane].submit(self._run, video_id, job_id, fn, lane,
+                                     current_request_id(), time.monotonic())
         except BaseException:  # not queued: stop beating for it, so the claim is reaped
-            with self._lock:
-                if self._owned.get(video_id) == job_id:
-                    del self._owned[video_id]
-                    self._finished.pop(video_id).set()
+            self._release(video_id, job_id)
             raise
+
+    def hand_off(self, video_id: str, job_id: str, fn: Callable[[str, str], None]) -> None:
+        """From inside the running job ``job_id``: once its current function returns, queue
+        ``fn(video_id, job_id)`` in the encode lane. The job stays owned (heartbeat, waiters)
+        in between, and its clip worker is free as soon as the current function returns."""
+        with self._lock:
+            self._next[video_id, job_id] = fn
 
     def submit_light(self, fn: Callable, *args) -> None:
         """Run a short background task (metadata look-ups) outside the download slots."""
@@ -83,44 +99,69 @@ class JobPool:
         else:
             finished.wait(seconds)
 
-    @contextmanager
-    def encode_slot(self):
-        """Hold one of the ``MAX_CONCURRENT_ENCODES`` slots while encoding (blocks until free)."""
-        with self._encode_slots:
-            yield
-
     def owned_count(self) -> int:
         """Jobs queued or running in this process."""
         with self._lock:
             return len(self._owned)
 
     def stats(self) -> dict:
-        """``{"running": n, "queued": m}`` for this process (GET /api/health)."""
+        """``{"running": n, "queued": m, "lanes": {"clip": {"running", "queued"}, "encode":
+        {...}}}`` for this process (GET /api/health)."""
         with self._lock:
-            return {"running": self._running, "queued": max(0, len(self._owned) - self._running)}
+            lanes = {lane: {"running": self._running[lane],
+                            "queued": max(0, sum(1 for v in self._owned
+                                                 if self._lane_of.get(v) == lane)
+                                          - self._running[lane])} for lane in self.LANES}
+        return {"running": sum(v["running"] for v in lanes.values()),
+                "queued": sum(v["queued"] for v in lanes.values()), "lanes": lanes}
 
-    def _run(self, video_id: str, job_id: str, fn, request_id: str = "-",
+    def _run(self, video_id: str, job_id: str, fn, lane: str = "clip", request_id: str = "-",
              queued_at: float = 0.0) -> None:
         token = bind_request_id(request_id)  # the job's log lines carry the request's id
         started = time.monotonic()
         with self._lock:
-            self._running += 1
-        log.info("job %s (%s) for video %s started after %.1f s in the queue", job_id,
-                 getattr(fn, "__name__", "job"), video_id, started - (queued_at or started))
+            self._running[lane] += 1
+        name = getattr(getattr(fn, "func", fn), "__name__", "job")  # functools.partial too
+        log.info("job %s (%s, %s lane) for video %s started after %.1f s in the queue", job_id,
+                 name, lane, video_id, started - (queued_at or started))
+        returned = False
         try:
             with self._app.app_context():
                 fn(video_id, job_id)
+            returned = True
         except Exception:  # the job records its own failure; this is a last resort
             log.exception("job %s for video %s crashed", job_id, video_id)
         finally:
             with self._lock:
-                self._running -= 1
-                if self._owned.get(video_id) == job_id:
-                    del self._owned[video_id]
-                    self._finished.pop(video_id).set()
-            progress_cache.clear_heartbeat(self.redis, video_id, job_id)
-            self._log_end(video_id, job_id, time.monotonic() - started)
+                self._running[lane] -= 1
+                after = self._next.pop((video_id, job_id), None) if returned else None
+                self._next.pop((video_id, job_id), None)
+                if after is not None and self._owned.get(video_id) == job_id:
+                    self._lane_of[video_id] = "encode"
+            if after is None or not self._queue_next(video_id, job_id, after, request_id):
+                self._release(video_id, job_id)
+                progress_cache.clear_heartbeat(self.redis, video_id, job_id)
+                self._log_end(video_id, job_id, time.monotonic() - started)
             reset_request_id(token)
+
+    def _queue_next(self, video_id: str, job_id: str, fn, request_id: str) -> bool:
+        """Queue a handed-off phase in the encode lane; False when the pool is shutting down
+        (the job is then released; its record is reaped as interrupted)."""
+        try:
+            self._lanes["encode"].submit(self._run, video_id, job_id, fn, "encode", request_id,
+                                         time.monotonic())
+            return True
+        except RuntimeError:
+            log.warning("job %s for video %s: not handed to the encode lane (shutting down)",
+                        job_id, video_id)
+            return False
+
+    def _release(self, video_id: str, job_id: str) -> None:
+        with self._lock:
+            if self._owned.get(video_id) == job_id:
+                del self._owned[video_id]
+                self._lane_of.pop(video_id, None)
+                self._finished.pop(video_id).set()
 
     def _log_end(self, video_id: str, job_id: str, seconds: float) -> None:
         """One line per finished job with its outcome (read back from the record) and duration."""
@@ -157,5 +198,6 @@ class JobPool:
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting jobs; with ``wait``, let queued and running jobs finish."""
         self._stopping.set()
-        self._executor.shutdown(wait=wait, cancel_futures=not wait)
+        for lane in self.LANES:  # clips first: a clip may still hand its encode phase over
+            self._lanes[lane].shutdown(wait=wait, cancel_futures=not wait)
         self._light.shutdown(wait=wait, cancel_futures=not wait)

@@ -1,9 +1,11 @@
 """Uploads for encoding (spec: Video Encoding Endpoints 1): storing, probing, ownership, naming.
 
 An upload is a ``videos`` document with ``source_type: "upload"``; its files live in
-``UPLOADS_DIR/{encode_id}/``: ``source.{ext}`` (the upload, under a server-made name) and, once
+``UPLOADS_DIR/{folder}/`` (``folder``: a random name stored on the document,
+src/services/folders.py): ``source.{ext}`` (the upload, under a server-made name) and, once
 encoded, ``encoded_{codec}_{preset}.mp4`` (src/services/encoding_service.py). The user's file
-name is metadata only.
+name is metadata only, and so is its extension: ffmpeg reads the content, so the upload is probed
+with the demuxer/protocol allow-list and the caps of src/media/probe.py (issue 11).
 """
 from __future__ import annotations
 
@@ -17,15 +19,19 @@ from werkzeug.utils import secure_filename
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, setting
-from ..media.encode import InvalidMediaError, probe_video
-from . import health_service
+from ..media.probe import InvalidMediaError, UploadLimits, probe_video
+from . import folders, health_service
 
 #: Upload extensions accepted (spec: Upload Video for Encoding, Allowed Formats).
 ALLOWED_EXTENSIONS = ("mp4", "avi", "mkv", "mov", "flv", "wmv", "webm", "m4v", "mpg", "mpeg", "3gp")
 
 
-def _folder(encode_id: str) -> str:
-    return os.path.join(setting("UPLOADS_DIR"), encode_id)
+def limits() -> UploadLimits:
+    """The caps on an upload's probe, from ``MAX_UPLOAD_DURATION_SECONDS``, ``MAX_UPLOAD_PIXELS``
+    and ``MAX_UPLOAD_FRAME_RATE``."""
+    return UploadLimits(max_duration=setting("MAX_UPLOAD_DURATION_SECONDS"),
+                        max_pixels=setting("MAX_UPLOAD_PIXELS"),
+                        max_frame_rate=setting("MAX_UPLOAD_FRAME_RATE"))
 
 
 def _max_upload_bytes() -> int:
@@ -49,7 +55,10 @@ def save_upload(file_storage, user_id: str) -> dict:
 
     ``file_storage``: a werkzeug FileStorage (already spooled to disk by werkzeug's parser, copied
     here in chunks). Raises ApiError 400: NO_FILE, INVALID_FORMAT (extension not allowed),
-    FILE_TOO_LARGE, INVALID_VIDEO (not a decodable video). On any error nothing stays on disk.
+    FILE_TOO_LARGE, INVALID_VIDEO (not a decodable video), UNSUPPORTED_FORMAT (content not one
+    of the accepted containers, whatever its name), VIDEO_TOO_LONG, RESOLUTION_TOO_HIGH,
+    FRAME_RATE_TOO_HIGH (over a cap of :func:`limits`); 507 INSUFFICIENT_STORAGE. On any error
+    nothing stays on disk.
     """
     health_service.require_free_disk()  # 507 when short of disk space
     if file_storage is None or not file_storage.filename:
@@ -59,8 +68,8 @@ def save_upload(file_storage, user_id: str) -> dict:
     if ext not in ALLOWED_EXTENSIONS:
         raise ApiError(400, f"File type not allowed; use one of: {', '.join(ALLOWED_EXTENSIONS)}",
                        "INVALID_FORMAT")
-    encode_id = ObjectId()
-    folder = _folder(str(encode_id))
+    encode_id, folder_name = ObjectId(), folders.new_name()
+    folder = os.path.join(setting("UPLOADS_DIR"), folder_name)
     path = os.path.join(folder, f"source.{ext}")
     os.makedirs(folder)
     try:
@@ -68,21 +77,22 @@ def save_upload(file_storage, user_id: str) -> dict:
         size = os.path.getsize(path)
         if size > _max_upload_bytes():
             raise too_large()
-        metadata = probe_video(path)
+        metadata = probe_video(path, limits())
+        now = datetime.now(timezone.utc)
+        videos.insert(db(), {
+            "_id": encode_id, "user_id": ObjectId(user_id), "source_type": "upload",
+            "original_filename": name, "folder": folder_name, "input_file_path": path,
+            "status": "pending", "file_path": None, "file_size_bytes": None,
+            "input_size_bytes": size, "metadata": metadata, "video_codec": None,
+            "audio_codec": "aac", "quality_preset": None, "encoding_progress": 0,
+            "error_message": None, "error_code": None,
+            "expires_at": now + timedelta(minutes=setting("VIDEO_RETENTION_MINUTES"))})
     except InvalidMediaError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        raise ApiError(400, str(exc), "INVALID_VIDEO") from None
-    except BaseException:
+        raise ApiError(400, str(exc), exc.code) from None
+    except BaseException:  # the store refused the record too: no file without a record
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    now = datetime.now(timezone.utc)
-    videos.insert(db(), {
-        "_id": encode_id, "user_id": ObjectId(user_id), "source_type": "upload",
-        "original_filename": name, "input_file_path": path, "status": "pending",
-        "file_path": None, "file_size_bytes": None, "input_size_bytes": size,
-        "metadata": metadata, "video_codec": None, "audio_codec": "aac", "quality_preset": None,
-        "encoding_progress": 0, "error_message": None, "error_code": None,
-        "expires_at": now + timedelta(minutes=setting("VIDEO_RETENTION_MINUTES"))})
     return {"message": "Video uploaded successfully", "encode_id": str(encode_id),
             "original_filename": name, "file_size_mb": round(size / 1_048_576, 1),
             "metadata": {"duration": round(metadata["duration"], 3),

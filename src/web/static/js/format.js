@@ -90,7 +90,7 @@ export function humanError(code, serverMessage) {
 /** An ApiError (or any Error) as one line for the user, with the field details if any. */
 export function describe(err) {
   let text = humanError(err.code, err.message);
-  if (err.code === 'RATE_LIMITED' && err.retryAfter) text += ` (retry in ${err.retryAfter} s)`;
+  if (err.retryAfter) text += ` (retry in ${err.retryAfter} s)`;
   if (err.details && typeof err.details === 'object') {
     const parts = Object.entries(err.details).map(([field, msgs]) =>
       `${field}: ${Array.isArray(msgs) ? msgs.join(' ') : msgs}`);
