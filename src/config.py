@@ -15,7 +15,14 @@ from dotenv import load_dotenv
 DEFAULT_ALLOWED_SOURCE_HOSTS = "youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,youtu.be"
 #: Hosts the media of an allowed page may come from (``*.`` = any subdomain), besides the page
 #: hosts themselves (issue 11: for YouTube pages, media only from YouTube's own media hosts).
-DEFAULT_ALLOWED_MEDIA_HOSTS = "*.googlevideo.com,youtubei.googleapis.com"
+#: What yt-dlp 2026.10.26's YouTube extractor contacts for a watch page, without an account:
+#: www.youtube.com for the page, /iframe_api, the player JS /s/player/… and the innertube API
+#: /youtubei/v1/player of its default clients (extractor/youtube/_video.py ``_real_extract``,
+#: ``_download_player_url``, ``_construct_player_url``; _base.py ``INNERTUBE_HOST`` defaults to
+#: www.youtube.com, only the signed-in web_music client uses music.youtube.com), and the formats,
+#: DASH/HLS manifests and fragments on rr…---sn-….googlevideo.com / manifest.googlevideo.com.
+#: youtubei.googleapis.com appears only in a page-URL pattern and is never contacted.
+DEFAULT_ALLOWED_MEDIA_HOSTS = "*.googlevideo.com,www.youtube.com"
 
 #: name → (type, default). Types: str, int, float, bool, list (comma-separated), "minutes".
 SETTINGS: dict[str, tuple[Any, Any]] = {
@@ -149,6 +156,13 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None) -> dict:
                  "LIVE_VOD_MAX_WAIT_HOURS"):
         if config[name] <= 0:
             raise ConfigError(f"{name} must be greater than 0")
+    # Upload and encode caps (issue 11); MAX_JOBS_PER_USER 0 = no cap
+    for name in ("MAX_UPLOAD_DURATION_SECONDS", "MAX_UPLOAD_PIXELS", "MAX_UPLOAD_FRAME_RATE",
+                 "ENCODE_TIMEOUT_FACTOR"):
+        if config[name] <= 0:
+            raise ConfigError(f"{name} must be greater than 0")
+    if config["MAX_JOBS_PER_USER"] < 0:
+        raise ConfigError("MAX_JOBS_PER_USER must not be negative (0 = no cap)")
 
     embedded = []
     for name in SECRET_NAMES:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from scripts.local_source import SourceServer
-from src.media import errors, mp4index, rangedcopy, rangefetch, segment
+from src.media import egress, errors, mp4index, rangedcopy, rangefetch, segment
 from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
@@ -18,9 +18,28 @@ from src.media.source import FetchPlan, extract_info, select_formats
 START, END = 300.0, 330.0  # a 30 s clip at minute 5 of a ~10 minute video
 
 
+@pytest.fixture(autouse=True)
+def local_egress(monkeypatch):
+    """Outside an app the media layer's egress policy admits nothing; these tests use the local
+    source on 127.0.0.1 (create_app configures the policy from ALLOWED_SOURCE_HOSTS)."""
+    monkeypatch.setattr(egress, "_configured", egress.Policy(["127.0.0.1:*"]))
+
+
 def _plan(server, source: str, resolution: str = "720p"):
     url = server.dash_url if source == "dash" else server.mp4_url
-    return select_formats(extract_info(url), "mp4", resolution)
+    plan = select_formats(extract_info(url), "mp4", resolution)
+    _settle(server)
+    return plan
+
+
+def _settle(server, quiet: float = 0.1, timeout: float = 5.0) -> None:
+    """Wait until ``server`` has sent nothing for ``quiet`` seconds: yt-dlp hangs up after its
+    look at the file, and the source, one hop behind the egress guard, stops a moment later
+    (so byte counts reset afterwards measure only the fetch)."""
+    deadline, last = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline and server.bytes_served() != last:
+        last = server.bytes_served()
+        time.sleep(quiet)
 
 
 def _served_files(plan):

@@ -27,6 +27,7 @@ NOT_LIVE = "NOT_LIVE"
 GEO_RESTRICTED = "GEO_RESTRICTED"
 JS_RUNTIME_MISSING = "JS_RUNTIME_MISSING"
 SOURCE_HTTP_ERROR = "SOURCE_HTTP_ERROR"
+SOURCE_NOT_ALLOWED = "SOURCE_NOT_ALLOWED"
 FFMPEG_FAILED = "FFMPEG_FAILED"
 SEGMENT_OUT_OF_RANGE = "SEGMENT_OUT_OF_RANGE"
 WAITING_FOR_VOD = "WAITING_FOR_VOD"
@@ -47,6 +48,7 @@ MESSAGES = {
     JS_RUNTIME_MISSING: "The server is missing the JavaScript runtime YouTube requires; "
                         "please contact the administrator.",
     SOURCE_HTTP_ERROR: "The video source returned an error.",
+    SOURCE_NOT_ALLOWED: "The video source tried to reach a host that is not allowed.",
     FFMPEG_FAILED: "Cutting the video segment failed.",
     SEGMENT_OUT_OF_RANGE: "The requested segment lies beyond the end of the video.",
     WAITING_FOR_VOD: "The stream is still live or its recording is being processed; the clip "

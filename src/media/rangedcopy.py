@@ -115,7 +115,7 @@ class _Stream:
 
 def ranged_copies(urls: list, headers: dict, start: float, end: float, tmp: Path, copies: list,
                   on_progress: Optional[Callable[[dict], None]], deadline: Optional[float],
-                  connections: int, share: float) -> Optional[list]:
+                  connections: int, share: float, egress=None) -> Optional[list]:
     """Fetch what ffmpeg reads to cut ``start``..``end`` seconds of each URL into sparse copies
     ``{tmp}.{i}.mp4`` (appended to ``copies`` as they are created, so the caller removes them
     in every case); return their paths, or None when a source is not an indexed MP4 or ignores
@@ -125,10 +125,11 @@ def ranged_copies(urls: list, headers: dict, start: float, end: float, tmp: Path
     ``deadline``: ``time.monotonic()`` value (None: no limit). ``on_progress`` receives the
     spec's progress dict, ``download_progress`` going from 0 to ``share`` as the segment's
     bytes arrive; an exception it raises stops every connection and propagates. Raises
-    MediaError (SOURCE_HTTP_ERROR, or FFMPEG_FAILED past the deadline) like
-    :meth:`src.media.rangefetch.Fetcher.run`.
+    MediaError (SOURCE_NOT_ALLOWED, SOURCE_HTTP_ERROR, or FFMPEG_FAILED past the deadline) like
+    :meth:`src.media.rangefetch.Fetcher.run`. ``egress``: the guard session the requests go
+    through (:class:`src.media.guard.Session`; None: a new one with the configured policy).
     """
-    fetcher = rangefetch.Fetcher(headers, connections * len(urls), deadline)
+    fetcher = rangefetch.Fetcher(headers, connections * len(urls), deadline, egress=egress)
     started, state = time.monotonic(), {"planned": 0, "base": 0}
 
     def tick() -> None:

@@ -6,18 +6,26 @@ parallel, each with its own ``Range: bytes=a-b`` request (RFC 9110 §14). Parts 
 straight into a local file at their own offsets (``os.pwrite``), so the file keeps the source's
 layout. The calling thread only waits and calls ``tick`` a few times a second; an exception
 from ``tick`` (job cancellation) stops every connection and propagates.
+
+Every request goes through the egress guard (:mod:`src.media.guard`: it checks each connection,
+host, port and resolved address) and every redirect's ``Location`` is checked against the
+policy before it is followed (:class:`_CheckedRedirects`; issue 11: "the ranged fetcher
+re-checks each redirect hop").
 """
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Callable, Optional
 
+from src.media import guard
 from src.media.errors import FFMPEG_FAILED, SOURCE_HTTP_ERROR, MediaError, classify
 
 #: Size of one read from a connection (and the granularity of cancellation).
@@ -31,19 +39,61 @@ class RangesUnsupported(Exception):
     """The server answered a Range request with the whole file (200) or an unusable header."""
 
 
+class _ThroughGuard(urllib.request.ProxyHandler):
+    """Send every http/https request through the guard (CONNECT for https). Unlike urllib's
+    ProxyHandler it is never bypassed by ``no_proxy``; being one, it keeps build_opener from
+    adding the environment's proxies."""
+
+    def __init__(self, proxy_url: str):
+        super().__init__({})
+        parts = urllib.parse.urlsplit(proxy_url)
+        self.hostport = parts.netloc.rpartition("@")[2]
+        token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+        self.authorization = f"Basic {token}"
+
+    def http_open(self, req):
+        req.add_header("Proxy-Authorization", self.authorization)
+        req.set_proxy(self.hostport, req.type)
+        return None  # the HTTP(S) handler now opens it through the proxy
+
+    https_open = http_open
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to a URL the policy allows; else MediaError(SOURCE_NOT_ALLOWED)
+    before any connection to it."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        try:
+            self.policy.check_url(newurl)
+        except MediaError:
+            fp.close()
+            raise
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 class Fetcher:
     """Parallel range fetches with a shared byte counter, a cancel flag and a wall deadline.
 
     ``headers``: extra request headers (yt-dlp's ``http_headers``). ``connections``: at most this
     many requests at once. ``deadline``: ``time.monotonic()`` value after which fetching stops
     with MediaError(FFMPEG_FAILED) (None: no limit). ``socket_timeout``: seconds per read.
+    ``egress``: the :class:`src.media.guard.Session` every request goes through (its policy also
+    checks redirects).
     """
 
     def __init__(self, headers: dict, connections: int, deadline: Optional[float] = None,
-                 socket_timeout: float = 20.0):
+                 socket_timeout: float = 20.0, egress: Optional[guard.Session] = None):
         self.headers = dict(headers or {})
         self.deadline = deadline
         self.socket_timeout = socket_timeout
+        self._owned = egress is None
+        self.egress = egress or guard.session()
+        self._opener = urllib.request.build_opener(_ThroughGuard(self.egress.proxy_url),
+                                                   _CheckedRedirects(self.egress.policy))
         self.done_bytes = 0
         self._lock = threading.Lock()
         self._cancel = threading.Event()
@@ -53,13 +103,16 @@ class Fetcher:
         """Stop every connection and wait for the threads (each stops within one read)."""
         self._cancel.set()
         self._pool.shutdown(wait=True)
+        if self._owned:
+            self.egress.close()
 
     def run(self, jobs: list, tick: Callable[[], None], period: float = 0.25) -> list:
         """Run ``jobs`` — ``(url, first, last, fd)`` tuples (``fd``: file to pwrite into, or
         None to keep the bytes) — and return, per job, ``(file_size, bytes or None)``.
 
         ``tick()`` is called from this thread every ``period`` seconds while they run. Raises
-        RangesUnsupported, MediaError (SOURCE_HTTP_ERROR for an HTTP error status or an
+        RangesUnsupported, MediaError (SOURCE_NOT_ALLOWED for a redirect the policy refuses
+        or a connection the guard refused, SOURCE_HTTP_ERROR for an HTTP error status or an
         unreachable source, FFMPEG_FAILED past the deadline), or what ``tick`` raises.
         """
         futures = [self._pool.submit(self._fetch, *job) for job in jobs]
@@ -72,9 +125,12 @@ class Fetcher:
                 for future in done:
                     future.result()  # re-raise the first failure
                 tick()
-        except BaseException:
+        except BaseException as exc:
             self._cancel.set()
             wait(futures)
+            refused = self.egress.refused() if isinstance(exc, MediaError) else None
+            if refused and exc.code != refused.code:
+                raise refused from exc
             raise
         return [future.result() for future in futures]
 
@@ -97,7 +153,7 @@ class Fetcher:
         request = urllib.request.Request(url, headers={**self.headers,
                                                        "Range": f"bytes={start}-{last}"})
         try:
-            response = urllib.request.urlopen(request, timeout=self.socket_timeout)
+            response = self._opener.open(request, timeout=self.socket_timeout)
         except urllib.error.HTTPError as exc:
             exc.close()
             if exc.code == 416:

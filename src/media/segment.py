@@ -19,6 +19,13 @@ after the segment. Source: ffmpeg documentation, "Main options" (``-ss`` as an i
 keyframe at or before ``start``; the mp4 muxer writes an edit list so players (and ffprobe's
 duration) show the requested span, the WebM muxer keeps the lead-in up to that keyframe (≤ one
 GOP, reported honestly by ffprobe).
+
+Egress (issue 11, item 4): the plan's URLs are checked against the policy before anything
+connects (:mod:`src.media.egress`); the ranged fetcher and ffmpeg then connect only through the
+guard proxy (:mod:`src.media.guard`: ffmpeg gets it as ``-http_proxy`` and ``http_proxy``, with
+``no_proxy`` removed from its environment, because ffmpeg honours it even with an explicit
+proxy). Each ffmpeg input gets ``-protocol_whitelist``: ``URL_PROTOCOLS`` for a URL (an HLS
+playlist cannot name ``file:`` or other protocols), ``file`` for our own sparse copies.
 """
 from __future__ import annotations
 
@@ -29,9 +36,10 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from src.media import rangedcopy
+from src.media import egress, guard, rangedcopy
 from src.media.errors import FFMPEG_FAILED, SEGMENT_OUT_OF_RANGE, MediaError, classify
 from src.media.ffmpeg import FFmpegError, Progress, ffprobe, mmss, run_ffmpeg
+from src.media.probe import INPUT_ALLOW_LIST
 from src.media.source import FetchPlan
 
 #: Reconnect a dropped HTTP connection (not an HTTP error status) for up to 5 s per attempt;
@@ -44,6 +52,9 @@ _MUXERS = {"mp4": ["-f", "mp4", "-movflags", "+faststart"], "webm": ["-f", "webm
 CONNECTIONS = 4
 #: Progress given to the network phase of the ranged path; the local cut fills the rest.
 FETCH_SHARE = 95.0
+#: What ffmpeg 5.1 needs to read a URL through the guard: http, https = tls over tcp, the
+#: CONNECT tunnel (httpproxy) of https through a proxy, crypto for AES-128 HLS segments.
+URL_PROTOCOLS = "http,https,tcp,tls,httpproxy,crypto"
 
 
 def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
@@ -67,36 +78,60 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
 
     Returns ``{"duration": s, "width", "height", "vcodec", "acodec", "size_bytes"}`` from
     ffprobe of the result (``acodec`` None without audio). Raises ValueError for a bad range,
-    MediaError (SOURCE_HTTP_ERROR for an HTTP error from the source or an unreachable source,
-    SEGMENT_OUT_OF_RANGE when the segment lies beyond the end of the video, FFMPEG_FAILED
-    otherwise).
+    MediaError (SOURCE_NOT_ALLOWED for a URL, redirect or connection the egress policy refuses
+    — the plan's own URLs before any connection —, SOURCE_HTTP_ERROR for an HTTP error from the
+    source or an unreachable source, SEGMENT_OUT_OF_RANGE when the segment lies beyond the end
+    of the video, FFMPEG_FAILED otherwise).
     """
     if not 0 <= start < end:
         raise ValueError(f"need 0 <= start < end, got start={start} end={end}")
+    urls = [plan.video_url] + ([plan.audio_url] if plan.audio_url else [])
+    policy = egress.current()
+    for url in urls:
+        policy.check_url(url)
     out = Path(out_path)
     deadline = time.monotonic() + timeout if timeout else None
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     os.close(fd)
     tmp, copies = Path(tmp_name), []
-    try:
-        inputs = None
-        urls = [plan.video_url] + ([plan.audio_url] if plan.audio_url else [])
-        if CONNECTIONS > 0 and all(u.startswith(("http://", "https://")) for u in urls):
-            inputs = rangedcopy.ranged_copies(urls, plan.http_headers, start, end, tmp, copies,
-                                              on_progress, deadline, CONNECTIONS, FETCH_SHARE)
-        share = FETCH_SHARE if inputs else 0.0
-        run_ffmpeg(_ffmpeg_args(plan, start, end - start, tmp, inputs or urls),
-                   on_progress=_cut_reporter(end - start, share, on_progress) if on_progress
-                   else None,
-                   on_start=on_start, timeout=_remaining(deadline))
-        summary = _summary(tmp)
-        os.replace(tmp, out)
-        return summary
-    except FFmpegError as exc:
-        raise classify(exc) from exc
-    finally:
-        for path in (tmp, *copies):
-            path.unlink(missing_ok=True)
+    with guard.session(policy) as session:
+        try:
+            inputs = None
+            if CONNECTIONS > 0:
+                inputs = rangedcopy.ranged_copies(urls, plan.http_headers, start, end, tmp,
+                                                  copies, on_progress, deadline, CONNECTIONS,
+                                                  FETCH_SHARE, session)
+            share = FETCH_SHARE if inputs else 0.0
+            run_ffmpeg(_ffmpeg_args(plan, start, end - start, tmp, inputs or urls,
+                                    session.proxy_url),
+                       on_progress=_cut_reporter(end - start, share, on_progress) if on_progress
+                       else None,
+                       on_start=on_start, timeout=_remaining(deadline),
+                       env=_ffmpeg_env(session.proxy_url))
+            if session.refused():  # ffmpeg skips an HLS segment it cannot open: a hole
+                raise session.refused()
+            summary = _summary(tmp)
+            os.replace(tmp, out)
+            return summary
+        except FFmpegError as exc:
+            raise session.refused() or classify(exc) from exc
+        except MediaError as exc:
+            refused = session.refused()
+            if refused is None or refused.code == exc.code:
+                raise
+            raise refused from exc
+        finally:
+            for path in (tmp, *copies):
+                path.unlink(missing_ok=True)
+
+
+def _ffmpeg_env(proxy_url: str) -> dict:
+    """This process's environment with the guard as ``http_proxy`` (ffmpeg reads only the
+    lower-case name, for http and https) and without ``no_proxy``, which ffmpeg would honour."""
+    env = {key: value for key, value in os.environ.items()
+           if key.lower() not in ("no_proxy", "http_proxy")}
+    env["http_proxy"] = proxy_url
+    return env
 
 
 def _remaining(deadline: Optional[float]) -> Optional[float]:
@@ -108,13 +143,16 @@ def _remaining(deadline: Optional[float]) -> Optional[float]:
     return left
 
 
-def _ffmpeg_args(plan: FetchPlan, start: float, duration: float, tmp: Path, inputs: list) -> list:
-    """Arguments for ffmpeg: one seeking input per stream (its URL or its local sparse copy),
-    stream copy, the plan's muxer."""
+def _ffmpeg_args(plan: FetchPlan, start: float, duration: float, tmp: Path, inputs: list,
+                 proxy_url: str) -> list:
+    """Arguments for ffmpeg: one seeking input per stream (its URL, read through the guard at
+    ``proxy_url``, or its local sparse copy), stream copy, the plan's muxer."""
     args: list = []
     for url in inputs:
-        if url.startswith(("http://", "https://")):
-            args += _RECONNECT
+        if not url.startswith(("http://", "https://")):
+            args += ["-protocol_whitelist", "file"]
+        else:
+            args += ["-protocol_whitelist", URL_PROTOCOLS, "-http_proxy", proxy_url, *_RECONNECT]
             if plan.http_headers:
                 # one "Name: value\r\n" per header; the trailing CRLF keeps ffmpeg from warning
                 args += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in plan.http_headers.items())]
@@ -154,7 +192,7 @@ def _summary(path: Path) -> dict:
     """ffprobe facts about a fetched file; MediaError(SEGMENT_OUT_OF_RANGE) when it holds no
     video (the segment starts after the end of the video)."""
     try:
-        info = ffprobe(str(path))
+        info = ffprobe(str(path), input_args=INPUT_ALLOW_LIST)
     except FFmpegError as exc:
         raise MediaError(FFMPEG_FAILED, detail=str(exc)) from exc
     streams = info.get("streams") or []

@@ -6,17 +6,27 @@ listing resolutions for GET /api/video/formats and POST /api/video/resolutions (
 Endpoints" 6 and 7, "YouTubeService.get_available_formats": ≥720p, highest first) and choosing
 the streams to fetch (spec "Video Endpoints" 3, "Smart Download Logic"). Choosing uses yt-dlp's
 own format selector (``YoutubeDL.build_format_selector``) on the already-extracted formats.
+
+Egress (issue 11, item 4; :mod:`src.media.egress`): the page URL must be on a page host; yt-dlp
+makes every request through the guard proxy (:mod:`src.media.guard`), so its redirects and API
+calls are checked at connect time, and a failure after a refusal is SOURCE_NOT_ALLOWED. The
+result is checked by name too: ``webpage_url`` must be a page URL, and a format whose ``url``,
+``manifest_url``, ``fragment_base_url`` or fragment URLs are not allowed is dropped (none left →
+SOURCE_NOT_ALLOWED), so nothing downstream is handed a URL the policy refuses.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Optional
 
 import yt_dlp
 
-from src.media.errors import FORMAT_UNAVAILABLE, VIDEO_UNAVAILABLE, MediaError, classify
+from src.media import egress, guard
+from src.media.errors import (FORMAT_UNAVAILABLE, SOURCE_NOT_ALLOWED, VIDEO_UNAVAILABLE,
+                              MediaError, classify)
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +63,59 @@ class _Logger:
         log.info("yt-dlp: %s", msg)
 
 
-def _ydl_params(timeout: float = 20) -> dict:
-    return {"quiet": True, "no_warnings": True, "noprogress": True, "noplaylist": True,
-            "socket_timeout": timeout, "cachedir": False, "logger": _Logger(),
-            # permissive, so that processing never fails; select_formats does the real choice
-            "format": "bv*+ba/b/bv*/ba"}
+def _ydl_params(timeout: float = 20, proxy: Optional[str] = None) -> dict:
+    params = {"quiet": True, "no_warnings": True, "noprogress": True, "noplaylist": True,
+              "socket_timeout": timeout, "cachedir": False, "logger": _Logger(),
+              # permissive, so that processing never fails; select_formats does the real choice
+              "format": "bv*+ba/b/bv*/ba"}
+    if proxy:
+        params["proxy"] = proxy  # then yt-dlp ignores the environment's proxies and no_proxy
+    return params
+
+
+def _extract(url: str, timeout: float) -> Optional[dict]:
+    """yt-dlp's info dict for a page URL, every request through the guard. Raises MediaError:
+    SOURCE_NOT_ALLOWED when the page URL or the final ``webpage_url`` is not on a page host,
+    or yt-dlp failed after the guard refused a connection; else :func:`classify`'s code."""
+    policy = egress.current()
+    policy.check_url(url, page_only=True)
+    with guard.session(policy) as session:
+        try:
+            with yt_dlp.YoutubeDL(_ydl_params(timeout, session.proxy_url)) as ydl:
+                info = ydl.extract_info(url, download=False)
+        except Exception as exc:  # yt-dlp raises DownloadError wrapping the real cause
+            raise session.refused() or classify(exc) from exc
+    if info and info.get("webpage_url"):
+        policy.check_url(info["webpage_url"], page_only=True)
+    return info
+
+
+def _format_urls(fmt: dict) -> list:
+    """Every URL a format names: ``url``, ``manifest_url``, ``fragment_base_url``, fragments."""
+    base = fmt.get("fragment_base_url")
+    urls = [fmt.get("url"), fmt.get("manifest_url"), base]
+    for fragment in fmt.get("fragments") or []:
+        path = fragment.get("path")
+        urls.append(fragment.get("url") or (urllib.parse.urljoin(base, path) if path else None))
+    return [url for url in urls if url]
+
+
+def _drop_refused_formats(info: dict, policy: egress.Policy) -> None:
+    """Keep only the formats all of whose URLs the policy allows (in place). Raises
+    MediaError(SOURCE_NOT_ALLOWED) when that leaves no format, or no video format."""
+    kept, refused = [], None
+    for fmt in info.get("formats") or []:
+        try:
+            for url in _format_urls(fmt):
+                policy.check_url(url)
+            kept.append(fmt)
+        except MediaError as exc:
+            refused = refused or exc
+            log.info("format %s dropped: %s", fmt.get("format_id"), exc.message)
+    if refused and all(fmt.get("vcodec") == "none" for fmt in kept):
+        raise MediaError(SOURCE_NOT_ALLOWED, refused.message)
+    info["formats"] = kept
+    info.pop("requested_formats", None)  # yt-dlp's own pick, possibly among the dropped
 
 
 _local = threading.local()
@@ -77,16 +135,14 @@ def extract_info(url: str, timeout: float = 20) -> dict:
     ``timeout`` is yt-dlp's ``socket_timeout`` in seconds (per network operation). Returns the
     processed info dict: ``formats`` sorted worst → best, each with ``url``, ``protocol``,
     ``ext``, ``width``/``height`` (None for a direct link), ``vcodec``/``acodec``
-    (``"none"`` when absent) and ``http_headers``. Raises :class:`MediaError` (see
-    :func:`src.media.errors.classify`); VIDEO_UNAVAILABLE when the URL is a playlist.
+    (``"none"`` when absent) and ``http_headers`` — only formats whose URLs the egress policy
+    allows. Raises :class:`MediaError` (see :func:`src.media.errors.classify`);
+    SOURCE_NOT_ALLOWED (module docstring); VIDEO_UNAVAILABLE when the URL is a playlist.
     """
-    try:
-        with yt_dlp.YoutubeDL(_ydl_params(timeout)) as ydl:
-            info = ydl.extract_info(url, download=False)
-    except Exception as exc:  # yt-dlp raises DownloadError wrapping the real cause
-        raise classify(exc) from exc
+    info = _extract(url, timeout)
     if not info or info.get("_type") == "playlist" or not info.get("formats"):
         raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
+    _drop_refused_formats(info, egress.current())
     return info
 
 
@@ -103,13 +159,10 @@ def live_info(url: str, timeout: float = 15) -> dict:
     (timestamps: epoch seconds; ``release_timestamp`` is when a stream started). Raises
     :class:`MediaError`: NOT_LIVE (yt-dlp's ``UserNotLive``: the channel is not live),
     LIVE_NOT_STARTED, PRIVATE_VIDEO, VIDEO_UNAVAILABLE, FORMAT_UNAVAILABLE ("No video formats
-    found", e.g. a VOD still being processed), … (see :func:`src.media.errors.classify`).
+    found", e.g. a VOD still being processed), SOURCE_NOT_ALLOWED, … (see
+    :func:`src.media.errors.classify` and :func:`extract_info`).
     """
-    try:
-        with yt_dlp.YoutubeDL(_ydl_params(timeout)) as ydl:
-            info = ydl.extract_info(url, download=False)
-    except Exception as exc:
-        raise classify(exc) from exc
+    info = _extract(url, timeout)
     if not info or info.get("_type") == "playlist":
         raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
     return {"video_id": info.get("id"), **{key: info.get(key) for key in LIVE_KEYS}}

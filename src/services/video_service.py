@@ -19,12 +19,17 @@ from . import progress_cache, public_token_service
 USER_SIDE_CODES = {"VIDEO_UNAVAILABLE", "PRIVATE_VIDEO", "AGE_RESTRICTED", "GEO_RESTRICTED",
                    "FORMAT_UNAVAILABLE", "NOT_LIVE", "LIVE_NOT_STARTED", "SEGMENT_OUT_OF_RANGE",
                    "WAITING_FOR_VOD", "TIMESTAMP_REQUIRED", "VOD_UNAVAILABLE"}
+#: Media error codes that say the request itself is refused (a 400): the source tried to reach
+#: a host or address the egress policy does not allow (issue 11, item 4).
+REFUSED_CODES = {"SOURCE_NOT_ALLOWED"}
 
 
 def media_api_error(code: str, message: str) -> ApiError:
-    """An ApiError for a media failure: 422 when it is about the requested video, else 500
-    (the spec's "500: Download failed"), always with the media error's code."""
-    return ApiError(422 if code in USER_SIDE_CODES else 500, message, code)
+    """An ApiError for a media failure: 400 when the egress policy refused the source, 422 when
+    it is about the requested video, else 500 (the spec's "500: Download failed"), always with
+    the media error's code."""
+    status = 400 if code in REFUSED_CODES else 422 if code in USER_SIDE_CODES else 500
+    return ApiError(status, message, code)
 
 
 def owner(user_id: str) -> dict:
@@ -151,8 +156,8 @@ def formats_for(video_id: str, user_id: str) -> dict:
     """Formats of a stored clip (document id) or of a YouTube video (11-char id).
 
     Returns ``{"video_id", "resolutions", "extensions", "formats"}`` (spec, Video Endpoints 6).
-    Raises ApiError 404/403 for a document id, 400 for an id of neither form, 422/500 on media
-    errors.
+    Raises ApiError 404/403 for a document id, 400 for an id of neither form or
+    SOURCE_NOT_ALLOWED, 422/500 on other media errors.
     """
     if is_video_id(video_id):
         url, shown_id = youtube_watch_url(video_id), video_id
@@ -173,7 +178,9 @@ def formats_for(video_id: str, user_id: str) -> dict:
 
 
 def resolutions_for(url: str) -> dict:
-    """Public resolution look-up for a URL (spec, Video Endpoints 7)."""
+    """Public resolution look-up for a URL (spec, Video Endpoints 7). Raises ApiError 400
+    INVALID_URL (the page URL is refused) or SOURCE_NOT_ALLOWED (a redirect, API call or format
+    of the page is), 422/500 on other media errors."""
     try:
         url, youtube_id = validate_source_url(url, setting("ALLOWED_SOURCE_HOSTS"))
     except InvalidSourceURL as exc:

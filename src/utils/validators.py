@@ -5,6 +5,8 @@ import re
 from typing import Iterable, Optional
 from urllib.parse import parse_qs, urlsplit
 
+from ..media import egress
+
 YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com",
                  "youtu.be", "www.youtube-nocookie.com", "youtube-nocookie.com"}
 VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
@@ -46,8 +48,10 @@ def validate_source_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, Op
 
     Rules: scheme http or https; no user info (``https://youtube.com@evil.com`` tricks); the
     hostname must equal one of ``allowed_hosts`` exactly (``ALLOWED_SOURCE_HOSTS``; no suffix
-    matching, so ``youtube.com.evil.com`` and ``evilyoutube.com`` fail); a YouTube URL must carry
-    a parseable video id. Raises :class:`InvalidSourceURL`.
+    matching, so ``youtube.com.evil.com`` and ``evilyoutube.com`` fail) and the port must be the
+    scheme's default unless that entry names it (``127.0.0.1:8765``, ``host:*``) — the egress
+    policy's page rule, :class:`src.media.egress.Policy`; a YouTube URL must carry a parseable
+    video id. Raises :class:`InvalidSourceURL` (and ValueError for an unusable entry).
     """
     if not isinstance(url, str) or not url.strip():
         raise InvalidSourceURL("URL is required")
@@ -63,9 +67,14 @@ def validate_source_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, Op
         raise InvalidSourceURL("URL must start with http:// or https://")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise InvalidSourceURL("URL must not contain user credentials")
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host or host not in {h.lower() for h in allowed_hosts}:
+    host = egress.normalize_host(parts.hostname or "")
+    scheme = parts.scheme.lower()
+    port = parts.port or egress.DEFAULT_PORTS[scheme]
+    policy = egress.Policy(allowed_hosts)
+    if not host or not any(rule.host == host for rule in policy.page):
         raise InvalidSourceURL(f"Host '{host or '?'}' is not an allowed video source")
+    if not policy.allows(host, port, scheme, page_only=True):
+        raise InvalidSourceURL(f"Port {port} of host '{host}' is not an allowed video source")
     video_id = parse_youtube_video_id(url)
     if host in YOUTUBE_HOSTS and video_id is None:
         raise InvalidSourceURL("Not a YouTube video URL (no video id found)")
