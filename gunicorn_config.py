@@ -17,14 +17,19 @@ Environment (besides the app's own settings, read from the environment and ``.en
   setting stops gunicorn with one ``Error:`` line naming the variable (exit code 1).
 - Logs: ``logs/access.log`` (with the ``X-Request-ID`` of each answer) and ``logs/gunicorn.log``
   next to ``LOG_FILE``; the app's own lines go to ``LOG_FILE`` (src/logging_setup.py).
+  :class:`RedactingLogger` keeps Nightbot's public token (a path segment of
+  ``/api/video/save/stream/{token}/…``) out of both, and escapes control characters (issue 11).
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # gunicorn reads this before --chdir
 
+from gunicorn.glogging import Logger
+
 from src.config import ConfigError, load_config
 from src.config_checks import check_settings, check_workers
+from src.logging_setup import SafeFormatter, redact_tokens
 
 _settings = load_config()
 
@@ -57,6 +62,31 @@ errorlog = os.path.join(_log_dir, "gunicorn.log")
 loglevel = str(_settings["LOG_LEVEL"]).lower()
 access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s" '
                      'rid=%({x-request-id}o)s')
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger without tokens (src/logging_setup.py's rule, issue 11): every text
+    atom of an access line is redacted — the request line ``r``, the path ``U``, the query ``q``,
+    the referer ``f``, headers and environ values such as ``{raw_uri}e`` — so any
+    ``access_log_format`` (and a ``logconfig`` of one's own) stays clean; gunicorn's handlers
+    of both logs get the app's :class:`SafeFormatter` (tokens redacted in error lines such as
+    "Error handling request /…", control characters escaped). Everything else is gunicorn's."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {name: redact_tokens(value) if isinstance(value, str) else value
+                for name, value in atoms.items()}
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if getattr(handler, "_gunicorn", False):  # the handlers gunicorn installed
+                    plain = handler.formatter
+                    handler.setFormatter(SafeFormatter(plain._fmt, plain.datefmt))
+
+
+logger_class = RedactingLogger
 
 
 def on_starting(server):

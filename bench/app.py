@@ -84,7 +84,8 @@ def prepare(settings: dict, path: str, clip_url: str | None = None,
     assert client.post("/api/auth/register", json={"email": email, "password": password}
                        ).status_code == 201
     login = client.post("/api/auth/login", json={"email": email, "password": password}).json
-    public = client.get("/api/auth/token/public").json["token"]
+    public = client.get("/api/auth/token/public",
+                        headers={"Authorization": f"Bearer {login['token']}"}).json["token"]
     out = {"token": login["token"], "public": public, "user_id": login["user"]["id"],
            "video_id": None}
     if clip_url:

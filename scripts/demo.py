@@ -1,9 +1,10 @@
 """`make demo`: watch the service cut a real clip, end to end, on this machine.
 
 1. builds a 10-minute local source from the bundled real clip and serves it over HTTP
-   (YouTube is not needed: ALLOWED_SOURCE_HOSTS admits 127.0.0.1 for the demo only);
+   (YouTube is not needed: ALLOWED_SOURCE_HOSTS admits 127.0.0.1:<its port> for the demo only);
 2. starts the API (`python run.py`) with the embedded defaults;
-3. registers a user, saves a 30 s clip from the middle (5:00-5:30), asks for the download,
+3. registers a user, gets a public token bound to them (anonymous public tokens are off by
+   default), saves a 30 s clip from the middle (5:00-5:30), asks for the download,
    polls the status endpoint while the job runs, then downloads the file;
 4. prints the file's path and its ffprobe summary.
 """
@@ -50,7 +51,7 @@ def wait_for(base: str, proc: subprocess.Popen) -> None:
         if proc.poll() is not None:
             sys.exit("The API did not start; see the lines above.")
         try:
-            call(base, "GET", "/api/auth/token/public")
+            call(base, "GET", "/api/health")
             return
         except OSError:
             time.sleep(0.2)
@@ -65,7 +66,8 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1",
-               "ALLOWED_SOURCE_HOSTS": "127.0.0.1", "DOWNLOAD_WAIT_SECONDS": "0",
+               "ALLOWED_SOURCE_HOSTS": server.base_url.removeprefix("http://"),  # host:port
+               "DOWNLOAD_WAIT_SECONDS": "0",
                "DOWNLOADS_DIR": os.path.join(ROOT, "downloads"), "LOG_LEVEL": "WARNING"}
         for name in ("MONGODB_URI", "REDIS_URI"):
             env.pop(name, None)
@@ -86,8 +88,9 @@ def run_demo(base: str, url: str) -> None:
     status, body = call(base, "POST", "/api/auth/login", {"email": email, "password": password})
     token, user_id = body["token"], body["user"]["id"]
     print(f"POST /api/auth/login -> {status} (private token)")
-    _, body = call(base, "GET", "/api/auth/token/public")
+    _, body = call(base, "GET", "/api/auth/token/public", token=token)  # bound to the user
     public = body["token"]
+    print("GET /api/auth/token/public (with the private token) -> a public token bound to you")
     clip = {"url": url, "start_time": 300, "end_time": 330, "user_id": user_id,
             "additional_message": "demo clip 5:00-5:30"}
     status, body = call(base, "POST", "/api/video/save", clip, token=public)

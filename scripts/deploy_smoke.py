@@ -3,8 +3,11 @@
 gunicorn (gunicorn_config.py, gthread) behind a real nginx (deploy/nginx.conf rendered for
 127.0.0.1) with ``USE_X_ACCEL_REDIRECT=true``; a clip of the local source is saved and downloaded
 THROUGH nginx, checked with ffprobe, and shown to have been streamed by nginx (gunicorn's access
-log records a 0-byte body for it); ``/api/health`` and ``X-Request-ID`` through nginx; an upload
-over ``client_max_body_size`` is stopped by nginx (413); the cleanup expires the clip under
+log records a 0-byte body for it); ``/api/health`` and ``X-Request-ID`` through nginx; the body
+limits per route (an upload under the limit passes, one over it is stopped by nginx with the app's
+400 ``FILE_TOO_LARGE``, a 100 KiB JSON body elsewhere with 413 ``REQUEST_TOO_LARGE``, neither
+reaching gunicorn); the Nightbot public token in a stream-save URL is in none of the logs
+(nginx's access log shows ``/save/stream/[REDACTED]/``); the cleanup expires the clip under
 gunicorn.
 
 Workers: 2 gunicorn workers (8 threads each) in ``APP_ENV=production`` with the real Redis and
@@ -67,6 +70,7 @@ def render_site(t: Path, app_port: int, nginx_port: int, max_upload_mb: int) -> 
     for old, new in (("server 127.0.0.1:5000;", f"server 127.0.0.1:{app_port};"),
                      ("listen 80;", f"listen 127.0.0.1:{nginx_port};"),
                      ("client_max_body_size 501M;", f"client_max_body_size {max_upload_mb + 1}M;"),
+                     ("/var/log/nginx/yt-downloader.access.log", f"{t}/logs/nginx-access.log"),
                      ("/opt/yt-downloader/downloads/", f"{t}/downloads/"),
                      ("/opt/yt-downloader/uploads/", f"{t}/uploads/")):
         if old not in text:
@@ -83,7 +87,7 @@ def access_log_format() -> str:
     return fmt + " pid=%(p)s"
 
 
-def start(t: Path, mongo: str):
+def start(t: Path, mongo: str, source_host: str):
     app_port, nginx_port = free_port(), free_port()
     env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{app_port}",
            "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "8", "APP_ENV": "production",
@@ -94,7 +98,7 @@ def start(t: Path, mongo: str):
            "FLASK_SECRET_KEY": secrets.token_hex(32),
            "LOG_FILE": str(t / "logs" / "app.log"), "DOWNLOADS_DIR": str(t / "downloads"),
            "UPLOADS_DIR": str(t / "uploads"), "USE_X_ACCEL_REDIRECT": "true",
-           "TRUSTED_PROXY_COUNT": "1", "ALLOWED_SOURCE_HOSTS": "127.0.0.1",
+           "TRUSTED_PROXY_COUNT": "1", "ALLOWED_SOURCE_HOSTS": source_host,
            "DOWNLOAD_WAIT_SECONDS": "60", "MAX_UPLOAD_SIZE_MB": "2",
            "VIDEO_RETENTION_MINUTES": "0.2", "CLEANUP_INTERVAL_MINUTES": "0.05",
            "RATE_LIMIT_KEY_PREFIX": f"smoke-{secrets.token_hex(4)}", "MIN_FREE_DISK_MB": "50"}
@@ -204,7 +208,7 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
                                                            "password": "smoke pass 1"})
     check(status == 200, "login")
     token, user_id = login["token"], login["user"]["id"]
-    public = call(base, "GET", "/api/auth/token/public")[1]["token"]
+    public = call(base, "GET", "/api/auth/token/public", token=token)[1]["token"]  # bound
     req = urllib.request.Request(base + "/api/video/save", method="POST", data=json.dumps({
         "url": source_url, "start_time": 120, "end_time": 124, "user_id": user_id}).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {public}"})
@@ -220,7 +224,9 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
         body, headers = resp.read(), resp.headers
     out = t / "clip.mp4"
     out.write_bytes(body)
-    files = list((t / "downloads" / video_id).iterdir())
+    # the clip's folder has a random name (not the video id): the only file under downloads/
+    files = [f for folder in (t / "downloads").iterdir() if folder.is_dir()
+             for f in folder.iterdir()]
     check(len(files) == 1 and files[0].stat().st_size == len(body) > 10_000,
           f"download through nginx: {len(body)} bytes, the same as the file on disk")
     check(headers["Content-Disposition"] == f'attachment; filename="video_{video_id}.mp4"',
@@ -243,19 +249,8 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
     check(other and served[other[0]] == len(body), f"the clip saved by worker {saved_by} "
           f"downloaded through worker {other[0] if other else '-'} (same {len(body)} bytes; "
           f"both workers read the one store)")
-    big = b"--x\r\n" + b"0" * (4 * 1024 * 1024)
-    req = urllib.request.Request(base + "/api/encode/upload", data=big, method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "multipart/form-data; boundary=x"})
-    try:
-        urllib.request.urlopen(req, timeout=30)
-        code = 200
-    except urllib.error.HTTPError as err:
-        code = err.code
-    except (ConnectionError, urllib.error.URLError):
-        code = 413  # nginx may close the connection while the body is still being sent
-    nginx_errors = (t / "logs" / "nginx-error.log").read_text()
-    check(code == 413 and "client intended to send too large body" in nginx_errors,
-          "a 4 MiB upload stopped by nginx's client_max_body_size (413)")
+    body_limits(base, t, token)
+    tokens_not_logged(base, t, public)
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         state = call(base, "GET", f"/api/video/status/{video_id}", token=token)[1]
@@ -267,7 +262,7 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
     app_log = (t / "logs" / "app.log").read_text()
     runs = re.findall(r"cleanup: run for slot (\d+) \(pid (\d+)\)", app_log)
     slots = [slot for slot, _pid in runs]
-    removed = re.findall(rf"cleanup: removed (\S*{video_id}\S*) ", app_log)
+    removed = re.findall(rf"cleanup: removed (\S*{files[0].parent.name}\S*) ", app_log)
     skips = re.findall(r"cleanup: slot (\d+) already taken \(pid (\d+)\)", app_log)
     tries = len(runs) + len(skips)
     trying_pids = {pid for _slot, pid in runs + skips}
@@ -290,6 +285,60 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
           f"reached both process copies ({sorted({pid for pid, _, _ in after})})")
 
 
+def post_raw(base: str, path: str, body: bytes, headers: dict) -> tuple[int, bytes, str]:
+    """POST ``body`` through nginx, tagged ``?smoke=<hex>`` → ``(status, body, tag)``; a
+    connection nginx closes while the body is still being sent counts as 413."""
+    tag = secrets.token_hex(8)
+    req = urllib.request.Request(f"{base}{path}?smoke={tag}", data=body, method="POST",
+                                 headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, resp.read(), tag
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), tag
+    except (ConnectionError, urllib.error.URLError):
+        return 413, b"", tag
+
+
+def body_limits(base: str, t: Path, token: str) -> None:
+    """The split of deploy/nginx.conf: the upload limit on the upload route only."""
+    clip = (ROOT / "tests" / "media" / "big_buck_bunny_720p_5s.mp4").read_bytes()
+    form = (b'--x\r\nContent-Disposition: form-data; name="video"; filename="clip.mp4"\r\n'
+            b"Content-Type: video/mp4\r\n\r\n" + clip + b"\r\n--x--\r\n")
+    headers = {"Authorization": f"Bearer {token}",
+               "Content-Type": "multipart/form-data; boundary=x"}
+    status, body, _ = post_raw(base, "/api/encode/upload", form, headers)
+    check(status == 201, f"a {len(form) >> 10} KiB upload passes nginx and is stored (201)")
+    status, body, tag = post_raw(base, "/api/encode/upload", b"--x\r\n" + b"0" * (4 << 20),
+                                 headers)
+    nginx_errors = (t / "logs" / "nginx-error.log").read_text()
+    answer = (status == 400 and json.loads(body)["code"] == "FILE_TOO_LARGE") or \
+        (status == 413 and body == b"")     # reset while sending: the answer was not read
+    check(answer and "client intended to send too large body" in nginx_errors,
+          f"a 4 MiB upload stopped by nginx's client_max_body_size ({status} {body!r})")
+    big_json = json.dumps({"email": "x@example.com", "password": "x" * (100 << 10)}).encode()
+    status, body, tag2 = post_raw(base, "/api/auth/login", big_json,
+                                  {"Content-Type": "application/json"})
+    check(status == 413 and json.loads(body)["code"] == "REQUEST_TOO_LARGE",
+          f"a 100 KiB JSON login body stopped by nginx in the one error shape ({body!r})")
+    time.sleep(0.5)
+    access = (t / "logs" / "access.log").read_text()
+    check(tag not in access and tag2 not in access, "neither oversized body reached gunicorn")
+
+
+def tokens_not_logged(base: str, t: Path, public: str) -> None:
+    """A Nightbot stream-save URL carries the public token in its path; no log keeps it."""
+    status, _body, _tag = fetch(base, "GET", f"/api/video/save/stream/{public}/bad-id")  # 400
+    time.sleep(0.5)
+    nginx_access = (t / "logs" / "nginx-access.log").read_text()
+    check(status == 400 and "/api/video/save/stream/[REDACTED]/bad-id?smoke=" in nginx_access,
+          f"nginx's access log shows the stream-save URL with its token redacted ({status})")
+    leaked = [path.name for path in (t / "logs").iterdir()
+              if path.is_file() and public in path.read_text(errors="replace")]
+    check(not leaked, f"the public token is in no log file (checked "
+          f"{sorted(p.name for p in (t / 'logs').iterdir() if p.is_file())}; found in {leaked})")
+
+
 def main() -> None:
     t = Path(tempfile.mkdtemp(prefix="ytd-smoke-"))
     for sub in ("logs", "downloads", "uploads", "nginx-tmp"):
@@ -307,7 +356,8 @@ def main() -> None:
                  f"mongomock-backed wire server, pid {wire.proc.pid}; a test double, not MongoDB)"),
               flush=True)
         with SourceServer(ROOT / ".cache" / "sources") as source:
-            gunicorn, nginx, base, _env = start(t, mongo)
+            source_host = source.base_url.removeprefix("http://")   # 127.0.0.1:<port>
+            gunicorn, nginx, base, _env = start(t, mongo, source_host)
             wait_ready(base, gunicorn)
             deadline = time.monotonic() + 30
             while len(workers := worker_pids(gunicorn.pid)) < 2 and time.monotonic() < deadline:

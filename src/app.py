@@ -4,16 +4,17 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask
+from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
 
 from . import stores
 from . import logging_setup
-from .config import load_config
+from .config import ConfigError, load_config
 from .config_checks import check_settings
 from .data import ensure_indexes
-from .errors import register_error_handlers
+from .media import egress
+from .errors import UPLOAD_ENDPOINT, body_too_large, register_error_handlers
 from .routes import auth as auth_routes
 from .routes import encode as encode_routes
 from .routes import health as health_routes
@@ -39,8 +40,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SECRET_KEY"] = settings["FLASK_SECRET_KEY"]
     app.session_interface = _CookieSessionsWhenSent()
     app.json.sort_keys = False
-    # Bodies over the upload limit (+1 MiB for multipart overhead) are cut off while streaming.
-    app.config["MAX_CONTENT_LENGTH"] = int((settings["MAX_UPLOAD_SIZE_MB"] + 1) * 1024 * 1024)
+    # Every route gets the small body limit; _limit_bodies() raises it for the upload route only.
+    app.config["MAX_CONTENT_LENGTH"] = int(settings["MAX_REQUEST_BODY_KB"] * 1024)
     development = settings["APP_ENV"] == "development"
     app.config.update(
         API_TITLE="yt-downloader", API_VERSION="1.0", OPENAPI_VERSION="3.0.3",
@@ -49,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     )
     check_settings(settings)  # production refusals (src/config_checks.py)
+    egress.configure(settings["ALLOWED_SOURCE_HOSTS"], settings["ALLOWED_MEDIA_HOSTS"])
     logging_setup.configure_logging(settings)
     _warn_embedded(settings)
     for folder in (settings["DOWNLOADS_DIR"], settings["UPLOADS_DIR"]):
@@ -68,6 +70,7 @@ def create_app(config: dict | None = None) -> Flask:
         n = settings["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     logging_setup.init_app(app)  # first before_request: every answer carries X-Request-ID
+    _limit_bodies(app, settings)  # second: before anything reads a body
     _init_cors(app, settings)
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
@@ -82,6 +85,38 @@ def create_app(config: dict | None = None) -> Flask:
     cleanup_service.init_app(app)  # on live_service's scheduler
     recovery_service.recover_at_start(app)
     return app
+
+
+def _limit_bodies(app: Flask, settings: dict) -> None:
+    """Body limits per route (issue 11, item 3), with Flask ≥ 3.1's per-request
+    ``request.max_content_length``: ``MAX_REQUEST_BODY_KB`` KiB (default 64) everywhere,
+    ``MAX_UPLOAD_SIZE_MB`` + 1 MiB (multipart overhead) on ``POST /api/encode/upload`` only.
+
+    A declared ``Content-Length`` over the limit is refused here, before any hook, limiter or
+    view reads a byte. A body without one (chunked) is read no further than the limit: here on
+    the small-limit routes, by werkzeug's form parser while it streams on the upload route.
+    Both answer :func:`src.errors.body_too_large` (413 ``REQUEST_TOO_LARGE``, or the upload's
+    400 ``FILE_TOO_LARGE``). ``deploy/nginx.conf`` applies the same split.
+    Raises ConfigError when ``MAX_REQUEST_BODY_KB`` is under 1."""
+    default = app.config["MAX_CONTENT_LENGTH"]
+    if default < 1024:
+        raise ConfigError("MAX_REQUEST_BODY_KB must be at least 1")
+    upload = int((settings["MAX_UPLOAD_SIZE_MB"] + 1) * 1024 * 1024)
+
+    @app.before_request
+    def _body_limit():
+        limit = upload if request.endpoint == UPLOAD_ENDPOINT else default
+        request.max_content_length = limit
+        if (request.content_length or 0) > limit:
+            raise body_too_large()
+        if limit == default and request.headers.get("Transfer-Encoding") \
+                and request.environ.get("wsgi.input_terminated"):
+            # werkzeug's stream stops at the limit, but its read() then returns what it has:
+            # a cut-off JSON body would pass for a malformed one (400). Read the small body
+            # now (into the request's cache, where get_json finds it); one more byte tells.
+            request.get_data(cache=True)
+            if request.environ["wsgi.input"].read(1):
+                raise body_too_large()
 
 
 class _CookieSessionsWhenSent(SecureCookieSessionInterface):

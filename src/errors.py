@@ -3,34 +3,58 @@
 Services raise :class:`ApiError`; Werkzeug/webargs HTTP errors and unexpected exceptions are turned
 into the same shape here (DESIGN.md, Conventions). Validation errors are 400 with ``details``
 mapping each field to its messages.
+
+Body limits (issue 11, item 3): a body over the request's limit (src/app.py sets it per route) is
+413 ``REQUEST_TOO_LARGE``, except on the upload route, which keeps the upload's own answer
+(400 ``FILE_TOO_LARGE``, src/services/upload_service.py).
 """
 from __future__ import annotations
 
 import logging
 from typing import Optional
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {
     400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "FILE_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "VALIDATION_ERROR", 429: "RATE_LIMITED", 500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE",
+    405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR", 429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE",
 }
 
 
 class ApiError(Exception):
-    """An error meant for the client: HTTP ``status``, human ``message``, machine ``code``."""
+    """An error meant for the client: HTTP ``status``, human ``message``, machine ``code``;
+    optional ``headers`` go on the response (e.g. ``{"Retry-After": "30"}`` with a 429)."""
 
     def __init__(self, status: int, message: str, code: Optional[str] = None,
-                 details: Optional[dict] = None):
+                 details: Optional[dict] = None, headers: Optional[dict] = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or HTTP_CODES.get(status, "ERROR")
         self.details = details
+        self.headers = headers or {}
+
+
+#: The one route whose body may be an upload (its limit: ``MAX_UPLOAD_SIZE_MB`` + 1 MiB).
+UPLOAD_ENDPOINT = "encode.upload"
+
+
+def body_too_large() -> ApiError:
+    """The answer for a body over this request's ``max_content_length``: on
+    :data:`UPLOAD_ENDPOINT` the upload's 400 ``FILE_TOO_LARGE``, elsewhere 413
+    ``REQUEST_TOO_LARGE`` naming the limit in KiB. Call inside a request."""
+    if request.endpoint == UPLOAD_ENDPOINT:
+        from .services.upload_service import too_large  # it imports this module
+
+        return too_large()
+    limit = request.max_content_length or 0
+    return ApiError(413, f"The request body is larger than {limit / 1024:g} KiB",
+                    "REQUEST_TOO_LARGE")
 
 
 def error_body(message: str, code: str, details: Optional[dict] = None) -> dict:
@@ -57,7 +81,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return jsonify(error_body(exc.message, exc.code, exc.details)), exc.status
+        return jsonify(error_body(exc.message, exc.code, exc.details)), exc.status, exc.headers
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -66,9 +90,8 @@ def register_error_handlers(app: Flask) -> None:
         if messages:  # validation error from webargs/flask-smorest
             details = _flatten_webargs(messages)
             return jsonify(error_body("Invalid input", "VALIDATION_ERROR", details)), 400
-        if exc.code == 413:  # MAX_CONTENT_LENGTH: the issue asks for 400 FILE_TOO_LARGE
-            return jsonify(error_body("The upload is larger than the allowed size",
-                                      "FILE_TOO_LARGE")), 400
+        if exc.code == 413:  # werkzeug cut a streamed body off at request.max_content_length
+            return _api_error(body_too_large())
         message = data.get("message") or exc.description or exc.name
         return jsonify(error_body(message, HTTP_CODES.get(exc.code, "ERROR"))), exc.code
 

@@ -10,6 +10,17 @@ rotating ``LOG_FILE``, and a request id on every line.
   is a new random hex id; it is returned in the ``X-Request-ID`` response header and shown as
   ``[id]`` on every log line of the request. Jobs carry the id of the request that started them
   (:func:`bind_request_id`); lines outside any request show ``[-]``.
+- One record is one line (issue 11: a yt-dlp message carrying a URL-decoded ``%0A`` started a
+  forged line). :class:`SafeFormatter`, on every handler installed here (and on gunicorn's,
+  gunicorn_config.py), escapes control characters in the message *after* its arguments are
+  filled in: CR/LF and the other C0/C1 controls as ``\\n``, ``\\r``, ``\\xNN``, and U+2028/2029
+  and the bidirectional overrides as ``\\uNNNN``; terminal colour codes (werkzeug's dev-server
+  lines) are dropped. Tracebacks stay readable, one frame per line, but every line after the
+  first is prefixed with ``  | `` and escaped the same way, so an exception message cannot
+  start a line that passes for a record: a real record always starts with its timestamp.
+- Secrets never reach a log line: the path segment after ``/save/stream/`` (Nightbot's public
+  token lives in the URL path) and anything shaped like a JWT are replaced by ``[REDACTED]``
+  (:func:`redact_tokens`) — the same rule as gunicorn's access log and deploy/nginx.conf.
 """
 from __future__ import annotations
 
@@ -25,6 +36,52 @@ from flask import Flask, request
 FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+#: The prefix of every line of a record after its first (traceback, stack).
+CONTINUATION = "  | "
+
+_TOKEN = re.compile(r"(/save/+stream/+)[^/?#\s\"']+|eyJ[\w-]*\.[\w-]+\.[\w-]+")
+_ANSI_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+#: str.translate table: C0/C1 controls → \xNN (\n, \r, \t by name); line/paragraph separators
+#: and bidirectional controls (they can reorder what a terminal shows) → \uNNNN.
+_CONTROLS = {**{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
+             **{c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, 0x2028, 0x2029,
+                                            *range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+             ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with the token segment of ``/api/video/save/stream/{token}/…`` and every
+    JWT-shaped string replaced by ``[REDACTED]``. (The test first is ten times faster than the
+    regex on the lines that have neither, nearly all of them: gunicorn runs this per atom.)"""
+    if "stream/" not in text and "eyJ" not in text:
+        return text
+    return _TOKEN.sub(lambda m: (m.group(1) or "") + "[REDACTED]", text)
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: terminal colour codes dropped, control characters escaped."""
+    return _ANSI_STYLE.sub("", text).translate(_CONTROLS)
+
+
+class SafeFormatter(logging.Formatter):
+    """A :class:`logging.Formatter` whose records cannot forge lines or leak tokens (module
+    docstring): the filled-in message redacted and escaped (trailing line breaks dropped, as
+    werkzeug ends its lines with one), then any traceback/stack as escaped ``  | `` lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(redact_tokens(record.getMessage().rstrip("\r\n")))
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        lines = [self.formatMessage(record)]
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        stack = self.formatStack(record.stack_info) if record.stack_info else ""
+        for extra in (record.exc_text, stack):
+            if extra:
+                lines += [CONTINUATION + escape_controls(redact_tokens(line))
+                          for line in extra.split("\n")]
+        return "\n".join(lines)
+
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -80,7 +137,7 @@ def configure_logging(settings: dict) -> None:
                                       settings["LOG_BACKUP_COUNT"]))
     for handler in handlers:
         handler._yt_downloader = True
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(SafeFormatter(FORMAT))
         handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
 

@@ -95,17 +95,18 @@ def test_change_password_revokes_every_session(client, auth):
                                                 "password": "brand new pass"}).status_code == 200
 
 
-def test_public_token(client, app):
-    r = client.get("/api/auth/token/public")
+def test_public_token(client, auth, app):
+    user = auth.user()
+    r = client.get("/api/auth/token/public", headers=user["headers"])
     assert r.status_code == 200 and r.json["expires_in"] == 86400
     claims = jwt.decode(r.json["token"], app.config["JWT_PUBLIC_SECRET"], algorithms=["HS256"])
-    assert claims["type"] == "public"
+    assert claims["type"] == "public" and claims["user_id"] == user["id"]
     assert 86000 < claims["exp"] - datetime.now(timezone.utc).timestamp() <= 86400
 
 
 def test_token_tiers_and_forgeries(client, auth, app):
     user = auth.user()
-    public = auth.public_headers()
+    public = auth.public_headers(user)
     # a public token on a private endpoint
     assert client.get("/api/auth/me", headers=public).status_code == 401
     # a private token on a public-token endpoint
@@ -163,5 +164,5 @@ def test_deeply_nested_json_is_a_400_not_a_500(make_app):
     app = make_app(RATE_LIMIT_ENABLED=True)
     client = app.test_client()
     for path in ("/api/auth/login", "/api/auth/register", "/api/video/resolutions"):
-        r = client.post(path, data="[" * 100_000, content_type="application/json")
+        r = client.post(path, data="[" * 60_000, content_type="application/json")  # < 64 KiB
         assert r.status_code == 400 and r.json["code"] == "VALIDATION_ERROR", (path, r.json)

@@ -179,7 +179,7 @@ def test_app_flows_over_the_wire(server, make_app, auth_factory, source_server):
     user = auth.user()
     again = client.post("/api/auth/register", json={"email": user["email"], "password": "x" * 12})
     assert again.status_code == 409, again.json          # DuplicateKeyError over the wire → 409
-    r = client.post("/api/video/save", headers=auth.public_headers(), json={
+    r = client.post("/api/video/save", headers=auth.public_headers(user), json={
         "url": source_server.mp4_url, "start_time": 10, "end_time": 13, "user_id": user["id"]})
     assert r.status_code == 201, r.json
     video_id = r.json["video_id"]

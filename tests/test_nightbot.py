@@ -72,9 +72,10 @@ def test_long_message_is_cut_under_400(client, bound):
     ("{anon}/{vid}", 400, "VALIDATION_ERROR"),                  # anonymous token needs user_id
     ("{anon}/{vid}?user_id=000000000000000000000000", 400, "VALIDATION_ERROR"),
 ])
-def test_nightbot_error_replies(client, auth, bound, path, status, code):
+def test_nightbot_error_replies(app, client, auth, bound, path, status, code):
     _, token = bound
     other = auth.user()["id"]
+    app.config["ALLOW_ANONYMOUS_PUBLIC_TOKENS"] = True   # for the {anon} cases (off by default)
     anon = client.get("/api/auth/token/public").json["token"]
     url = "/api/video/save/stream/" + path.format(token=token, vid=VIDEO_ID, other=other, anon=anon)
     body = _text(client.get(url, headers=NIGHTBOT), status)

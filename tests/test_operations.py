@@ -155,8 +155,11 @@ def test_x_accel_redirect_hands_the_file_to_nginx(make_app, auth_factory, source
     video_id = auth.save_clip(user, source_server.mp4_url, 0, 3)
     r = client.post(f"/api/video/download/{video_id}", headers=user["headers"])
     assert r.status_code == 200 and r.data == b"" and r.mimetype == "video/mp4"
-    path = app.extensions["yt"]["db"].videos.find_one()["file_path"]
+    doc = app.extensions["yt"]["db"].videos.find_one()
+    path = doc["file_path"]
+    assert doc["folder"] != video_id and path == os.path.join(  # the folder's name is random
+        app.config["DOWNLOADS_DIR"], doc["folder"], os.path.basename(path))
     assert r.headers["X-Accel-Redirect"] == \
-        f"/_protected/downloads/{video_id}/{os.path.basename(path)}"
+        f"/_protected/downloads/{doc['folder']}/{os.path.basename(path)}"
     assert r.headers["Content-Disposition"] == f'attachment; filename="video_{video_id}.mp4"'
     assert os.stat(path).st_mode & 0o044 == 0o044          # nginx's user can read it

@@ -12,8 +12,9 @@ import pytest
 YT = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 HIGH = "1000/minute"
 ALL = ("RATE_LIMIT_LOGIN_IP", "RATE_LIMIT_LOGIN_EMAIL", "RATE_LIMIT_REGISTER",
-       "RATE_LIMIT_PUBLIC_TOKEN", "RATE_LIMIT_SAVE_TOKEN", "RATE_LIMIT_SAVE_IP",
-       "RATE_LIMIT_STREAM_SAVE_TOKEN", "RATE_LIMIT_STREAM_SAVE_IP", "RATE_LIMIT_RESOLUTIONS")
+       "RATE_LIMIT_REGISTER_FAILED", "RATE_LIMIT_PUBLIC_TOKEN", "RATE_LIMIT_SAVE_TOKEN",
+       "RATE_LIMIT_SAVE_IP", "RATE_LIMIT_STREAM_SAVE_TOKEN", "RATE_LIMIT_STREAM_SAVE_IP",
+       "RATE_LIMIT_RESOLUTIONS")
 
 
 def _app(make_app, name, limit="2/minute"):
@@ -42,8 +43,13 @@ class Caller:
         return self.client.post("/api/auth/register", environ_base=_ip(key), json={
             "email": f"{uuid.uuid4().hex[:8]}@example.com", "password": "long enough 1"})
 
+    def register_failed(self, key):  # a password too short: 400
+        return self.client.post("/api/auth/register", environ_base=_ip(key), json={
+            "email": f"{uuid.uuid4().hex[:8]}@example.com", "password": "short"})
+
     def public_token(self, key):
-        return self.client.get("/api/auth/token/public", environ_base=_ip(key))
+        return self.client.get("/api/auth/token/public", environ_base=_ip(key),
+                               headers=self.user["headers"])
 
     def save_token(self, key):
         return self.client.post("/api/video/save", environ_base=_ip(uuid.uuid4().int % 200),
@@ -72,7 +78,8 @@ class Caller:
 
 @pytest.mark.parametrize("setting, call", [
     ("RATE_LIMIT_LOGIN_IP", "login_ip"), ("RATE_LIMIT_LOGIN_EMAIL", "login_email"),
-    ("RATE_LIMIT_REGISTER", "register"), ("RATE_LIMIT_PUBLIC_TOKEN", "public_token"),
+    ("RATE_LIMIT_REGISTER", "register"), ("RATE_LIMIT_REGISTER_FAILED", "register_failed"),
+    ("RATE_LIMIT_PUBLIC_TOKEN", "public_token"),
     ("RATE_LIMIT_SAVE_TOKEN", "save_token"), ("RATE_LIMIT_SAVE_IP", "save_ip"),
     ("RATE_LIMIT_STREAM_SAVE_TOKEN", "stream_token"), ("RATE_LIMIT_STREAM_SAVE_IP", "stream_ip"),
     ("RATE_LIMIT_RESOLUTIONS", "resolutions"),
@@ -92,26 +99,34 @@ def test_each_limit_trips_per_key(make_app, auth_factory, setting, call):
     assert request(1).status_code != 429      # another IP / email / token is not affected
 
 
-def test_limit_resets_after_its_window(make_app):
+def _public_token(client, user):
+    return client.get("/api/auth/token/public", headers=user["headers"]).status_code
+
+
+def test_limit_resets_after_its_window(make_app, auth_factory):
     app = _app(make_app, "RATE_LIMIT_PUBLIC_TOKEN", "2/2second")
     client = app.test_client()
-    codes = [client.get("/api/auth/token/public").status_code for _ in range(3)]
+    user = auth_factory(client).user()
+    codes = [_public_token(client, user) for _ in range(3)]
     assert codes == [200, 200, 429]
     time.sleep(2.1)
-    assert client.get("/api/auth/token/public").status_code == 200
+    assert _public_token(client, user) == 200
 
 
-def test_limits_are_off_when_disabled_and_checked_at_start(make_app):
+def test_limits_are_off_when_disabled_and_checked_at_start(make_app, auth_factory):
     app = make_app(RATE_LIMIT_ENABLED=False, RATE_LIMIT_PUBLIC_TOKEN="1/minute")
     client = app.test_client()
-    assert {client.get("/api/auth/token/public").status_code for _ in range(3)} == {200}
+    user = auth_factory(client).user()
+    assert {_public_token(client, user) for _ in range(3)} == {200}
     from src.config import ConfigError
-    with pytest.raises(ConfigError, match="RATE_LIMIT_LOGIN_IP"):
-        make_app(RATE_LIMIT_LOGIN_IP="lots")
+    for name in ("RATE_LIMIT_LOGIN_IP", "RATE_LIMIT_REGISTER_FAILED"):
+        with pytest.raises(ConfigError, match=name):
+            make_app(**{name: "lots"})
 
 
-def test_embedded_mode_uses_memory_storage(make_app):
+def test_embedded_mode_uses_memory_storage(make_app, auth_factory):
     app = make_app(REDIS_URI=None, RATE_LIMIT_ENABLED=True, RATE_LIMIT_PUBLIC_TOKEN="1/minute")
     client = app.test_client()
-    assert [client.get("/api/auth/token/public").status_code for _ in range(2)] == [200, 429]
+    user = auth_factory(client).user()
+    assert [_public_token(client, user) for _ in range(2)] == [200, 429]
     assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"

@@ -57,7 +57,8 @@ def test_kill_9_of_ffmpeg_mid_download_fails_the_job_cleanly(make_app, auth_fact
     video_id = auth.save_clip(user, server.mp4_url, 200, 230)
     assert client.post(f"/api/video/download/{video_id}", headers=user["headers"]).status_code \
         == 202
-    folder = os.path.join(app.config["DOWNLOADS_DIR"], video_id)
+    folder = os.path.join(app.config["DOWNLOADS_DIR"],  # random, stored when the job is claimed
+                          app.extensions["yt"]["db"].videos.find_one()["folder"])
     deadline, pids = time.monotonic() + 60, []
     while time.monotonic() < deadline and not pids:
         pids = _ffmpeg_children(folder)
@@ -81,32 +82,38 @@ def test_kill_9_of_ffmpeg_mid_download_fails_the_job_cleanly(make_app, auth_fact
 
 def _stale_store(app):
     """A store as a killed server leaves it: two dead jobs (a clip, an encode) with partial
-    files, a live job (heartbeat) and one claimed a moment ago (grace period)."""
+    files, a dead clip made before random folder names (its folder named after its id), a live
+    job (heartbeat) and one claimed a moment ago (grace period). Returns ``(ids, folders)``."""
     db = app.extensions["yt"]["db"]
     downloads, uploads = app.config["DOWNLOADS_DIR"], app.config["UPLOADS_DIR"]
     old = datetime.now(timezone.utc) - LONG_AGO
-    ids = {name: ObjectId() for name in ("dead_clip", "dead_encode", "live_clip", "new_clip")}
-    for name in ("dead_clip", "live_clip", "new_clip"):
-        os.makedirs(os.path.join(downloads, str(ids[name])))
-        open(os.path.join(downloads, str(ids[name]), f".{name}.mp4.x.part"), "wb").write(b"x")
+    ids = {name: ObjectId() for name in ("dead_clip", "legacy_clip", "dead_encode", "live_clip",
+                                         "new_clip")}
+    folders = {name: os.urandom(16).hex() for name in ids}
+    folders["legacy_clip"] = str(ids["legacy_clip"])
+    for name in ("dead_clip", "legacy_clip", "live_clip", "new_clip"):
+        os.makedirs(os.path.join(downloads, folders[name]))
+        open(os.path.join(downloads, folders[name], f".{name}.mp4.x.part"), "wb").write(b"x")
         db.videos.insert_one({"_id": ids[name], "user_id": ObjectId(), "source_type": "url",
                               "status": "processing", "job_id": f"job-{name}",
                               "job_claimed_at": datetime.now(timezone.utc) if name == "new_clip"
-                              else old})
-    enc = os.path.join(uploads, str(ids["dead_encode"]))
+                              else old,
+                              **({} if name == "legacy_clip" else {"folder": folders[name]})})
+    enc = os.path.join(uploads, folders["dead_encode"])
     os.makedirs(enc)
     open(os.path.join(enc, "source.mp4"), "wb").write(b"src")
     open(os.path.join(enc, "encoded_h264_high.mp4"), "wb").write(b"partial")
     db.videos.insert_one({"_id": ids["dead_encode"], "user_id": ObjectId(), "source_type": "upload",
                           "status": "processing", "job_id": "job-enc", "job_claimed_at": old,
+                          "folder": folders["dead_encode"],
                           "input_file_path": os.path.join(enc, "source.mp4")})
     app.extensions["yt"]["redis"].set(f"heartbeat:{ids['live_clip']}", "job-live_clip", ex=30)
-    return ids
+    return ids, folders
 
 
 def test_startup_recovers_dead_jobs(make_app, monkeypatch):
     first = make_app()
-    ids = _stale_store(first)
+    ids, folders = _stale_store(first)
     db = first.extensions["yt"]["db"]
     monkeypatch.setattr(stores, "make_mongo_db", lambda uri: db)   # the "restarted" server
     make_app(DOWNLOADS_DIR=first.config["DOWNLOADS_DIR"], UPLOADS_DIR=first.config["UPLOADS_DIR"])
@@ -114,17 +121,21 @@ def test_startup_recovers_dead_jobs(make_app, monkeypatch):
     dead = db.videos.find_one({"_id": ids["dead_clip"]})
     assert dead["status"] == "failed" and dead["error_code"] == "JOB_INTERRUPTED"
     assert "interrupted" in dead["error_message"]
-    assert not os.path.exists(os.path.join(first.config["DOWNLOADS_DIR"], str(ids["dead_clip"])))
+    downloads = first.config["DOWNLOADS_DIR"]
+    assert not os.path.exists(os.path.join(downloads, folders["dead_clip"]))
+    assert db.videos.find_one({"_id": ids["legacy_clip"]})["error_code"] == "JOB_INTERRUPTED"
+    assert not os.path.exists(os.path.join(downloads, folders["legacy_clip"]))
+    assert os.listdir(os.path.join(downloads, folders["live_clip"]))  # alive: left alone
     enc = db.videos.find_one({"_id": ids["dead_encode"]})
     assert enc["status"] == "failed" and enc["error_code"] == "JOB_INTERRUPTED"
-    assert os.listdir(os.path.join(first.config["UPLOADS_DIR"], str(ids["dead_encode"]))) \
+    assert os.listdir(os.path.join(first.config["UPLOADS_DIR"], folders["dead_encode"])) \
         == ["source.mp4"]                               # the upload stays, the partial goes
     assert db.videos.find_one({"_id": ids["new_clip"]})["status"] == "processing"  # grace
 
 
 def test_live_heartbeat_is_not_recovered_and_workers_recover_once(make_app, caplog):
     apps = [make_app() for _ in range(4)]
-    ids = _stale_store(apps[0])
+    ids, _ = _stale_store(apps[0])
     for app in apps[1:]:
         app.extensions["yt"]["db"] = apps[0].extensions["yt"]["db"]
         app.config.update(DOWNLOADS_DIR=apps[0].config["DOWNLOADS_DIR"],
@@ -149,7 +160,8 @@ def test_live_heartbeat_is_not_recovered_and_workers_recover_once(make_app, capl
     assert not errors
     marked = [r.getMessage() for r in caplog.records if "marked failed" in r.getMessage()]
     assert sorted(m.split(":")[0] for m in marked) == sorted(
-        [f"video {ids['dead_clip']}", f"encode {ids['dead_encode']}"])   # once each
+        [f"video {ids['dead_clip']}", f"video {ids['legacy_clip']}",
+         f"encode {ids['dead_encode']}"])   # once each
     db = apps[0].extensions["yt"]["db"]
     assert db.videos.find_one({"_id": ids["live_clip"]})["status"] == "processing"
 
@@ -190,7 +202,7 @@ def test_real_restart_with_a_mongodb_server(make_app, redis_uri, clean_source_se
            "UPLOADS_DIR": str(tmp_path / "uploads"), "LOG_FILE": str(tmp_path / "child.log"),
            "JWT_PUBLIC_SECRET": "p" * 40, "JWT_PRIVATE_SECRET": "q" * 40,
            "FLASK_SECRET_KEY": "f" * 40, "BCRYPT_ROUNDS": "4", "RATE_LIMIT_ENABLED": "false",
-           "DOWNLOAD_WAIT_SECONDS": "0", "ALLOWED_SOURCE_HOSTS": "127.0.0.1"}
+           "DOWNLOAD_WAIT_SECONDS": "0", "ALLOWED_SOURCE_HOSTS": "127.0.0.1:*"}
     child = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -204,16 +216,18 @@ def test_real_restart_with_a_mongodb_server(make_app, redis_uri, clean_source_se
         login = _call(base, "POST", "/api/auth/login",
                       {"email": "r@example.com", "password": "pw123456"})[1]
         token, user_id = login["token"], login["user"]["id"]
-        public = _call(base, "GET", "/api/auth/token/public")[1]["token"]
+        public = _call(base, "GET", "/api/auth/token/public", None, token)[1]["token"]
         video_id = _call(base, "POST", "/api/video/save", {
             "url": server.mp4_url, "start_time": 200, "end_time": 230, "user_id": user_id},
             token=public)[1]["video_id"]
         assert _call(base, "POST", f"/api/video/download/{video_id}", {}, token)[0] == 202
-        folder = tmp_path / "downloads" / video_id
+        downloads = tmp_path / "downloads"   # the clip's one folder, named at random
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (folder.exists() and any(folder.iterdir())):
+        while time.monotonic() < deadline and not any(
+                any(f.iterdir()) for f in downloads.glob("*") if f.is_dir()):
             time.sleep(0.1)
-        assert any(folder.iterdir())
+        (folder,) = [f for f in downloads.iterdir() if f.is_dir()]
+        assert any(folder.iterdir()) and folder.name != video_id
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()

@@ -41,6 +41,13 @@ def list_for_user(db, user_id: str, now: datetime) -> list[dict]:
                 .limit(200))  # MongoDB keeps milliseconds: ties are broken by insertion order
 
 
+def revoke_for_user(db, user_id: str) -> int:
+    """Mark every unrevoked token of the user revoked (a password change); return how many."""
+    return db.public_tokens.update_many(
+        {"user_id": object_id(user_id), "revoked_at": None},
+        {"$set": {"revoked_at": datetime.now(timezone.utc)}}).modified_count
+
+
 def revoke(db, user_id: str, jti: str) -> Optional[dict]:
     """Mark the user's token ``jti`` revoked; return the document, or None when the user has no
     such token (someone else's is treated as unknown)."""

@@ -35,8 +35,13 @@ def find_by_id(db, user_id) -> Optional[dict]:
     return db.users.find_one({"_id": oid}) if oid else None
 
 
-def set_password_hash(db, user_id, password_hash: str) -> None:
-    """Replace the user's bcrypt hash and touch ``updated_at``."""
-    db.users.update_one({"_id": object_id(user_id)},
-                        {"$set": {"password_hash": password_hash,
-                                  "updated_at": datetime.now(timezone.utc)}})
+def set_password_hash(db, user_id, password_hash: str, expected: Optional[str] = None) -> bool:
+    """Replace the user's bcrypt hash and touch ``updated_at``; with ``expected``, only while
+    the stored hash is still that one (a rehash at login must not undo a password change made
+    meanwhile). Returns True when the document changed."""
+    query = {"_id": object_id(user_id)}
+    if expected is not None:
+        query["password_hash"] = expected
+    return db.users.update_one(query, {"$set": {"password_hash": password_hash,
+                                                "updated_at": datetime.now(timezone.utc)}}
+                               ).modified_count == 1

@@ -6,10 +6,21 @@ Storage: the app's Redis (``REDIS_URI``), or memory in embedded mode; keys start
 A breach is a 429 in the one error shape (code RATE_LIMITED) with ``Retry-After`` in seconds.
 
 Clients are told apart by IP (``request.remote_addr``: behind a proxy, make the proxy's
-``X-Forwarded-For`` the remote address, e.g. werkzeug's ProxyFix), by public token (its SHA-256)
-or, for login, by the email in the body. Nightbot calls come from Nightbot's servers, shared by
-every channel, so the per-IP limit of the stream save is generous by default and the per-token
-limit is the one that protects a channel.
+``X-Forwarded-For`` the remote address, e.g. werkzeug's ProxyFix), by public token or, for login,
+by the email in the body. Nightbot calls come from Nightbot's servers, shared by every channel, so
+the per-IP limit of the stream save is generous by default and the per-token limit is the one
+that protects a channel.
+
+A public token is counted by its verified ``jti``, not by its text (issue 11): one token has many
+texts that verify (PyJWT's base64 decoding accepts an appended ``=``, for one), and each text
+used to get a fresh bucket. A token that does not verify is counted by IP (its request is a 401).
+
+Registration (issue 11) counts only *successful* registrations (201) against
+``RATE_LIMIT_REGISTER``, so a household behind one address that mistypes a few times can still
+create its account; failed attempts (4xx other than 429) count against their own, higher
+``RATE_LIMIT_REGISTER_FAILED``, which still stops a flood. Both are per IP and use
+flask-limiter's ``deduct_when``: the limit is tested before the view and deducted by the
+limiter's after_request hook, once the answer is known.
 """
 from __future__ import annotations
 
@@ -23,12 +34,23 @@ from limits import parse_many
 
 from ..config import ConfigError
 from ..errors import error_body
-from ..utils.token import token_hash
+from ..utils.token import TokenError, token_hash, verify
 
-#: endpoint → [(setting, key kind)]; the key kinds are the functions below.
+
+def _created(response) -> bool:
+    return response.status_code == 201
+
+
+def _refused(response) -> bool:
+    return 400 <= response.status_code < 500 and response.status_code != 429
+
+
+#: endpoint → [(setting, key kind[, deduct_when])]; the key kinds are the functions below.
+#: With ``deduct_when`` a request counts only when its response passes that test.
 LIMITS = {
     "auth.login": [("RATE_LIMIT_LOGIN_IP", "ip"), ("RATE_LIMIT_LOGIN_EMAIL", "email")],
-    "auth.register": [("RATE_LIMIT_REGISTER", "ip")],
+    "auth.register": [("RATE_LIMIT_REGISTER", "ip", _created),
+                      ("RATE_LIMIT_REGISTER_FAILED", "failed_ip", _refused)],
     "auth.public_token": [("RATE_LIMIT_PUBLIC_TOKEN", "ip")],
     "video.save": [("RATE_LIMIT_SAVE_TOKEN", "bearer"), ("RATE_LIMIT_SAVE_IP", "ip")],
     "video.save_stream": [("RATE_LIMIT_STREAM_SAVE_TOKEN", "path_token"),
@@ -51,17 +73,31 @@ def _email() -> str:
         else _ip()
 
 
+def _failed_ip() -> str:
+    return f"failed-{_ip()}"  # its own key: equal limit strings must not share a counter
+
+
+def _public_token(token: str) -> str:
+    """The bucket of a public token: its verified ``jti`` (every text of one token shares it),
+    else the caller's IP (a token that does not verify; the view answers 401)."""
+    try:
+        claims = verify(token, current_app.config["JWT_PUBLIC_SECRET"], "public")
+    except TokenError:
+        return f"bad-token-{_ip()}"
+    return f"token:{claims.get('jti') or token_hash(token)[:32]}"
+
+
 def _bearer() -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return f"token:{token_hash(token.strip())[:32]}" if token.strip() else _ip()
+    return _public_token(token.strip()) if token.strip() else _ip()
 
 
 def _path_token() -> str:
-    token = (request.view_args or {}).get("token") or ""
-    return f"token:{token_hash(token)[:32]}"
+    return _public_token((request.view_args or {}).get("token") or "")
 
 
-KEY_FUNCS = {"ip": _ip, "email": _email, "bearer": _bearer, "path_token": _path_token}
+KEY_FUNCS = {"ip": _ip, "failed_ip": _failed_ip, "email": _email, "bearer": _bearer,
+             "path_token": _path_token}
 
 
 def _limit_value(name: str):
@@ -72,7 +108,7 @@ def init_app(app: Flask) -> Limiter:
     """Attach a Limiter to ``app`` (after its blueprints are registered) with the limits of
     :data:`LIMITS`, and the 429 handler. Raises ConfigError on a malformed limit string."""
     for rules in LIMITS.values():
-        for name, _ in rules:
+        for name, *_ in rules:
             try:
                 parse_many(app.config[name])
             except ValueError as exc:
@@ -85,9 +121,10 @@ def init_app(app: Flask) -> Limiter:
     limiter = Limiter(key_func=_ip, app=app)
     for endpoint, rules in LIMITS.items():
         view = app.view_functions[endpoint]
-        for name, kind in rules:  # the same as decorating the view, but per app
+        for name, kind, *deduct_when in rules:  # the same as decorating the view, but per app
             view = limiter.limit(_limit_value(name), key_func=KEY_FUNCS[kind],
-                                 override_defaults=False)(view)
+                                 override_defaults=False,
+                                 deduct_when=deduct_when[0] if deduct_when else None)(view)
         app.view_functions[endpoint] = view
     # Only the views above are limited, and their wrappers run the check themselves; the global
     # before_request check only serves default limits (none here) and costs ~0.25 ms on every
@@ -95,8 +132,9 @@ def init_app(app: Flask) -> Limiter:
     hooks = app.before_request_funcs.get(None, [])
     if limiter._check_request_limit in hooks:
         hooks.remove(limiter._check_request_limit)
-    # Its after_request (headers, conditional deductions) and teardown (per-request state)
-    # hooks have work only where a limit was checked: elsewhere they are skipped (≈ 0.03 ms).
+    # Its after_request (headers, conditional deductions: the register limits need it) and
+    # teardown (per-request state) hooks have work only where a limit was checked: elsewhere
+    # they are skipped (≈ 0.03 ms).
     for registry in (app.after_request_funcs, app.teardown_request_funcs):
         registry[None] = [_only_where_limited(hook) if _belongs_to(hook, limiter) else hook
                           for hook in registry.get(None, [])]

@@ -2,8 +2,10 @@
 
 A public token asked for with a private token is *bound*: it carries the caller's ``user_id``
 and saves clips only for that user. Bound tokens are recorded in ``public_tokens`` (by ``jti``) so
-their owner can list and revoke them; a revoked token is refused with 401. Anonymous issuance (the
-spec's behaviour) can be switched off with ``ALLOW_ANONYMOUS_PUBLIC_TOKENS=false``.
+their owner can list and revoke them; a revoked token is refused with 401, and a password change
+revokes all of them (src/services/auth_service.py). Anonymous issuance (the spec's behaviour) is
+off by default since issue 11 — a stranger's anonymous token could fill any owner's pending-clip
+cap — and comes back with ``ALLOW_ANONYMOUS_PUBLIC_TOKENS=true``.
 """
 from __future__ import annotations
 

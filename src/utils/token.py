@@ -3,6 +3,13 @@
 Public tokens: signed with ``JWT_PUBLIC_SECRET``, ``type: public``. Private tokens: signed with
 ``JWT_PRIVATE_SECRET``, ``type: private``, carrying ``user_id`` and ``session_id``. Because the two
 tiers use different secrets *and* a ``type`` claim, a token of one tier never verifies as the other.
+
+One token has several texts that verify: PyJWT's base64url decoding pads its input, so a ``=``
+appended to a token still passes (issue 11). Tokens are therefore compared on their verified
+claims — ``jti`` for rate-limit buckets (src/middleware/rate_limits.py) and public-token
+revocation — never on their text. The one place the text counts is the session lookup: a
+session is found by the SHA-256 of the exact text login returned (:func:`token_hash`), so another
+text of a private token finds no session and is refused (401), which fails closed.
 """
 from __future__ import annotations
 
