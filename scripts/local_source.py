@@ -59,32 +59,49 @@ def build_sources(cache_dir=DEFAULT_CACHE, log=print) -> dict:
     processes from building at once. Takes a few seconds on 2 cores. Raises FFmpegError.
     """
     cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        stamp = _read_stamp(cache)
-        if stamp is None:
-            started = time.monotonic()
-            with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmp:
-                files = _build(Path(tmp), log)
-                for rel in files:
-                    (cache / rel).parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(Path(tmp) / rel, cache / rel)
-            stamp = {"recipe": RECIPE, "files": {rel: (cache / rel).stat().st_size for rel in files}}
-            (cache / "sources.json.tmp").write_text(json.dumps(stamp, indent=1))
-            os.replace(cache / "sources.json.tmp", cache / "sources.json")
-            log(f"local sources built in {time.monotonic() - started:.1f} s: {cache}")
+    stamp = cached_build(cache, RECIPE, "sources.json", lambda tmp: (_build(tmp, log), {}),
+                         log, "local sources")
     dash_files = {rel.split("/", 1)[1]: str(cache / rel) for rel in stamp["files"]
                   if rel.startswith("dash/") and rel != DASH_MPD}
     return {"mp4": str(cache / LONG_MP4), "dash": str(cache / DASH_MPD), "dash_files": dash_files}
 
 
-def _read_stamp(cache: Path) -> Optional[dict]:
+def cached_build(cache_dir, recipe: str, stamp_name: str, build, log=print,
+                 what: str = "sources") -> dict:
+    """Run ``build(tmp_folder) -> (files, extra)`` once per ``recipe`` into ``cache_dir``; return
+    the stamp ``{"recipe", "files": {relative path: size}, **extra}``.
+
+    ``files``: paths relative to ``tmp_folder`` to keep; ``extra``: JSON-able facts stored with
+    the stamp. The build is skipped when the stamp ``stamp_name`` names this recipe and every
+    file it lists is there with its size. Built in a temporary folder inside ``cache_dir`` and
+    moved in file by file, stamp last; an flock keeps two processes from building at once.
+    """
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = _read_stamp(cache, stamp_name, recipe)
+        if stamp is None:
+            started = time.monotonic()
+            with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmp:
+                files, extra = build(Path(tmp))
+                for rel in files:
+                    (cache / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(Path(tmp) / rel, cache / rel)
+            stamp = {"recipe": recipe, **extra,
+                     "files": {rel: (cache / rel).stat().st_size for rel in files}}
+            (cache / (stamp_name + ".tmp")).write_text(json.dumps(stamp, indent=1))
+            os.replace(cache / (stamp_name + ".tmp"), cache / stamp_name)
+            log(f"{what} built in {time.monotonic() - started:.1f} s: {cache}")
+    return stamp
+
+
+def _read_stamp(cache: Path, stamp_name: str, recipe: str) -> Optional[dict]:
     try:
-        stamp = json.loads((cache / "sources.json").read_text())
+        stamp = json.loads((cache / stamp_name).read_text())
     except (OSError, ValueError):
         return None
-    ok = stamp.get("recipe") == RECIPE and all(
+    ok = stamp.get("recipe") == recipe and all(
         (cache / rel).is_file() and (cache / rel).stat().st_size == size
         for rel, size in stamp.get("files", {}).items())
     return stamp if ok else None
