@@ -24,11 +24,10 @@ from typing import Callable
 from ..data import videos
 from ..extensions import db, jobs, redis, setting
 from ..media import segment
-from ..media.encode import encode_time_limit, encode_to_mp4
 from ..media.ffmpeg import FFmpegError, FFmpegTimeout
-from ..media.probe import InvalidMediaError, probe_video
+from ..media.probe import InvalidMediaError
 from . import progress_cache
-from .encoding_service import progress_reporter, timeout_message
+from .encoding_service import encode_within_limit
 from .jobs import JobCancelled
 
 log = logging.getLogger(__name__)
@@ -78,18 +77,13 @@ def run_encode_phase(video_id: str, job_id: str, out_path: str, width, height,
         return
     mp4_path = out_path.rsplit(".", 1)[0] + ".mp4"
     preset = doc.get("quality_preset") or setting("HIGHRES_MP4_PRESET")
-    limit = None
     try:
-        probe = probe_video(source)
-        limit = encode_time_limit(probe, CODEC, preset, setting("ENCODE_TIMEOUT_FACTOR"))
-        encode_to_mp4(source, mp4_path, CODEC, preset,
-                      on_progress=progress_reporter(video_id, job_id),
-                      threads=setting("ENCODE_THREADS"), source=probe, timeout=limit)
+        encode_within_limit(video_id, job_id, source, mp4_path, CODEC, preset)
     except JobCancelled:
         log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
         return
-    except FFmpegTimeout:
-        fail(video_id, job_id, "ENCODE_TIMEOUT", timeout_message(limit))
+    except FFmpegTimeout as exc:
+        fail(video_id, job_id, "ENCODE_TIMEOUT", str(exc))
         return
     except (FFmpegError, InvalidMediaError) as exc:
         log.warning("video %s: job %s could not encode the clip: %s", video_id, job_id, exc)

@@ -37,10 +37,26 @@ INTERRUPTED = ("The encode was interrupted (the server restarted or the job died
 INPUT_FAILURES = ("UNSUPPORTED_FORMAT", "INVALID_VIDEO", "ENCODE_TIMEOUT")
 
 
-def timeout_message(seconds: float) -> str:
-    """The ``error_message`` of an encode stopped at its time limit of ``seconds``."""
-    return (f"The encode took longer than its time limit ({seconds:.0f} s for this video, codec "
-            f"and preset) and was stopped; try a faster preset or a shorter video.")
+def encode_within_limit(video_id: str, job_id: str, input_path: str, out_path: str, codec: str,
+                        preset: str, source: dict | None = None) -> dict:
+    """Encode ``input_path`` to the MP4 ``out_path`` for job ``job_id`` of ``video_id`` (progress
+    and heartbeat through :func:`progress_reporter`, ``ENCODE_THREADS`` threads) within
+    :func:`encode_time_limit` of ``source`` (:func:`probe_video`'s dict; probed when None).
+
+    Returns :func:`encode_to_mp4`'s result. Raises what it raises; a :class:`FFmpegTimeout`
+    carries the message for the user (the limit in seconds) as its text.
+    """
+    source = source or probe_video(input_path)
+    limit = encode_time_limit(source, codec, preset, setting("ENCODE_TIMEOUT_FACTOR"))
+    try:
+        return encode_to_mp4(input_path, out_path, codec, preset,
+                             on_progress=progress_reporter(video_id, job_id),
+                             threads=setting("ENCODE_THREADS"), source=source, timeout=limit)
+    except FFmpegTimeout as exc:
+        raise FFmpegTimeout(
+            f"The encode took longer than its time limit ({limit:.0f} s for this video, codec "
+            f"and preset) and was stopped; try a faster preset or a shorter video.",
+            exc.returncode, exc.stderr_tail) from exc
 
 
 def failure_error(doc: dict) -> ApiError:
@@ -119,22 +135,17 @@ def run_encode(encode_id: str, job_id: str) -> None:
     codec, preset = doc["video_codec"], doc["quality_preset"]
     out_path = os.path.join(folders.path_of(doc), f"encoded_{codec}_{preset}.mp4")
     started = time.monotonic()
-    limit = None
     try:
         videos.update(db(), encode_id, {"encoding_started_at": datetime.now(timezone.utc)},
                       job_id=job_id)
-        source = doc.get("metadata") or probe_video(doc["input_file_path"])
-        limit = encode_time_limit(source, codec, preset, setting("ENCODE_TIMEOUT_FACTOR"))
-        result = encode_to_mp4(doc["input_file_path"], out_path, codec, preset,
-                               on_progress=progress_reporter(encode_id, job_id),
-                               threads=setting("ENCODE_THREADS"), source=source, timeout=limit)
+        result = encode_within_limit(encode_id, job_id, doc["input_file_path"], out_path, codec,
+                                     preset, doc.get("metadata"))
     except JobCancelled:
         log.warning("encode %s: job %s lost ownership; stopped", encode_id, job_id)
         return
-    except FFmpegTimeout:
-        log.warning("encode %s: job %s stopped at its time limit of %.0f s", encode_id, job_id,
-                    limit)
-        _fail(encode_id, job_id, timeout_message(limit), "ENCODE_TIMEOUT")
+    except FFmpegTimeout as exc:
+        log.warning("encode %s: job %s stopped at its time limit", encode_id, job_id)
+        _fail(encode_id, job_id, str(exc), "ENCODE_TIMEOUT")
         return
     except InvalidMediaError as exc:
         log.warning("encode %s: job %s refused its input: %s", encode_id, job_id, exc)
