@@ -344,6 +344,8 @@ def main() -> None:
     for sub in ("logs", "downloads", "uploads", "nginx-tmp"):
         (t / sub).mkdir()
     t.chmod(0o755)  # nginx's worker user must reach downloads/ (X-Accel-Redirect)
+    for sub in ("downloads", "uploads"):  # as docs/deployment.md says: traverse, never list
+        (t / sub).chmod(0o711)
     gunicorn = nginx = wire = None
     build_sources(ROOT / ".cache" / "sources")
     try:

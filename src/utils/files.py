@@ -1,7 +1,7 @@
 """Sending finished media files: by Flask itself, or by nginx with ``X-Accel-Redirect``.
 
 With ``USE_X_ACCEL_REDIRECT=true`` the app answers with an empty body and the header
-``X-Accel-Redirect: /_protected/downloads/{video_id}/{file}`` (or ``/_protected/uploads/...``);
+``X-Accel-Redirect: /_protected/downloads/{folder}/{file}`` (or ``/_protected/uploads/...``);
 nginx, which owns the ``internal`` locations of deploy/nginx.conf, then streams the file itself
 (Range requests included) and no gunicorn thread is held for the transfer. Source: nginx docs,
 "X-Accel" (``X-Accel-Redirect`` to an ``internal`` location).
