@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from src.media.segment import fetch_segment
 from src.media.source import FetchPlan, extract_info, select_formats
 
 START, END = 300.0, 330.0  # a 30 s clip at minute 5 of a ~10 minute video
+MEDIA = Path(__file__).resolve().parent / "media" / "big_buck_bunny_720p_5s.mp4"
 
 
 @pytest.fixture(autouse=True)
@@ -129,6 +131,30 @@ def test_ranged_path_on_a_moov_that_fits_in_the_first_request(local_sources, tmp
     assert len(ranged) > 10 and ranged == direct
     assert ranged_bytes <= 1.2 * (out / "ranged.mp4").stat().st_size
     assert sorted(os.listdir(out)) == ["direct.mp4", "ranged.mp4"]
+
+
+def test_ranged_path_on_a_file_shorter_than_the_first_request(tmp_path, monkeypatch):
+    """A whole file smaller than the first Range request: the server answers with what there
+    is (RFC 9110 §14.1.2: the range is cut at the end), and the ranged path uses it."""
+    tiny = tmp_path / "src" / "tiny.mp4"
+    tiny.parent.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(MEDIA), "-t", "3", "-vf", "scale=160:90",
+                    "-c:v", "libx264", "-b:v", "40k", "-g", "25", "-c:a", "aac", "-b:a", "24k",
+                    "-movflags", "+faststart", str(tiny)], check=True)
+    assert tiny.stat().st_size < rangedcopy.HEAD_BYTES
+    out = tmp_path / "out"
+    out.mkdir()
+    built, real = [], rangedcopy.ranged_copies  # a spy: the ranged path must not fall back
+    monkeypatch.setattr(rangedcopy, "ranged_copies",
+                        lambda *args: built.append(real(*args)) or built[-1])
+    with SourceServer(tiny.parent) as server:
+        plan = FetchPlan(video_url=server.url("tiny.mp4"), audio_url=None)
+        fetch_segment(plan, 1.0, 2.5, out / "ranged.mp4")
+        monkeypatch.setattr(segment, "CONNECTIONS", 0)
+        fetch_segment(plan, 1.0, 2.5, out / "direct.mp4")
+    assert len(built) == 1 and built[0] is not None
+    ranged, direct = _packets(out / "ranged.mp4"), _packets(out / "direct.mp4")
+    assert len(ranged) > 10 and ranged == direct
 
 
 def test_server_without_range_support_falls_back_to_ffmpeg(clean_source_server, tmp_path):

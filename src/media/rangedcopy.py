@@ -1,5 +1,5 @@
-"""Local sparse copies of MP4 streams holding what ffmpeg reads to cut a segment (the ranged
-path of :mod:`src.media.segment`).
+"""Local sparse copies of MP4 and WebM streams holding what ffmpeg reads to cut a segment (the
+ranged path of :mod:`src.media.segment`).
 
 Each copy is a file of the source's size (``ftruncate``: holes read as zeros) with the fetched
 bytes at their original offsets. The requests go in rounds, each round's requests in parallel
@@ -15,6 +15,9 @@ over every stream (:class:`src.media.rangefetch.Fetcher`; on YouTube a round cos
 3. the segment's fragments or samples (:func:`src.media.mp4index.sidx_span`,
    :meth:`src.media.mp4sparse.SparseMoov.span`), for a progressive stream with the
    ``PROBE_BYTES`` after its ``moov``, split over the connections.
+
+A stream whose head starts with an EBML header is a WebM (:class:`src.media.webmcopy.WebmStream`:
+the same rounds with its Cues as the index); each stream of a pair is told apart on its own.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from src.media import mp4index, mp4sparse, rangefetch
+from src.media import mp4index, mp4sparse, rangefetch, webmcopy
 from src.media.ffmpeg import mmss
 
 #: Largest index (``moov``) kept in memory; a bigger one falls back to the direct path.
@@ -37,14 +40,20 @@ HEAD_BYTES = 64 * 1024
 PROBE_BYTES = 32 * 1024
 #: Parts of the segment smaller than this are not split further.
 MIN_PART = 256 * 1024
-#: Rounds of the ``moov`` walk before giving up on a scattered (or hostile) index.
+#: Rounds of the ``moov`` walk (or of a WebM head and Cues) before giving up on a scattered (or
+#: hostile) index.
 MAX_ROUNDS = 16
+#: Largest source a sparse copy is made of (1 TiB; a Content-Range total beyond what a file
+#: system holds would make ``ftruncate`` fail): a larger one falls back to the direct path.
+MAX_SOURCE_BYTES = 1 << 40
 
 
 class _Stream:
     """One URL: its size, the bytes fetched from offset 0 (``data``) and, for a progressive
     MP4, the :class:`~src.media.mp4sparse.SparseMoov` being read. ``connections``: how many
     parts a fragmented stream's rest of index is split into."""
+
+    suffix = ".mp4"
 
     def __init__(self, url: str, size: int, head: bytes, connections: int):
         self.url, self.size, self.data = url, size, head
@@ -117,9 +126,10 @@ def ranged_copies(urls: list, headers: dict, start: float, end: float, tmp: Path
                   on_progress: Optional[Callable[[dict], None]], deadline: Optional[float],
                   connections: int, share: float, egress=None) -> Optional[list]:
     """Fetch what ffmpeg reads to cut ``start``..``end`` seconds of each URL into sparse copies
-    ``{tmp}.{i}.mp4`` (appended to ``copies`` as they are created, so the caller removes them
-    in every case); return their paths, or None when a source is not an indexed MP4 or ignores
-    Range requests (the caller falls back to the direct path; the copies are removed).
+    ``{tmp}.{i}.mp4`` or ``.webm`` (appended to ``copies`` as they are created, so the caller
+    removes them in every case); return their paths, or None when a source is neither an
+    indexed MP4 nor a WebM with Cues, or ignores Range requests (the caller falls back to the
+    direct path; the copies are removed). Each URL is an MP4 or a WebM by its first bytes.
 
     ``headers``: request headers; ``connections``: parallel connections per URL;
     ``deadline``: ``time.monotonic()`` value (None: no limit). ``on_progress`` receives the
@@ -154,7 +164,7 @@ def ranged_copies(urls: list, headers: dict, start: float, end: float, tmp: Path
 
     try:
         heads = fetcher.run([(url, 0, HEAD_BYTES - 1, None) for url in urls], tick)
-        streams = [_Stream(url, size, data, connections)
+        streams = [_open_stream(url, size, data, connections)
                    for url, (size, data) in zip(urls, heads)]
         for _ in range(MAX_ROUNDS):
             needs = [(s, a, b) for s in streams for a, b in s.reads()]
@@ -168,7 +178,7 @@ def ranged_copies(urls: list, headers: dict, start: float, end: float, tmp: Path
         try:
             for i, stream in enumerate(streams):
                 media = stream.media(start, end)
-                copy = Path(f"{tmp}.{i}.mp4")
+                copy = Path(f"{tmp}.{i}{stream.suffix}")
                 copies.append(copy)
                 fds.append(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
                 os.ftruncate(fds[-1], stream.size)
@@ -189,3 +199,12 @@ def ranged_copies(urls: list, headers: dict, start: float, end: float, tmp: Path
         return None
     finally:
         fetcher.close()
+
+
+def _open_stream(url: str, size: int, head: bytes, connections: int):
+    """The stream reader for ``head``, the first bytes of ``url``: WebM after an EBML header,
+    else MP4. Raises IndexUnsupported (also for a source over ``MAX_SOURCE_BYTES``)."""
+    if size > MAX_SOURCE_BYTES:
+        raise mp4index.IndexUnsupported(f"a source of {size} bytes")
+    kind = webmcopy.WebmStream if head[:4] == webmcopy.MAGIC else _Stream
+    return kind(url, size, head, connections)

@@ -164,6 +164,7 @@ class Fetcher:
             if response.status != 206 or not match or match[3] == "*" or int(match[1]) != start:
                 raise RangesUnsupported(f"HTTP {response.status} to a Range request")
             state["size"] = int(match[3])
+            last = min(last, int(match[2]))  # a file shorter than the range asked for
             position = start
             while position <= last:
                 if self._cancel.is_set():

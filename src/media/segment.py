@@ -2,15 +2,17 @@
 
 Two paths, the same cut:
 
-- **ranged** (MP4 sources: progressive ``moov`` or DASH ``sidx``): the bytes that hold the
-  segment are fetched over several HTTP connections at once (:mod:`src.media.rangefetch`; sites
-  throttle each connection) into a local *sparse* copy of each stream — the index (of a
-  progressive ``moov``, only the per-sample entries of the chunks that hold the segment), the
-  first bytes ffmpeg probes, the segment, at their original offsets
-  (:mod:`src.media.rangedcopy`) — and ffmpeg cuts that copy locally. ffmpeg reads the same
-  packets it would read over HTTP (tests compare them packet by packet).
-- **direct** (anything else: WebM, HLS, a server without Range support, an MP4 whose ``moov``
-  follows its ``mdat``): ffmpeg reads the URLs itself.
+- **ranged** (MP4 sources: progressive ``moov`` or DASH ``sidx``; WebM with Cues, at the front
+  or the end): the bytes that hold the segment are fetched over several HTTP connections at
+  once (:mod:`src.media.rangefetch`; sites throttle each connection) into a local *sparse* copy
+  of each stream — the index (of a progressive ``moov``, only the per-sample entries of the
+  chunks that hold the segment; a WebM's Cues), the first bytes ffmpeg probes, the segment
+  (MP4 samples or fragments, WebM clusters), at their original offsets
+  (:mod:`src.media.rangedcopy`, :mod:`src.media.webmcopy`) — and ffmpeg cuts that copy
+  locally. ffmpeg reads the same packets it would read over HTTP (tests compare them packet
+  by packet).
+- **direct** (anything else: HLS, WebM without Cues — live —, a server without Range support,
+  an MP4 whose ``moov`` follows its ``mdat``): ffmpeg reads the URLs itself.
 
 ``-ss`` placed before each ``-i`` is an *input* seek: ffmpeg's demuxer looks the position up in
 the index and (over HTTP) issues a Range request from there; ``-t`` on the input stops reading
@@ -25,7 +27,10 @@ connects (:mod:`src.media.egress`); the ranged fetcher and ffmpeg then connect o
 guard proxy (:mod:`src.media.guard`: ffmpeg gets it as ``-http_proxy`` and ``http_proxy``, with
 ``no_proxy`` removed from its environment, because ffmpeg honours it even with an explicit
 proxy). Each ffmpeg input gets ``-protocol_whitelist``: ``URL_PROTOCOLS`` for a URL (an HLS
-playlist cannot name ``file:`` or other protocols), ``file`` for our own sparse copies.
+playlist cannot name ``file:`` or other protocols); our own sparse copies, which hold the
+source's bytes, get :data:`src.media.probe.INPUT_ALLOW_LIST` (``file`` only, the containers we
+accept) and the demuxer of the index we read (``-f mov`` / ``-f matroska``), so no content can
+make ffmpeg open them as a playlist or script that names other files.
 """
 from __future__ import annotations
 
@@ -55,6 +60,9 @@ FETCH_SHARE = 95.0
 #: What ffmpeg 5.1 needs to read a URL through the guard: http, https = tls over tcp, the
 #: CONNECT tunnel (httpproxy) of https through a proxy, crypto for AES-128 HLS segments.
 URL_PROTOCOLS = "http,https,tcp,tls,httpproxy,crypto"
+#: ffmpeg demuxer for a sparse copy, by the suffix :func:`rangedcopy.ranged_copies` gives it
+#: (an MP4 or a WebM index was read from its bytes).
+_COPY_DEMUXERS = {".mp4": "mov", ".webm": "matroska"}
 
 
 def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
@@ -150,7 +158,7 @@ def _ffmpeg_args(plan: FetchPlan, start: float, duration: float, tmp: Path, inpu
     args: list = []
     for url in inputs:
         if not url.startswith(("http://", "https://")):
-            args += ["-protocol_whitelist", "file"]
+            args += [*INPUT_ALLOW_LIST, "-f", _COPY_DEMUXERS[Path(url).suffix]]
         else:
             args += ["-protocol_whitelist", URL_PROTOCOLS, "-http_proxy", proxy_url, *_RECONNECT]
             if plan.http_headers:
