@@ -285,3 +285,28 @@ def test_a_file_gone_between_lookup_and_send_is_410(app):
         with pytest.raises(ApiError) as info:
             send_media(os.path.join(app.config["DOWNLOADS_DIR"], "gone.mp4"), "video/mp4")
     assert info.value.status == 410 and info.value.code == "FILE_EXPIRED"
+
+
+def test_a_clip_and_an_encode_on_the_embedded_stores(make_app, auth_factory, source_server,
+                                                     tmp_path):
+    """Without REDIS_URI — fakeredis, as a first `make run` or `make demo` starts — a clip
+    downloads and an upload encodes: the per-user job lock (a redis-py Lock, whose Lua scripts
+    fakeredis runs through lupa) works there too."""
+    app = make_app(REDIS_URI=None, DOWNLOAD_WAIT_SECONDS=120)
+    client = app.test_client()
+    auth = auth_factory(client)
+    user = auth.user()
+    video_id = auth.save_clip(user, source_server.mp4_url, 300, 304)
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"])
+    assert r.status_code == 200 and r.mimetype == "video/mp4", r.data[:200]
+    (tmp_path / "clip.mp4").write_bytes(r.data)
+    duration, streams = _probe(str(tmp_path / "clip.mp4"))
+    assert abs(duration - 4) <= 1.5 and streams["video"]["height"] == 720
+    media = os.path.join(os.path.dirname(__file__), "media", "big_buck_bunny_720p_5s.mp4")
+    with open(media, "rb") as fh:
+        r = client.post("/api/encode/upload", headers=user["headers"],
+                        data={"video": (fh, "clip.mp4")}, content_type="multipart/form-data")
+    assert r.status_code == 201, r.json
+    r = client.post(f"/api/encode/start/{r.json['encode_id']}", headers=user["headers"],
+                    json={"video_codec": "h264", "quality_preset": "medium"})
+    assert r.status_code == 200 and r.json["message"] == "Video encoded successfully", r.json
