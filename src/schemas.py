@@ -96,12 +96,14 @@ class PublicTokenListResponse(Schema):
 
 
 class SaveVideoSchema(Schema):
-    """A clip request: times in seconds (JSON numbers), the owner's user id."""
+    """A clip request: times in seconds (JSON numbers), the owner's user id (a bound public
+    token names its owner, so only an anonymous token needs it)."""
 
     url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
     start_time = Seconds(required=True)
     end_time = Seconds(required=True)
-    user_id = fields.String(required=True)
+    user_id = fields.String(load_default=None, metadata={
+        "description": "required with an anonymous token; optional with a bound one"})
     additional_message = fields.String(load_default=None, allow_none=True,
                                        validate=validate.Length(max=500))
     clip_offset = Seconds(load_default=None, allow_none=True)
