@@ -6,6 +6,10 @@ real cause: ``DownloadError.exc_info`` holds the ``ExtractorError``, whose ``cau
 (GeoRestrictedError, UserNotLive, HTTPError, UnsupportedError, TransportError), then the message
 text YouTube sends (its ``playabilityStatus.reason``, which yt-dlp passes through verbatim, e.g.
 "Sign in to confirm you're not a bot", "Private video", "This live event will begin in 3 hours").
+A crash of an extractor on input it cannot parse (a plain Python error such as ``KeyError``
+under yt-dlp's ``ExtractorError`` "An extractor error has occurred", e.g. a DASH SegmentList
+with ``mediaRange`` only, issue 12) is FORMAT_UNAVAILABLE, not an unknown error: the source sent
+something, it is just not readable.
 """
 from __future__ import annotations
 
@@ -75,6 +79,10 @@ _TEXT_RULES = [
                         r"has been removed|content isn.t available|does not exist|unsupported url|"
                         r"recording is not available"),
 ]
+#: Python errors an extractor raises when it crashes on what a source sent (matched by class,
+#: only beneath a yt-dlp DownloadError/ExtractorError).
+_PARSER_CRASHES = (KeyError, IndexError, TypeError, AttributeError, ValueError, ZeroDivisionError,
+                   SyntaxError)  # xml.etree.ElementTree.ParseError is a SyntaxError
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})|Server returned (\d{3}|[45]XX)")
 
 
@@ -101,8 +109,9 @@ def classify(exc: BaseException) -> MediaError:
     """Map an exception from yt-dlp, ffmpeg or this package to a :class:`MediaError`.
 
     Never raises. A MediaError is returned unchanged; FFmpegError → SOURCE_HTTP_ERROR when its
-    stderr shows an HTTP error or a refused connection, else FFMPEG_FAILED; anything unknown →
-    UNKNOWN_ERROR.
+    stderr shows an HTTP error or a refused connection, else FFMPEG_FAILED; a yt-dlp error
+    caused by a plain Python error (an extractor crash, module docstring) → FORMAT_UNAVAILABLE;
+    anything unknown → UNKNOWN_ERROR.
     """
     if isinstance(exc, MediaError):
         return exc
@@ -129,6 +138,10 @@ def classify(exc: BaseException) -> MediaError:
         return _http_error(match.group(1) or match.group(2), detail)
     if any(isinstance(err, (TransportError, ConnectionError, TimeoutError)) for err in chain):
         return MediaError(SOURCE_HTTP_ERROR, "The video source could not be reached.", detail)
+    if (isinstance(exc, (DownloadError, ExtractorError))
+            and any(isinstance(err, _PARSER_CRASHES) for err in chain[1:])):
+        return MediaError(FORMAT_UNAVAILABLE, "The source's page or manifest could not be read "
+                                              "(its format is not supported).", detail)
     return MediaError(UNKNOWN_ERROR, detail=detail)
 
 

@@ -11,10 +11,15 @@ Every request goes through the egress guard (:mod:`src.media.guard`: it checks e
 host, port and resolved address) and every redirect's ``Location`` is checked against the
 policy before it is followed (:class:`_CheckedRedirects`; issue 11: "the ranged fetcher
 re-checks each redirect hop").
+
+Whole-object mode (``last=None``; the fragment path, :mod:`src.media.fragments`): a DASH
+fragment is its own file of unknown size, so it is fetched with a plain GET, a 200 is the
+answer expected, and at most ``max_bytes`` are accepted; a retry starts the object again.
 """
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import re
 import threading
@@ -26,7 +31,8 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Callable, Optional
 
 from src.media import guard
-from src.media.errors import FFMPEG_FAILED, SOURCE_HTTP_ERROR, MediaError, classify
+from src.media.errors import (FFMPEG_FAILED, FORMAT_UNAVAILABLE, SOURCE_HTTP_ERROR, MediaError,
+                              classify)
 
 #: Size of one read from a connection (and the granularity of cancellation).
 CHUNK = 64 * 1024
@@ -95,6 +101,7 @@ class Fetcher:
         self._opener = urllib.request.build_opener(_ThroughGuard(self.egress.proxy_url),
                                                    _CheckedRedirects(self.egress.policy))
         self.done_bytes = 0
+        self.done_jobs = 0  # jobs finished, for progress counted in objects (fragments)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max(1, connections), thread_name_prefix="range")
@@ -109,6 +116,9 @@ class Fetcher:
     def run(self, jobs: list, tick: Callable[[], None], period: float = 0.25) -> list:
         """Run ``jobs`` — ``(url, first, last, fd)`` tuples (``fd``: file to pwrite into, or
         None to keep the bytes) — and return, per job, ``(file_size, bytes or None)``.
+        ``last=None`` fetches the whole object (no Range header; 200 or 206 from byte 0; at
+        most ``first`` bytes — the object's size limit —, written from offset 0; ``file_size``
+        is then the bytes received; more than the limit is MediaError(FORMAT_UNAVAILABLE)).
 
         ``tick()`` is called from this thread every ``period`` seconds while they run. Raises
         RangesUnsupported, MediaError (SOURCE_NOT_ALLOWED for a redirect the policy refuses
@@ -134,17 +144,65 @@ class Fetcher:
             raise
         return [future.result() for future in futures]
 
-    def _fetch(self, url: str, first: int, last: int, fd: Optional[int]):
-        kept, state = bytearray(), {"position": first, "size": None}
+    def _fetch(self, url: str, first: int, last: Optional[int], fd: Optional[int]):
+        whole = last is None
+        kept, state = bytearray(), {"position": 0 if whole else first, "size": None}
         for attempt in range(ATTEMPTS):
             try:
-                self._read(url, state, last, fd, kept)
+                if whole:
+                    self._read_whole(url, state, first, fd, kept)
+                else:
+                    self._read(url, state, last, fd, kept)
                 break
             except (OSError, urllib.error.URLError) as exc:  # dropped or refused connection
                 if attempt + 1 == ATTEMPTS or self._cancel.is_set():
                     raise MediaError(SOURCE_HTTP_ERROR, "The video source could not be reached.",
                                      detail=str(exc)) from exc
+                if whole:  # start the object again
+                    with self._lock:
+                        self.done_bytes -= state["position"]
+                    state["position"] = 0
+                    kept.clear()
+        with self._lock:
+            self.done_jobs += 1
         return state["size"], (bytes(kept) if fd is None else None)
+
+    def _read_whole(self, url: str, state: dict, limit: int, fd: Optional[int],
+                    kept: bytearray) -> None:
+        """One plain GET of the whole object, at most ``limit`` bytes (whole-object mode)."""
+        request = urllib.request.Request(url, headers=self.headers)
+        try:
+            response = self._opener.open(request, timeout=self.socket_timeout)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise classify(exc) from exc
+        with response:
+            if response.status not in (200, 206):
+                raise MediaError(SOURCE_HTTP_ERROR, f"The video source returned HTTP "
+                                                    f"{response.status} for a fragment.")
+            while True:
+                if self._cancel.is_set():
+                    raise MediaError(FFMPEG_FAILED, "cancelled")
+                try:
+                    chunk = response.read(CHUNK)
+                except http.client.HTTPException as exc:  # IncompleteRead and the like
+                    raise ConnectionError(str(exc)) from exc
+                if not chunk:
+                    if response.length:  # Content-Length not reached: a dropped connection
+                        raise ConnectionError(f"connection closed at byte {state['position']}")
+                    break
+                position = state["position"]
+                if position + len(chunk) > limit:
+                    raise MediaError(FORMAT_UNAVAILABLE, "A fragment of this video is larger "
+                                                         "than the server accepts.")
+                if fd is None:
+                    kept += chunk
+                else:
+                    os.pwrite(fd, chunk, position)
+                state["position"] = position + len(chunk)
+                with self._lock:
+                    self.done_bytes += len(chunk)
+            state["size"] = state["position"]
 
     def _read(self, url: str, state: dict, last: int, fd: Optional[int], kept: bytearray) -> None:
         """One request from ``state["position"]`` to ``last``; advances the position as bytes

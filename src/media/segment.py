@@ -11,6 +11,9 @@ Two paths, the same cut:
   (:mod:`src.media.rangedcopy`, :mod:`src.media.webmcopy`) — and ffmpeg cuts that copy
   locally. ffmpeg reads the same packets it would read over HTTP (tests compare them packet
   by packet).
+- **fragments** (a DASH fragment list, ``http_dash_segments``): the Initialization Segment and
+  the Media Segments that cover the clip, fetched in parallel into one local file per stream
+  (:mod:`src.media.fragments`), cut locally the same way.
 - **direct** (anything else: HLS, WebM without Cues — live —, a server without Range support,
   an MP4 whose ``moov`` follows its ``mdat``): ffmpeg reads the URLs itself.
 
@@ -41,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from src.media import egress, guard, rangedcopy
+from src.media import egress, fragments, guard, rangedcopy
 from src.media.errors import FFMPEG_FAILED, SEGMENT_OUT_OF_RANGE, MediaError, classify
 from src.media.ffmpeg import FFmpegError, Progress, ffprobe, mmss, run_ffmpeg
 from src.media.probe import INPUT_ALLOW_LIST
@@ -104,13 +107,18 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
     tmp, copies = Path(tmp_name), []
     with guard.session(policy) as session:
         try:
-            inputs = None
-            if CONNECTIONS > 0:
+            inputs, seeks = None, start
+            if CONNECTIONS > 0 and plan.video_fragments is not None:
+                local = fragments.fragment_copies(plan, start, end, tmp, copies, on_progress,
+                                                  deadline, CONNECTIONS, FETCH_SHARE, session)
+                if local:
+                    inputs, seeks = [path for path, _ in local], [seek for _, seek in local]
+            elif CONNECTIONS > 0:
                 inputs = rangedcopy.ranged_copies(urls, plan.http_headers, start, end, tmp,
                                                   copies, on_progress, deadline, CONNECTIONS,
                                                   FETCH_SHARE, session)
             share = FETCH_SHARE if inputs else 0.0
-            run_ffmpeg(_ffmpeg_args(plan, start, end - start, tmp, inputs or urls,
+            run_ffmpeg(_ffmpeg_args(plan, seeks, end - start, tmp, inputs or urls,
                                     session.proxy_url),
                        on_progress=_cut_reporter(end - start, share, on_progress) if on_progress
                        else None,
@@ -151,12 +159,14 @@ def _remaining(deadline: Optional[float]) -> Optional[float]:
     return left
 
 
-def _ffmpeg_args(plan: FetchPlan, start: float, duration: float, tmp: Path, inputs: list,
+def _ffmpeg_args(plan: FetchPlan, start, duration: float, tmp: Path, inputs: list,
                  proxy_url: str) -> list:
     """Arguments for ffmpeg: one seeking input per stream (its URL, read through the guard at
-    ``proxy_url``, or its local sparse copy), stream copy, the plan's muxer."""
+    ``proxy_url``, or its local copy), stream copy, the plan's muxer. ``start``: the input
+    ``-ss`` in seconds, or a list of one per input (the fragment path's copies)."""
     args: list = []
-    for url in inputs:
+    starts = start if isinstance(start, list) else [start] * len(inputs)
+    for url, start in zip(inputs, starts):
         if not url.startswith(("http://", "https://")):
             args += [*INPUT_ALLOW_LIST, "-f", _COPY_DEMUXERS[Path(url).suffix]]
         else:

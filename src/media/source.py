@@ -24,7 +24,7 @@ from typing import Optional
 
 import yt_dlp
 
-from src.media import egress, guard
+from src.media import egress, fragments, guard
 from src.media.errors import (FORMAT_UNAVAILABLE, SOURCE_NOT_ALLOWED, VIDEO_UNAVAILABLE,
                               MediaError, classify)
 
@@ -36,8 +36,9 @@ FORMAT_PREFERENCES = ("mp4", "webm", "best")
 _LADDER = (144, 240, 360, 480, 720, 1080, 1440, 2160, 4320)
 #: Every label select_formats accepts: the spec's options plus the lower rungs (e.g. ``480p``).
 _LABELS = {f"{rung}p": rung for rung in _LADDER}
-#: Protocols ffmpeg can open by URL and seek with HTTP Range requests (or HLS segments).
-_SEEKABLE_PROTOCOLS = ("http", "https", "m3u8", "m3u8_native")
+#: Protocols we can cut: ffmpeg opens them by URL and seeks with HTTP Range requests (or HLS
+#: segments); DASH fragment lists also go through :mod:`src.media.fragments`.
+_SEEKABLE_PROTOCOLS = ("http", "https", "m3u8", "m3u8_native", fragments.PROTOCOL)
 #: yt-dlp format specs per container preference, tried left to right ("/" = fallback):
 #: separate best video + best audio of that container, else one combined (progressive)
 #: format, else video alone. Heights are filtered beforehand (see select_formats).
@@ -224,6 +225,8 @@ class FetchPlan:
     ``acodec`` as yt-dlp reports them (None when unknown, e.g. a direct MP4 link).
     ``needs_encode``: mp4 was asked for but the best video at that resolution exists only in
     WebM (YouTube above 1080p), so the segment is fetched as WebM and must be re-encoded.
+    ``video_fragments``/``audio_fragments``: the :class:`src.media.fragments.FragmentList` of
+    a DASH fragment list (``http_dash_segments``; ``video_url`` is then the manifest), else None.
     """
 
     video_url: str
@@ -236,6 +239,8 @@ class FetchPlan:
     acodec: Optional[str] = None
     format_ids: list = field(default_factory=list)
     needs_encode: bool = False
+    video_fragments: Optional[fragments.FragmentList] = None
+    audio_fragments: Optional[fragments.FragmentList] = None
 
 
 def select_formats(info: dict, format_preference: str = "mp4",
@@ -251,6 +256,9 @@ def select_formats(info: dict, format_preference: str = "mp4",
     ``mp4`` when the best video under the limit exists only as WebM, the WebM streams are chosen
     with ``needs_encode=True`` (spec "Smart Download Logic": ≥1440p → WebM, then H.265).
     A ``webm`` request on a source without WebM raises rather than silently returning MP4.
+    Among formats of equal quality (same resolution label, container and stream kind) only
+    those on the fastest path are considered: ranged index > DASH fragments > ffmpeg direct
+    (:func:`src.media.fragments.prefer_fastest`).
 
     Raises ValueError for an unknown preference; MediaError(FORMAT_UNAVAILABLE) when nothing fits.
     """
@@ -262,6 +270,9 @@ def select_formats(info: dict, format_preference: str = "mp4",
     formats = [f for f in info.get("formats") or []
                if f.get("protocol", "http") in _SEEKABLE_PROTOCOLS and not f.get("has_drm")
                and (f.get("vcodec") == "none" or limit is None or _fits(f, limit))]
+    formats = fragments.prefer_fastest(formats, lambda f: (
+        height_label(f.get("width"), f.get("height")), f.get("ext"), f.get("vcodec") == "none",
+        f.get("acodec") == "none"))
     needs_encode = False
     ydl = _selector_ydl()
     chosen = _select(ydl, formats, _SPECS[format_preference])
@@ -324,4 +335,6 @@ def _plan(chosen: dict, needs_encode: bool) -> FetchPlan:
         acodec=(audio or video).get("acodec"),
         format_ids=[p.get("format_id") for p in parts],
         needs_encode=needs_encode,
+        video_fragments=fragments.from_format(video),
+        audio_fragments=fragments.from_format(audio),
     )
