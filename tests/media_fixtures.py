@@ -5,6 +5,11 @@ ladder; ``source_server`` serves them on 127.0.0.1 for the whole session (``.mp4
 ``.dash_url``, ``.url(name)``, ``.size(name)``, ``.bytes_served()``, ``.rate_bytes_per_sec``,
 ``.ranges``);
 ``clean_source_server`` is the same server with counters and throttle reset around one test.
+``shapes_server`` serves every source shape of scripts/shapes.py (``.cache/shapes``) for the
+session, ``clean_shapes_server`` resets it around one test. ``local_egress`` admits
+``127.0.0.1:*`` in the media layer's egress policy for tests that call it without an app
+(``pytestmark = pytest.mark.usefixtures("local_egress")``); ``built`` records what each
+ranged copy returned (a spy).
 """
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from scripts.local_source import SourceServer, build_sources
+from scripts.shapes import DEFAULT_CACHE as SHAPES_DIR, build_shapes
+from src.media import egress, rangedcopy
 
 SOURCES_DIR = Path(__file__).resolve().parent.parent / ".cache" / "sources"
 
@@ -41,3 +48,39 @@ def clean_source_server(source_server):
     source_server.rate_bytes_per_sec = None
     source_server.ranges = True
     source_server.reset_counters()
+
+
+@pytest.fixture(scope="session")
+def shapes_server():
+    """A :class:`SourceServer` over every shape of :func:`scripts.shapes.build_shapes`."""
+    build_shapes(SHAPES_DIR, log=lambda *_: None)
+    with SourceServer(SHAPES_DIR) as server:
+        yield server
+
+
+@pytest.fixture
+def clean_shapes_server(shapes_server):
+    """``shapes_server`` with byte counters zeroed, no throttle and Range support, restored
+    after the test."""
+    shapes_server.reset_counters()
+    shapes_server.rate_bytes_per_sec, shapes_server.ranges = None, True
+    yield shapes_server
+    shapes_server.rate_bytes_per_sec, shapes_server.ranges = None, True
+
+
+@pytest.fixture
+def local_egress(monkeypatch):
+    """Outside an app the media layer's egress policy admits nothing; tests that call the
+    media layer directly on the local sources admit 127.0.0.1 (create_app configures the policy
+    from ALLOWED_SOURCE_HOSTS)."""
+    monkeypatch.setattr(egress, "_configured", egress.Policy(["127.0.0.1:*"]))
+
+
+@pytest.fixture
+def built(monkeypatch) -> list:
+    """What each ``rangedcopy.ranged_copies`` call returned (None: it fell back to the direct
+    path), for tests that assert which path was taken."""
+    calls, real = [], rangedcopy.ranged_copies
+    monkeypatch.setattr(rangedcopy, "ranged_copies",
+                        lambda *args: calls.append(real(*args)) or calls[-1])
+    return calls

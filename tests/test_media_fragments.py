@@ -13,38 +13,24 @@ import time
 
 import pytest
 
-from scripts.local_source import SourceServer
-from scripts.shapes import DEFAULT_CACHE, build_shapes
-from src.media import egress, fragments, segment
+from scripts.shapes import DEFAULT_CACHE
+from src.media import fragments, segment
 from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
 from src.media.source import extract_info, select_formats
 from tests.security.test_ssrf import Server, _app, _download, redirect, send_file
 
+pytestmark = pytest.mark.usefixtures("local_egress")
+
 SEGMENTED = ["dash_number", "dash_time"]
 MPD = "{}/manifest.mpd"
 
 
-@pytest.fixture(autouse=True)
-def local_egress(monkeypatch):
-    """The source runs on 127.0.0.1 (create_app would configure the policy)."""
-    monkeypatch.setattr(egress, "_configured", egress.Policy(["127.0.0.1:*"]))
-
-
-@pytest.fixture(scope="module")
-def shapes_server():
-    build_shapes(DEFAULT_CACHE, log=lambda *_: None)
-    with SourceServer(DEFAULT_CACHE) as server:
-        yield server
-
-
 @pytest.fixture
-def server(shapes_server):
-    shapes_server.reset_counters()
-    shapes_server.rate_bytes_per_sec = None
-    yield shapes_server
-    shapes_server.rate_bytes_per_sec = None
+def server(clean_shapes_server):
+    """The shapes server (tests/media_fixtures.py), clean for this test."""
+    return clean_shapes_server
 
 
 def _streams(path) -> dict:

@@ -10,21 +10,16 @@ from pathlib import Path
 import pytest
 
 from scripts.local_source import SourceServer
-from src.media import egress, errors, mp4index, rangedcopy, rangefetch, segment
+from src.media import errors, mp4index, rangedcopy, rangefetch, segment
 from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
 from src.media.source import FetchPlan, extract_info, select_formats
 
+pytestmark = pytest.mark.usefixtures("local_egress")
+
 START, END = 300.0, 330.0  # a 30 s clip at minute 5 of a ~10 minute video
 MEDIA = Path(__file__).resolve().parent / "media" / "big_buck_bunny_720p_5s.mp4"
-
-
-@pytest.fixture(autouse=True)
-def local_egress(monkeypatch):
-    """Outside an app the media layer's egress policy admits nothing; these tests use the local
-    source on 127.0.0.1 (create_app configures the policy from ALLOWED_SOURCE_HOSTS)."""
-    monkeypatch.setattr(egress, "_configured", egress.Policy(["127.0.0.1:*"]))
 
 
 def _plan(server, source: str, resolution: str = "720p"):
@@ -106,7 +101,7 @@ def test_ranged_path_writes_the_same_packets_as_ffmpeg_over_http(
 
 
 def test_ranged_path_on_a_moov_that_fits_in_the_first_request(local_sources, tmp_path,
-                                                               monkeypatch):
+                                                               monkeypatch, built):
     """A short progressive MP4: its whole moov arrives with the first request per stream."""
     short = tmp_path / "src" / "short.mp4"
     short.parent.mkdir()
@@ -117,9 +112,6 @@ def test_ranged_path_on_a_moov_that_fits_in_the_first_request(local_sources, tmp
     assert moov.end < rangedcopy.HEAD_BYTES
     out = tmp_path / "out"
     out.mkdir()
-    built, real = [], rangedcopy.ranged_copies  # a spy: the ranged path must not fall back
-    monkeypatch.setattr(rangedcopy, "ranged_copies",
-                        lambda *args: built.append(real(*args)) or built[-1])
     with SourceServer(short.parent) as server:
         plan = FetchPlan(video_url=server.url("short.mp4"), audio_url=None)
         fetch_segment(plan, 5.0, 12.0, out / "ranged.mp4")
@@ -133,7 +125,7 @@ def test_ranged_path_on_a_moov_that_fits_in_the_first_request(local_sources, tmp
     assert sorted(os.listdir(out)) == ["direct.mp4", "ranged.mp4"]
 
 
-def test_ranged_path_on_a_file_shorter_than_the_first_request(tmp_path, monkeypatch):
+def test_ranged_path_on_a_file_shorter_than_the_first_request(tmp_path, monkeypatch, built):
     """A whole file smaller than the first Range request: the server answers with what there
     is (RFC 9110 §14.1.2: the range is cut at the end), and the ranged path uses it."""
     tiny = tmp_path / "src" / "tiny.mp4"
@@ -144,9 +136,6 @@ def test_ranged_path_on_a_file_shorter_than_the_first_request(tmp_path, monkeypa
     assert tiny.stat().st_size < rangedcopy.HEAD_BYTES
     out = tmp_path / "out"
     out.mkdir()
-    built, real = [], rangedcopy.ranged_copies  # a spy: the ranged path must not fall back
-    monkeypatch.setattr(rangedcopy, "ranged_copies",
-                        lambda *args: built.append(real(*args)) or built[-1])
     with SourceServer(tiny.parent) as server:
         plan = FetchPlan(video_url=server.url("tiny.mp4"), audio_url=None)
         fetch_segment(plan, 1.0, 2.5, out / "ranged.mp4")

@@ -14,18 +14,13 @@ from yt_dlp.networking import Response
 from yt_dlp.networking.exceptions import HTTPError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UserNotLive
 
-from src.media import egress, errors
+from src.media import errors
 from src.media.errors import MediaError, classify
 from src.media.ffmpeg import FFmpegError
 from src.media.source import (available_extensions, available_resolutions, extract_info,
                               formats_by_resolution, height_label, select_formats)
 
-
-@pytest.fixture(autouse=True)
-def local_egress(monkeypatch):
-    """Outside an app the media layer's egress policy admits nothing; these tests use the local
-    source on 127.0.0.1 (create_app configures the policy from ALLOWED_SOURCE_HOSTS)."""
-    monkeypatch.setattr(egress, "_configured", egress.Policy(["127.0.0.1:*"]))
+pytestmark = pytest.mark.usefixtures("local_egress")
 
 
 def _as_download_error(exc: Exception) -> DownloadError:
@@ -265,3 +260,6 @@ def test_source_server_http_semantics(clean_source_server):
     with pytest.raises(urllib.error.HTTPError) as out_of_range:
         urllib.request.urlopen(urllib.request.Request(url, headers={"Range": f"bytes={size}-"}))
     assert out_of_range.value.code == 416
+
+
+pytestmark = pytest.mark.usefixtures("local_egress")

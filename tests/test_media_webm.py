@@ -13,8 +13,8 @@ import subprocess
 import pytest
 
 from scripts.local_source import SourceServer
-from scripts.shapes import DEFAULT_CACHE, build_shapes
-from src.media import egress, errors, rangedcopy, segment, webmcopy, webmindex
+from scripts.shapes import DEFAULT_CACHE
+from src.media import errors, rangedcopy, segment, webmcopy, webmindex
 from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.mp4index import IndexUnsupported
@@ -22,38 +22,16 @@ from src.media.segment import fetch_segment
 from src.media.source import FetchPlan, extract_info, select_formats
 from tests.test_media_segment import _packets, _settle
 
+pytestmark = pytest.mark.usefixtures("local_egress")
+
 WEBM = {"cues_end": "webm/cues_end.webm", "cues_front": "webm/cues_front.webm"}
 HIRES = ("hires/video_1440p.webm", "hires/audio.webm")
 
 
-@pytest.fixture(autouse=True)
-def local_egress(monkeypatch):
-    """The source runs on 127.0.0.1 (create_app would configure the policy)."""
-    monkeypatch.setattr(egress, "_configured", egress.Policy(["127.0.0.1:*"]))
-
-
-@pytest.fixture(scope="module")
-def shapes_server():
-    build_shapes(DEFAULT_CACHE, log=lambda *_: None)
-    with SourceServer(DEFAULT_CACHE) as server:
-        yield server
-
-
 @pytest.fixture
-def server(shapes_server):
-    shapes_server.reset_counters()
-    shapes_server.rate_bytes_per_sec, shapes_server.ranges = None, True
-    yield shapes_server
-    shapes_server.rate_bytes_per_sec, shapes_server.ranges = None, True
-
-
-@pytest.fixture
-def built(monkeypatch) -> list:
-    """What each ``ranged_copies`` call returned (None: it fell back to the direct path)."""
-    calls, real = [], rangedcopy.ranged_copies
-    monkeypatch.setattr(rangedcopy, "ranged_copies",
-                        lambda *args: calls.append(real(*args)) or calls[-1])
-    return calls
+def server(clean_shapes_server):
+    """The shapes server (tests/media_fixtures.py), clean for this test."""
+    return clean_shapes_server
 
 
 def _plan(server, source: str) -> FetchPlan:

@@ -105,15 +105,10 @@ class _Stream:
             sidx = self.sidx
             first, last = mp4index.sidx_span(self.data[sidx.offset:sidx.end], sidx.offset,
                                              start, end)
-            ranges = [(first, last)]
-        else:
-            first, last = self.moov.span(self.windows)
-            probe = (self.moov.box.end, min(self.moov.box.end + PROBE_BYTES, self.size) - 1)
-            ranges = sorted([probe, (first, last)])
-            if ranges[1][0] <= ranges[0][1] + 1:
-                ranges = [(ranges[0][0], max(ranges[0][1], ranges[1][1]))]
-        kept = len(self.data)
-        return [(max(a, kept), b) for a, b in ranges if b >= max(a, kept)]
+            return rangefetch.missing([(first, last)], len(self.data))
+        first, last = self.moov.span(self.windows)
+        probe = (self.moov.box.end, min(self.moov.box.end + PROBE_BYTES, self.size) - 1)
+        return rangefetch.missing([probe, (first, last)], len(self.data))
 
     def write(self, fd: int) -> None:
         """Write what was fetched into the copy ``fd`` (already of the source's size)."""

@@ -247,3 +247,15 @@ def split(first: int, last: int, parts: int, min_part: int = 256 * 1024) -> list
     count = max(1, min(parts, length // min_part))
     step = -(-length // count)
     return [(a, min(a + step - 1, last)) for a in range(first, last + 1, step)]
+
+
+def missing(ranges: list, kept: int) -> list:
+    """Inclusive byte ``ranges`` merged where they touch or overlap, less the first ``kept``
+    bytes (what a copy already holds from offset 0): ``[(a, b), ...]`` in order."""
+    merged: list = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return [(max(a, kept), b) for a, b in merged if b >= max(a, kept)]

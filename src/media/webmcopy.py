@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from src.media import ebml, webmindex
+from src.media import ebml, rangefetch, webmindex
 from src.media.errors import SEGMENT_OUT_OF_RANGE, MediaError
 from src.media.mp4index import IndexUnsupported
 
@@ -105,11 +105,7 @@ class WebmStream:
         first_cluster = self.head.first_cluster or self.cues.points[0][1]
         probe = (0, min(first_cluster + webmindex.PROBE_BYTES, self.size) - 1)
         first, last = webmindex.cues_span(self.cues, start, end)
-        ranges = sorted([probe, (first, min(last, self.size - 1))])
-        if ranges[1][0] <= ranges[0][1] + 1:
-            ranges = [(ranges[0][0], max(ranges[0][1], ranges[1][1]))]
-        kept = len(self.data)
-        return [(max(a, kept), b) for a, b in ranges if b >= max(a, kept)]
+        return rangefetch.missing([probe, (first, min(last, self.size - 1))], len(self.data))
 
     def write(self, fd: int) -> None:
         """Write the head and the Cues into the copy ``fd`` (already of the source's size)."""
