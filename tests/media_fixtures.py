@@ -37,17 +37,20 @@ def source_server(local_sources):
         yield server
 
 
+def _cleaned(server: SourceServer):
+    """Yield ``server`` with byte counters zeroed, no throttle and Range support; restore that
+    afterwards."""
+    server.reset_counters()
+    server.rate_bytes_per_sec, server.ranges = None, True
+    yield server
+    server.rate_bytes_per_sec, server.ranges = None, True
+    server.reset_counters()
+
+
 @pytest.fixture
 def clean_source_server(source_server):
-    """``source_server`` with byte counters zeroed, no throttle and Range support, restored
-    after the test."""
-    source_server.reset_counters()
-    source_server.rate_bytes_per_sec = None
-    source_server.ranges = True
-    yield source_server
-    source_server.rate_bytes_per_sec = None
-    source_server.ranges = True
-    source_server.reset_counters()
+    """``source_server``, clean around one test (:func:`_cleaned`)."""
+    yield from _cleaned(source_server)
 
 
 @pytest.fixture(scope="session")
@@ -60,12 +63,8 @@ def shapes_server():
 
 @pytest.fixture
 def clean_shapes_server(shapes_server):
-    """``shapes_server`` with byte counters zeroed, no throttle and Range support, restored
-    after the test."""
-    shapes_server.reset_counters()
-    shapes_server.rate_bytes_per_sec, shapes_server.ranges = None, True
-    yield shapes_server
-    shapes_server.rate_bytes_per_sec, shapes_server.ranges = None, True
+    """``shapes_server``, clean around one test (:func:`_cleaned`)."""
+    yield from _cleaned(shapes_server)
 
 
 @pytest.fixture
