@@ -37,10 +37,12 @@ make ffmpeg open them as a playlist or script that names other files.
 """
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -171,9 +173,12 @@ def _ffmpeg_args(plan: FetchPlan, start, duration: float, tmp: Path, inputs: lis
             args += [*INPUT_ALLOW_LIST, "-f", _COPY_DEMUXERS[Path(url).suffix]]
         else:
             args += ["-protocol_whitelist", URL_PROTOCOLS, "-http_proxy", proxy_url, *_RECONNECT]
-            if plan.http_headers:
+            headers = dict(plan.http_headers or {})
+            if url.startswith("http://"):
+                headers["Proxy-Authorization"] = _proxy_authorization(proxy_url)
+            if headers:
                 # one "Name: value\r\n" per header; the trailing CRLF keeps ffmpeg from warning
-                args += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in plan.http_headers.items())]
+                args += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
         args += ["-ss", f"{start:.3f}", "-t", f"{duration:.3f}", "-i", url]
     if plan.audio_url:
         maps = ["-map", "0:v:0", "-map", "1:a:0"]
@@ -181,6 +186,31 @@ def _ffmpeg_args(plan: FetchPlan, start, duration: float, tmp: Path, inputs: lis
         maps = ["-map", "0:v:0", "-map", "0:a:0?"]
     return [*args, *maps, "-c", "copy", "-map_metadata", "-1", "-dn", "-sn",
             *_MUXERS.get(plan.container, _MUXERS["mp4"]), str(tmp)]
+
+
+def _proxy_authorization(proxy_url: str) -> str:
+    """``Basic base64(tag:x)`` for the guard at ``proxy_url``, sent by ffmpeg before any
+    challenge (``-headers``, ffmpeg documentation "Protocols: http").
+
+    Why: ffmpeg 5.1's http protocol answers a proxy's ``407`` challenge only on a request from
+    offset 0. ``http_connect()`` sets ``s->off = 0`` before it reads the response head, and only
+    a ``Content-Range`` puts the offset back, so a ``407`` to a request from offset N > 0 fails
+    the ``off == s->off`` check as an error before the 407 retry is reached. HLS
+    ``EXT-X-BYTERANGE`` segments are each a new http context opened at their offset (the guard
+    closes every connection, so hls's keep-alive reuse never applies): every segment after the
+    first was skipped ("Failed to open segment"), the cut held no packets and came back as
+    SEGMENT_OUT_OF_RANGE. Sent with the request, the credentials are never challenged.
+
+    Only for ``http://`` inputs: a plain-http request goes to the guard, which reads the tag
+    and drops ``Proxy-Authorization`` before forwarding (:data:`src.media.httpproxy._DROPPED`).
+    An https request runs through a CONNECT tunnel, where ffmpeg's httpproxy protocol answers the
+    challenge itself and custom headers would reach the origin. Limit: the hls demuxer passes
+    ``-headers`` on to the playlist's segments and keys, so an https segment named by an http
+    playlist sends this header to that origin through the tunnel. The tag only works on the
+    guard's loopback port, admits nothing the policy does not and dies with the job (README,
+    Security, "Known limits")."""
+    tag = urllib.parse.urlsplit(proxy_url).username or ""
+    return "Basic " + base64.b64encode(f"{tag}:x".encode()).decode()
 
 
 def _cut_reporter(duration: float, share: float, callback: Callable[[dict], None]):
