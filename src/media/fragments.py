@@ -123,7 +123,7 @@ def from_format(fmt: Optional[dict]) -> Optional[FragmentList]:
         return FragmentList(None, (), f"{len(entries)} fragments")
     init, found, clock = None, [], 0.0
     for index, entry in enumerate(entries):
-        url = _url(entry, base)
+        url = fragment_url(entry, base)
         if url is None or "byte_range" in entry:
             return FragmentList(None, (), f"fragment {index}: no usable url")
         duration = entry.get("duration")
@@ -140,14 +140,18 @@ def from_format(fmt: Optional[dict]) -> Optional[FragmentList]:
     return FragmentList(init, tuple(found))
 
 
-def _url(entry, base) -> Optional[str]:
+def fragment_url(entry, base) -> Optional[str]:
+    """The URL of one yt-dlp ``fragments`` entry: its ``url``, else its ``path`` joined to the
+    format's ``fragment_base_url`` ``base`` (a path without a base stays relative, which the
+    egress check refuses); None for an entry that names neither (or is not a dict). The one
+    join, for the egress check by name and for the fetch alike."""
     if not isinstance(entry, dict):
         return None
     url, path = entry.get("url"), entry.get("path")
     if isinstance(url, str) and url:
         return url
-    if isinstance(path, str) and path and isinstance(base, str):
-        return urllib.parse.urljoin(base, path)
+    if isinstance(path, str) and path:
+        return urllib.parse.urljoin(base if isinstance(base, str) else "", path)
     return None
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -95,9 +94,7 @@ def _format_urls(fmt: dict) -> list:
     """Every URL a format names: ``url``, ``manifest_url``, ``fragment_base_url``, fragments."""
     base = fmt.get("fragment_base_url")
     urls = [fmt.get("url"), fmt.get("manifest_url"), base]
-    for fragment in fmt.get("fragments") or []:
-        path = fragment.get("path")
-        urls.append(fragment.get("url") or (urllib.parse.urljoin(base, path) if path else None))
+    urls += [fragments.fragment_url(entry, base) for entry in fmt.get("fragments") or []]
     return [url for url in urls if url]
 
 
