@@ -224,6 +224,8 @@ class FetchPlan:
     WebM (YouTube above 1080p), so the segment is fetched as WebM and must be re-encoded.
     ``video_fragments``/``audio_fragments``: the :class:`src.media.fragments.FragmentList` of
     a DASH fragment list (``http_dash_segments``; ``video_url`` is then the manifest), else None.
+    ``video_protocol``/``audio_protocol``: yt-dlp's ``protocol`` of each stream (``http``,
+    ``https``, ``m3u8_native``, ``http_dash_segments``…; None for no audio stream).
     """
 
     video_url: str
@@ -238,6 +240,8 @@ class FetchPlan:
     needs_encode: bool = False
     video_fragments: Optional[fragments.FragmentList] = None
     audio_fragments: Optional[fragments.FragmentList] = None
+    video_protocol: str = "https"
+    audio_protocol: Optional[str] = None
 
 
 def select_formats(info: dict, format_preference: str = "mp4",
@@ -334,4 +338,6 @@ def _plan(chosen: dict, needs_encode: bool) -> FetchPlan:
         needs_encode=needs_encode,
         video_fragments=fragments.from_format(video),
         audio_fragments=fragments.from_format(audio),
+        video_protocol=video.get("protocol") or "https",
+        audio_protocol=(audio.get("protocol") or "https") if audio else None,
     )
