@@ -60,10 +60,14 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15) -> Non
 class Nginx:
     """nginx (Debian ``nginx-light``) serving ``root`` with ``limit_rate`` per connection and an
     access log of ``$body_bytes_sent``; its own prefix and config under a temporary folder.
-    ``pages``: ``{path: html}`` answered as fixed pages (no quote ``'`` in the html)."""
+    ``pages``: ``{path: html}`` answered as fixed pages (no quote ``'`` in the html).
+    ``sndbuf``: the listening socket's send buffer (nginx ``listen … sndbuf=``), None for the
+    kernel's default (on loopback it autotunes to megabytes)."""
 
-    def __init__(self, root, rate: str = "4m", pages: dict | None = None):
+    def __init__(self, root, rate: str = "4m", pages: dict | None = None,
+                 sndbuf: str | None = None):
         self.root, self.rate, self.pages = str(root), rate, pages or {}
+        self.sndbuf = f" sndbuf={sndbuf}" if sndbuf else ""
         self.dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
         self.port = free_port()
         self.log = self.dir / "access.log"
@@ -81,12 +85,13 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
-    types {{ video/mp4 mp4; audio/mp4 m4a; application/dash+xml mpd; }}
+    types {{ video/mp4 mp4; audio/mp4 m4a; application/dash+xml mpd; video/webm webm;
+            application/vnd.apple.mpegurl m3u8; video/mp2t ts; video/iso.segment m4s; }}
     log_format bench '$uri $status $body_bytes_sent';
     access_log {d}/access.log bench;
 {temps}    sendfile on;
     server {{
-        listen 127.0.0.1:{self.port};
+        listen 127.0.0.1:{self.port}{self.sndbuf};
         root {self.root};
         limit_rate {self.rate};
 {pages}    }}
