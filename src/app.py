@@ -9,7 +9,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
 
 from . import stores
-from . import logging_setup
+from . import cli, logging_setup
 from .config import ConfigError, load_config
 from .config_checks import check_settings
 from .data import ensure_indexes
@@ -78,12 +78,14 @@ def create_app(config: dict | None = None) -> Flask:
     api.register_blueprint(video_routes.blp)
     api.register_blueprint(encode_routes.blp)
     api.register_blueprint(health_routes.blp)
+    api.register_blueprint(health_routes.probes)
     app.register_blueprint(web_blp)  # the dashboard at / (static files, not in OpenAPI)
     register_error_handlers(app)  # after Api(), so our handlers replace flask-smorest's
     rate_limits.init_app(app)  # after the blueprints: limits are attached to their views
     live_service.init_app(app)
     cleanup_service.init_app(app)  # on live_service's scheduler
     recovery_service.recover_at_start(app)
+    cli.init_app(app)
     return app
 
 

@@ -1,13 +1,29 @@
-"""Health endpoint (issue 4): public, for load balancers, systemd watchers and operators."""
+"""Health endpoints: ``/api/health`` (issue 4), the detailed view for operators, and the probes
+(issue 16, item 3): ``/livez`` (the process answers; no dependency is called, so a supervisor
+never restarts a healthy worker because MongoDB is down) and ``/readyz`` (503 with the failing
+parts while this worker cannot take work). All public and never rate limited."""
 from __future__ import annotations
 
 from ..services import health_service
 from . import Blueprint
 
 blp = Blueprint("health", __name__, url_prefix="/api", description="Operations")
+probes = Blueprint("probes", __name__, description="Probes")
 
 
 @blp.get("/health")
 def health():
     """MongoDB, Redis, ffmpeg, free disk and jobs; 503 when a dependency is down."""
     return health_service.health()
+
+
+@probes.get("/livez")
+def livez():
+    """Liveness: 200 while the process answers requests (calls no dependency)."""
+    return {"status": "alive"}
+
+
+@probes.get("/readyz")
+def readyz():
+    """Readiness: MongoDB, Redis, ffmpeg, free disk, yt-dlp; 503 naming what fails."""
+    return health_service.ready()

@@ -1,5 +1,5 @@
-"""Health of the service and its dependencies (issue 4: ``GET /api/health``), and the free-disk
-guard that refuses new jobs (507) when ``DOWNLOADS_DIR``/``UPLOADS_DIR`` run short of space.
+"""Health of the service and its dependencies (issue 4: ``GET /api/health``; issue 16: the
+``/livez`` and ``/readyz`` probes), and the free-disk guard that refuses new jobs (507) when ``DOWNLOADS_DIR``/``UPLOADS_DIR`` run short of space.
 
 Sizes are MiB (``free_mb``, rounded to 0.1 like the spec's ``_mb`` fields).
 """
@@ -64,6 +64,31 @@ def _ffmpeg() -> dict:
 def _jobs() -> dict:
     return {**jobs().stats(), "processing_all_workers": db().videos.count_documents(
         {"status": "processing"})}
+
+
+def _ytdlp() -> dict:
+    from yt_dlp.version import __version__
+
+    return {"version": __version__}
+
+
+def ready() -> tuple[dict, int]:
+    """Readiness (``GET /readyz``): can this process take work now? MongoDB and Redis answer a
+    ping, ffmpeg/ffprobe are on PATH, both media folders have ``MIN_FREE_DISK_MB`` free and
+    yt-dlp imports. Returns ``({"status": "ready" | "unavailable", "failing": [names],
+    "checks": {...}}, 200 | 503)``; each check as in :func:`health`. Liveness is the route
+    alone (``/livez`` calls nothing): a load balancer takes an unready worker out of rotation,
+    a supervisor restarts only one that does not answer."""
+    checks = {
+        "mongodb": _probe(lambda: db().command("ping") and None),
+        "redis": _probe(lambda: redis().ping() and None),
+        "ffmpeg": _probe(_ffmpeg),
+        "disk": _probe(_disk),
+        "yt_dlp": _probe(_ytdlp),
+    }
+    failing = [name for name, check in checks.items() if not check["ok"]]
+    return ({"status": "unavailable" if failing else "ready", "failing": failing,
+             "checks": checks}, 503 if failing else 200)
 
 
 def health() -> tuple[dict, int]:
