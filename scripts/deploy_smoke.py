@@ -193,6 +193,10 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
         check(resp.status == 200 and resp.headers["Server"].startswith("nginx")
               and re.fullmatch(r"[0-9a-f]{32}", resp.headers.get("X-Request-ID", "")),
               "GET /api/health through nginx: 200 with nginx's X-Request-ID echoed by the app")
+    for probe, status in (("/livez", "alive"), ("/readyz", "ready")):
+        with urllib.request.urlopen(base + probe, timeout=10) as resp:
+            check(resp.status == 200 and json.loads(resp.read())["status"] == status,
+                  f"GET {probe} through nginx: 200 {status}")
     answered: dict[int, int] = {}
     deadline = time.monotonic() + 30   # the second worker may still be loading the app
     while set(answered) != workers and time.monotonic() < deadline:
