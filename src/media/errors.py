@@ -91,13 +91,17 @@ class MediaError(Exception):
 
     ``code``: one of the constants above (machine-readable, for the API's ``code`` field).
     ``message``: a sentence safe to show a user. ``detail``: the original technical text, for
-    logs only (may contain URLs). ``str(error)`` is the message.
+    logs only (may contain URLs). ``status``: the HTTP status the source answered when that is
+    what failed (an int, e.g. 403), else None — the clip job tells an expired signed URL
+    (403/410: extract again) from other SOURCE_HTTP_ERRORs by it. ``str(error)`` is the message.
     """
 
-    def __init__(self, code: str, message: Optional[str] = None, detail: str = ""):
+    def __init__(self, code: str, message: Optional[str] = None, detail: str = "",
+                 status: Optional[int] = None):
         self.code = code if code in MESSAGES else UNKNOWN_ERROR
         self.message = message or MESSAGES[self.code]
         self.detail = detail
+        self.status = status
         super().__init__(self.message)
 
     def to_dict(self) -> dict:
@@ -125,7 +129,7 @@ def classify(exc: BaseException) -> MediaError:
         if isinstance(err, UserNotLive):
             return MediaError(NOT_LIVE, detail=detail)
         if isinstance(err, HTTPError):
-            return _http_error(err.status, detail)
+            return http_error(err.status, detail)
         if isinstance(err, UnsupportedError):
             return MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a supported video.",
                               detail)
@@ -135,7 +139,7 @@ def classify(exc: BaseException) -> MediaError:
             return MediaError(code, detail=detail)
     match = _HTTP_STATUS.search(text)
     if match:
-        return _http_error(match.group(1) or match.group(2), detail)
+        return http_error(match.group(1) or match.group(2), detail)
     if any(isinstance(err, (TransportError, ConnectionError, TimeoutError)) for err in chain):
         return MediaError(SOURCE_HTTP_ERROR, "The video source could not be reached.", detail)
     if (isinstance(exc, (DownloadError, ExtractorError))
@@ -159,13 +163,18 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         todo += [getattr(err, "cause", None), err.__cause__, err.__context__]
 
 
-def _http_error(status, detail: str) -> MediaError:
-    status = str(status)
-    if status == "429":
+def http_error(status, detail: str = "") -> MediaError:
+    """The MediaError for an HTTP error ``status`` a source answered (an int, or ffmpeg's
+    ``"4XX"`` when it does not say which): BOT_CHECK for 429 (rate limiting), else
+    SOURCE_HTTP_ERROR naming the status; ``.status`` is the status as an int (None for
+    ``"4XX"``)."""
+    text = str(status)
+    number = int(text) if text.isdigit() else None
+    if text == "429":
         return MediaError(BOT_CHECK, "The video source is rate-limiting this server. "
-                                     "Please try again later.", detail)
-    return MediaError(SOURCE_HTTP_ERROR, f"The video source returned an error (HTTP {status}).",
-                      detail)
+                                     "Please try again later.", detail, status=number)
+    return MediaError(SOURCE_HTTP_ERROR, f"The video source returned an error (HTTP {text}).",
+                      detail, status=number)
 
 
 def _classify_ffmpeg(exc: FFmpegError) -> MediaError:
@@ -173,7 +182,7 @@ def _classify_ffmpeg(exc: FFmpegError) -> MediaError:
     detail = text.strip()
     match = _HTTP_STATUS.search(text)
     if match:
-        return _http_error(match.group(1) or match.group(2), detail)
+        return http_error(match.group(1) or match.group(2), detail)
     if re.search(r"Connection refused|Connection timed out|Failed to resolve hostname", text):
         return MediaError(SOURCE_HTTP_ERROR, "The video source could not be reached.", detail)
     if "timed out" in str(exc):

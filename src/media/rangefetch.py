@@ -7,10 +7,23 @@ straight into a local file at their own offsets (``os.pwrite``), so the file kee
 layout. The calling thread only waits and calls ``tick`` a few times a second; an exception
 from ``tick`` (job cancellation) stops every connection and propagates.
 
-Every request goes through the egress guard (:mod:`src.media.guard`: it checks each connection,
-host, port and resolved address) and every redirect's ``Location`` is checked against the
-policy before it is followed (:class:`_CheckedRedirects`; issue 11: "the ranged fetcher
-re-checks each redirect hop").
+Transport (issue 12, item 5): one urllib3 ``ProxyManager`` per :class:`Fetcher` (per job) to the
+egress guard (:mod:`src.media.guard`, which checks each connection, host, port and resolved
+address), the guard's per-job credentials sent as ``Proxy-Authorization`` (RFC 9110 §11.7.2),
+at most ``connections`` connections per pool (``block=True``). https goes through one CONNECT
+tunnel per connection, and the guard keeps a tunnel open, so the requests of a job share a few
+kept-alive TLS connections instead of a TCP and TLS handshake each. Plain http does not: the
+guard answers every plain request with ``Connection: close`` (:mod:`src.media.httpproxy`, so
+each one — redirects included — is checked anew), and each costs a connection to the guard.
+
+Retries (bounded, per range, one urllib3 ``Retry`` budget of :data:`RETRIES` shared by all of
+a range's causes): a connection that fails or drops before or during the body, and a 500, 502,
+503 or 504 (``Retry-After`` respected up to :data:`RETRY_AFTER_MAX` seconds, else exponential
+backoff); a range resumes at the byte where it stopped. No retry on a 4xx: a 403 of an expired
+signed URL is the caller's to handle (the clip job extracts the info again,
+:mod:`src.services.download_service`), and :class:`src.media.errors.MediaError` carries the
+``status``. urllib3 follows no redirect itself: each ``Location`` is checked by the egress
+policy before it is followed (issue 11: "the ranged fetcher re-checks each redirect hop").
 
 Whole-object mode (``last=None``; the fragment path, :mod:`src.media.fragments`): a DASH
 fragment is its own file of unknown size, so it is fetched with a plain GET, a 200 is the
@@ -18,77 +31,87 @@ answer expected, and at most ``max_bytes`` are accepted; a retry starts the obje
 """
 from __future__ import annotations
 
-import base64
-import http.client
+import logging
 import os
 import re
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Callable, Optional
 
+import urllib3
+from urllib3.exceptions import HTTPError as TransportFailure, MaxRetryError, ProtocolError
+
 from src.media import guard
 from src.media.errors import (FFMPEG_FAILED, FORMAT_UNAVAILABLE, SOURCE_HTTP_ERROR, MediaError,
-                              classify)
+                              http_error)
+
+log = logging.getLogger(__name__)
 
 #: Size of one read from a connection (and the granularity of cancellation).
 CHUNK = 64 * 1024
-#: Attempts per part when a connection drops mid-way (the part resumes where it stopped).
-ATTEMPTS = 3
+#: Retries per range (connect errors, dropped connections, RETRY_STATUSES), all causes together.
+RETRIES = 3
+#: Statuses worth another try: the server or a gateway failed, the request was fine (RFC 9110
+#: §15.6). 4xx are never retried.
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+#: Backoff factor (urllib3: 0 s before the first retry, then 0.5 s, 1 s, ...).
+BACKOFF = 0.25
+#: A longer ``Retry-After`` (RFC 9110 §10.2.3) is cut to this many seconds.
+RETRY_AFTER_MAX = 10
+#: Redirect hops followed per request (urllib.request's HTTPRedirectHandler allows 10).
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_UNREACHABLE = "The video source could not be reached."
 
 
 class RangesUnsupported(Exception):
     """The server answered a Range request with the whole file (200) or an unusable header."""
 
 
-class _ThroughGuard(urllib.request.ProxyHandler):
-    """Send every http/https request through the guard (CONNECT for https). Unlike urllib's
-    ProxyHandler it is never bypassed by ``no_proxy``; being one, it keeps build_opener from
-    adding the environment's proxies."""
+class _Budget(urllib3.Retry):
+    """urllib3's Retry as the budget of one range, kept by the fetcher: urllib3 itself retries
+    nothing (it would drain an error body of any size, and log the signed URL), the fetcher
+    counts every failure against it; its waits end early when the fetch is cancelled."""
 
-    def __init__(self, proxy_url: str):
-        super().__init__({})
-        parts = urllib.parse.urlsplit(proxy_url)
-        self.hostport = parts.netloc.rpartition("@")[2]
-        token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
-        self.authorization = f"Basic {token}"
+    cancel: Optional[threading.Event] = None
 
-    def http_open(self, req):
-        req.add_header("Proxy-Authorization", self.authorization)
-        req.set_proxy(self.hostport, req.type)
-        return None  # the HTTP(S) handler now opens it through the proxy
+    def new(self, **kw) -> "_Budget":
+        fresh = super().new(**kw)
+        fresh.cancel = self.cancel
+        return fresh
 
-    https_open = http_open
-
-
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow a redirect only to a URL the policy allows; else MediaError(SOURCE_NOT_ALLOWED)
-    before any connection to it."""
-
-    def __init__(self, policy):
-        self.policy = policy
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def sleep(self, response=None) -> None:
         try:
-            self.policy.check_url(newurl)
-        except MediaError:
-            fp.close()
-            raise
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+            seconds = self.get_retry_after(response) if response is not None else None
+        except urllib3.exceptions.InvalidHeader:
+            seconds = None
+        seconds = seconds or self.get_backoff_time()
+        if seconds > 0 and (self.cancel.wait(seconds) if self.cancel else time.sleep(seconds)):
+            raise MediaError(FFMPEG_FAILED, "cancelled")
+
+
+class _Again(Exception):
+    """One failed try of a range that the budget may retry: ``error`` (a urllib3 transport
+    error) or ``response`` (a RETRY_STATUSES answer, closed); ``final``: the MediaError once
+    the budget is spent."""
+
+    def __init__(self, final: MediaError, error=None, response=None):
+        super().__init__(final.message)
+        self.final, self.error, self.response = final, error, response
 
 
 class Fetcher:
     """Parallel range fetches with a shared byte counter, a cancel flag and a wall deadline.
 
     ``headers``: extra request headers (yt-dlp's ``http_headers``). ``connections``: at most this
-    many requests at once. ``deadline``: ``time.monotonic()`` value after which fetching stops
-    with MediaError(FFMPEG_FAILED) (None: no limit). ``socket_timeout``: seconds per read.
-    ``egress``: the :class:`src.media.guard.Session` every request goes through (its policy also
-    checks redirects).
+    many requests at once (and connections kept per host). ``deadline``: ``time.monotonic()``
+    value after which fetching stops with MediaError(FFMPEG_FAILED) (None: no limit).
+    ``socket_timeout``: seconds per connect and per read. ``egress``: the
+    :class:`src.media.guard.Session` every request goes through (its policy also checks
+    redirects; None: a session of its own with the configured policy, closed by :meth:`close`).
     """
 
     def __init__(self, headers: dict, connections: int, deadline: Optional[float] = None,
@@ -98,18 +121,27 @@ class Fetcher:
         self.socket_timeout = socket_timeout
         self._owned = egress is None
         self.egress = egress or guard.session()
-        self._opener = urllib.request.build_opener(_ThroughGuard(self.egress.proxy_url),
-                                                   _CheckedRedirects(self.egress.policy))
         self.done_bytes = 0
         self.done_jobs = 0  # jobs finished, for progress counted in objects (fragments)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, connections), thread_name_prefix="range")
+        workers = max(1, connections)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="range")
+        proxy = urllib.parse.urlsplit(self.egress.proxy_url)
+        self._http = urllib3.ProxyManager(
+            f"http://{proxy.hostname}:{proxy.port}", num_pools=16, maxsize=workers, block=True,
+            proxy_headers=urllib3.make_headers(
+                proxy_basic_auth=f"{proxy.username}:{proxy.password}"))
+        self._timeout = urllib3.Timeout(connect=socket_timeout, read=socket_timeout)
+        self._budget = _Budget(total=RETRIES, other=0, redirect=False, raise_on_status=False,
+                               backoff_factor=BACKOFF, retry_after_max=RETRY_AFTER_MAX)
+        self._budget.cancel = self._cancel
 
     def close(self) -> None:
         """Stop every connection and wait for the threads (each stops within one read)."""
         self._cancel.set()
         self._pool.shutdown(wait=True)
+        self._http.clear()
         if self._owned:
             self.egress.close()
 
@@ -122,8 +154,9 @@ class Fetcher:
 
         ``tick()`` is called from this thread every ``period`` seconds while they run. Raises
         RangesUnsupported, MediaError (SOURCE_NOT_ALLOWED for a redirect the policy refuses
-        or a connection the guard refused, SOURCE_HTTP_ERROR for an HTTP error status or an
-        unreachable source, FFMPEG_FAILED past the deadline), or what ``tick`` raises.
+        or a connection the guard refused, SOURCE_HTTP_ERROR with ``.status`` for an HTTP error
+        status — at once for a 4xx, after the retries for RETRY_STATUSES — or an unreachable
+        source, FFMPEG_FAILED past the deadline), or what ``tick`` raises.
         """
         futures = [self._pool.submit(self._fetch, *job) for job in jobs]
         try:
@@ -147,17 +180,30 @@ class Fetcher:
     def _fetch(self, url: str, first: int, last: Optional[int], fd: Optional[int]):
         whole = last is None
         kept, state = bytearray(), {"position": 0 if whole else first, "size": None}
-        for attempt in range(ATTEMPTS):
+        budget = self._budget
+        while True:
+            if self._cancel.is_set():
+                raise MediaError(FFMPEG_FAILED, "cancelled")
             try:
                 if whole:
-                    self._read_whole(url, state, first, fd, kept)
+                    self._copy(self._open(url, self.headers), state, None, fd, kept,
+                               limit=first)
+                    state["size"] = state["position"]
                 else:
-                    self._read(url, state, last, fd, kept)
+                    response = self._open_range(url, state, last)
+                    last = min(last, state["end"])  # a file shorter than the range asked for
+                    self._copy(response, state, last + 1, fd, kept)
                 break
-            except (OSError, urllib.error.URLError) as exc:  # dropped or refused connection
-                if attempt + 1 == ATTEMPTS or self._cancel.is_set():
-                    raise MediaError(SOURCE_HTTP_ERROR, "The video source could not be reached.",
-                                     detail=str(exc)) from exc
+            except _Again as again:
+                try:
+                    budget = budget.increment("GET", url, response=again.response,
+                                              error=again.error)
+                except MaxRetryError:
+                    raise again.final from again.error
+                log.info("ranged fetch from %s: %s (%s); retry %d of %d",
+                         urllib.parse.urlsplit(url).netloc, again.final.message,
+                         again.error or again.response.status, len(budget.history), RETRIES)
+                budget.sleep(again.response)
                 if whole:  # start the object again
                     with self._lock:
                         self.done_bytes -= state["position"]
@@ -167,32 +213,75 @@ class Fetcher:
             self.done_jobs += 1
         return state["size"], (bytes(kept) if fd is None else None)
 
-    def _read_whole(self, url: str, state: dict, limit: int, fd: Optional[int],
-                    kept: bytearray) -> None:
-        """One plain GET of the whole object, at most ``limit`` bytes (whole-object mode)."""
-        request = urllib.request.Request(url, headers=self.headers)
+    def _open(self, url: str, headers: dict):
+        """GET ``url`` through the guard, following redirects the policy allows; return the
+        2xx response (streaming). Raises MediaError (SOURCE_NOT_ALLOWED for a refused
+        ``Location``, before any connection to it; ``http_error`` for a 3xx or 4xx), _Again
+        (RETRY_STATUSES, a connection that failed or dropped before the answer)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = self._http.urlopen(
+                    "GET", url, headers=headers, retries=False, redirect=False,
+                    preload_content=False, decode_content=False, timeout=self._timeout,
+                    pool_timeout=self.socket_timeout)
+            except TransportFailure as exc:  # refused, reset, timed out, tunnel refused, TLS
+                raise _Again(MediaError(SOURCE_HTTP_ERROR, _UNREACHABLE, detail=str(exc)),
+                             error=exc) from exc
+            status = response.status
+            location = response.headers.get("Location") if status in _REDIRECTS else None
+            if 200 <= status < 300:
+                return response
+            _release(response, drain=True)
+            if status in RETRY_STATUSES:
+                raise _Again(http_error(status), response=response)
+            if not location:
+                raise http_error(status)
+            url = urllib.parse.urljoin(url, location)
+            self.egress.policy.check_url(url)
+        raise MediaError(SOURCE_HTTP_ERROR, "The video source redirected too many times.")
+
+    def _open_range(self, url: str, state: dict, last: int):
+        """The 206 answer to ``Range: bytes={position}-{last}``; sets ``state["size"]`` (the
+        file's) and ``state["end"]`` (the last byte sent). Raises RangesUnsupported (416, a
+        200, a Content-Range that does not start at the position), what :meth:`_open` raises."""
+        start = state["position"]
         try:
-            response = self._opener.open(request, timeout=self.socket_timeout)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise classify(exc) from exc
-        with response:
-            if response.status not in (200, 206):
-                raise MediaError(SOURCE_HTTP_ERROR, f"The video source returned HTTP "
-                                                    f"{response.status} for a fragment.")
-            while True:
+            headers = {**self.headers, "Range": f"bytes={start}-{last}"}
+            response = self._open(url, headers)
+        except MediaError as exc:
+            if exc.status == 416:
+                raise RangesUnsupported(f"HTTP 416 for bytes {start}-{last}") from exc
+            raise
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+        if response.status != 206 or not match or match[3] == "*" or int(match[1]) != start:
+            _release(response)
+            raise RangesUnsupported(f"HTTP {response.status} to a Range request")
+        state["size"], state["end"] = int(match[3]), int(match[2])
+        return response
+
+    def _copy(self, response, state: dict, end: Optional[int], fd: Optional[int],
+              kept: bytearray, limit: Optional[int] = None) -> None:
+        """Copy the body to ``fd`` at ``state["position"]`` (or into ``kept``), advancing the
+        position as bytes arrive, until byte ``end`` (exclusive; None: the end of the body).
+        More than ``limit`` bytes is MediaError(FORMAT_UNAVAILABLE); a dropped or stalled
+        connection is _Again, so a retry resumes where this one stopped."""
+        try:
+            while end is None or state["position"] < end:
                 if self._cancel.is_set():
                     raise MediaError(FFMPEG_FAILED, "cancelled")
-                try:
-                    chunk = response.read(CHUNK)
-                except http.client.HTTPException as exc:  # IncompleteRead and the like
-                    raise ConnectionError(str(exc)) from exc
-                if not chunk:
-                    if response.length:  # Content-Length not reached: a dropped connection
-                        raise ConnectionError(f"connection closed at byte {state['position']}")
-                    break
                 position = state["position"]
-                if position + len(chunk) > limit:
+                want = CHUNK if end is None else min(CHUNK, end - position)
+                try:
+                    chunk = response.read(want, decode_content=False)
+                except TransportFailure as exc:  # ProtocolError (reset, short body), timeout
+                    raise _Again(MediaError(SOURCE_HTTP_ERROR, _UNREACHABLE, detail=str(exc)),
+                                 error=ProtocolError(str(exc))) from exc
+                if not chunk:
+                    if end is None:
+                        return
+                    raise _Again(MediaError(SOURCE_HTTP_ERROR, _UNREACHABLE),
+                                 error=ProtocolError(f"connection closed at byte {position}"))
+                if limit is not None and position + len(chunk) > limit:
                     raise MediaError(FORMAT_UNAVAILABLE, "A fragment of this video is larger "
                                                          "than the server accepts.")
                 if fd is None:
@@ -202,42 +291,22 @@ class Fetcher:
                 state["position"] = position + len(chunk)
                 with self._lock:
                     self.done_bytes += len(chunk)
-            state["size"] = state["position"]
+        finally:
+            _release(response)
 
-    def _read(self, url: str, state: dict, last: int, fd: Optional[int], kept: bytearray) -> None:
-        """One request from ``state["position"]`` to ``last``; advances the position as bytes
-        arrive, so a retry resumes where this one stopped."""
-        start = state["position"]
-        request = urllib.request.Request(url, headers={**self.headers,
-                                                       "Range": f"bytes={start}-{last}"})
-        try:
-            response = self._opener.open(request, timeout=self.socket_timeout)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            if exc.code == 416:
-                raise RangesUnsupported(f"HTTP 416 for bytes {start}-{last}") from exc
-            raise classify(exc) from exc
-        with response:
-            match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-            if response.status != 206 or not match or match[3] == "*" or int(match[1]) != start:
-                raise RangesUnsupported(f"HTTP {response.status} to a Range request")
-            state["size"] = int(match[3])
-            last = min(last, int(match[2]))  # a file shorter than the range asked for
-            position = start
-            while position <= last:
-                if self._cancel.is_set():
-                    raise MediaError(FFMPEG_FAILED, "cancelled")
-                chunk = response.read(min(CHUNK, last - position + 1))
-                if not chunk:
-                    raise ConnectionError(f"connection closed at byte {position} of {last}")
-                if fd is None:
-                    kept += chunk
-                else:
-                    os.pwrite(fd, chunk, position)
-                position += len(chunk)
-                state["position"] = position
-                with self._lock:
-                    self.done_bytes += len(chunk)
+
+def _release(response, drain: bool = False) -> None:
+    """Give the response's connection back to the pool: kept alive when the body was read to
+    its end (urllib3 has then released it already) or, with ``drain``, when at most ``CHUNK``
+    bytes of it are left (an error page); else closed — unread bytes would be read as the
+    next answer. Every response goes through here, so no connection is lost to the
+    ``block=True`` pool."""
+    left = response.length_remaining
+    if drain and left is not None and 0 < left <= CHUNK:
+        response.drain_conn()
+    elif left != 0:
+        response.close()
+    response.release_conn()
 
 
 def split(first: int, last: int, parts: int, min_part: int = 256 * 1024) -> list:

@@ -48,7 +48,9 @@ def fetch_and_hand_off(doc: dict, plan, start: float, end: float, out_path: str,
     ``finish(video_id, job_id, doc, mp4_path, width, height, encoded=True)`` records the
     finished clip,
     ``fail(video_id, job_id, code, message)`` a failure. Raises what ``segment.fetch_segment``
-    raises (MediaError, JobCancelled); the partial WebM is removed then.
+    raises (MediaError, JobCancelled) before anything is handed off; the partial WebM is
+    removed then, so the clip job can extract the info again and call this once more when a
+    media URL had expired (403/410, ``MediaError.status``; src/services/download_service.py).
     """
     video_id = str(doc["_id"])
     source = webm_path(out_path)

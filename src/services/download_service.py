@@ -7,7 +7,8 @@ lane, src/services/clip_encode.py). Files live in ``DOWNLOADS_DIR/{folder}/{job_
 (``folder``: a random name stored on the clip at its first job, src/services/folders.py; every
 name made by the server). A new job counts against ``MAX_JOBS_PER_USER``
 (src/services/job_limits.py). A record in ``processing`` whose owner process died (no heartbeat)
-is declared failed, so no clip stays ``processing`` forever.
+is declared failed, so no clip stays ``processing`` forever. A media URL that answers 403/410
+(an expired signed URL) is extracted again once before the job fails (:func:`run_download`).
 """
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ from .video_service import get_owned, media_api_error
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
+#: HTTP statuses of a media URL after which the job extracts the info once more: YouTube's
+#: googlevideo URLs are signed and carry ``expire=`` (about 6 h); past it, or when the CDN no
+#: longer honours them, they answer 403 (410 Gone from some CDNs). Issue 12, item 5.
+EXPIRED_STATUSES = (403, 410)
 INTERRUPTED = ("The download was interrupted (the server restarted or the job died). "
                "Download again to retry.")
 
@@ -136,7 +141,12 @@ def fetch_timeout(start: float, end: float) -> float:
 
 
 def run_download(video_id: str, job_id: str) -> None:
-    """The job: extract info, pick formats, fetch the segment, record the file or the failure."""
+    """The job: extract info, pick formats, fetch the segment, record the file or the failure.
+
+    A media URL that answers 403 or 410 (:data:`EXPIRED_STATUSES`: a signed URL that expired
+    between extraction and fetch, or one the CDN no longer honours) makes the job extract the
+    info once more and fetch again with the fresh URLs before it fails; either way one outcome
+    is recorded, and no partial file is left (the fetch removes its own)."""
     doc = videos.get(db(), video_id)
     if not doc or doc.get("job_id") != job_id:
         return
@@ -150,20 +160,15 @@ def run_download(video_id: str, job_id: str) -> None:
         progress_cache.beat(redis(), video_id, job_id)
 
     try:
-        info = source.extract_info(doc["url"])
-        start, end = resolve_segment(doc, info)
-        plan = source.select_formats(info, doc["format_preference"], doc["resolution_preference"])
-        videos.update(db(), video_id, {"start_time": start, "end_time": end}, job_id=job_id)
-        progress_cache.set_progress(redis(), video_id, {"current_phase": "downloading"})
-        folder = folders.path_of(doc)
-        os.makedirs(folder, exist_ok=True)
-        out_path = os.path.join(folder, f"{job_id}.{plan.container}")
-        if plan.needs_encode:  # the encode phase runs in the encode lane and records the end
-            clip_encode.fetch_and_hand_off(doc, plan, start, end, out_path, on_progress, job_id,
-                                           fetch_timeout(start, end), finish=_finish, fail=_fail)
-            return
-        segment.fetch_segment(plan, start, end, out_path, on_progress=on_progress,
-                              timeout=fetch_timeout(start, end))
+        try:
+            fetched = _extract_and_fetch(video_id, doc, job_id, on_progress)
+        except MediaError as exc:
+            if exc.status not in EXPIRED_STATUSES:
+                raise
+            log.info("video %s: job %s: a media URL answered HTTP %s; extracting the info "
+                     "again for fresh URLs", video_id, job_id, exc.status)
+            on_progress({"download_progress": 0.0, "speed": None, "eta": None})
+            fetched = _extract_and_fetch(video_id, doc, job_id, on_progress)
     except JobCancelled:
         log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
         return
@@ -174,8 +179,32 @@ def run_download(video_id: str, job_id: str) -> None:
         log.exception("video %s: job %s failed unexpectedly", video_id, job_id)
         _fail(video_id, job_id, "UNKNOWN_ERROR", "Unexpected error while downloading the clip.")
         return
+    if fetched is None:  # the encode phase runs in the encode lane and records the end
+        return
+    out_path, plan = fetched
     _finish(video_id, job_id, doc, out_path, plan.width, plan.height)
     log.info("video %s: job %s fetched in %.1f s", video_id, job_id, time.monotonic() - started)
+
+
+def _extract_and_fetch(video_id: str, doc: dict, job_id: str, on_progress):
+    """One extraction and one fetch of the clip's segment: ``(out_path, plan)`` when the file
+    is there, None when the ≥1440p MP4 path handed the encode phase to the encode lane.
+    Raises MediaError (``.status`` set for an HTTP error), JobCancelled."""
+    info = source.extract_info(doc["url"])
+    start, end = resolve_segment(doc, info)
+    plan = source.select_formats(info, doc["format_preference"], doc["resolution_preference"])
+    videos.update(db(), video_id, {"start_time": start, "end_time": end}, job_id=job_id)
+    progress_cache.set_progress(redis(), video_id, {"current_phase": "downloading"})
+    folder = folders.path_of(doc)
+    os.makedirs(folder, exist_ok=True)
+    out_path = os.path.join(folder, f"{job_id}.{plan.container}")
+    if plan.needs_encode:
+        clip_encode.fetch_and_hand_off(doc, plan, start, end, out_path, on_progress, job_id,
+                                       fetch_timeout(start, end), finish=_finish, fail=_fail)
+        return None
+    segment.fetch_segment(plan, start, end, out_path, on_progress=on_progress,
+                          timeout=fetch_timeout(start, end))
+    return out_path, plan
 
 
 def _finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
