@@ -14,7 +14,7 @@ import time
 import pytest
 
 from scripts.shapes import DEFAULT_CACHE
-from src.media import fragments, segment
+from src.media import fragmentcopy, fragments, segment
 from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
@@ -126,23 +126,6 @@ def test_download_through_the_api(client, auth, server, tmp_path, shape):
     assert server.bytes_served() <= 1.2 * len(r.data), (server.bytes_served(), len(r.data))
 
 
-def test_manifest_yt_dlp_cannot_read_is_a_clear_4xx(make_app, auth_factory, server):
-    """``-single_file 1`` (SegmentList with mediaRange): yt-dlp crashes with KeyError."""
-    client = make_app(DOWNLOAD_WAIT_SECONDS=60).test_client()
-    auth = auth_factory(client)
-    url = server.url(MPD.format("dash_list"))
-    r = client.post("/api/video/resolutions", json={"url": url})
-    assert r.status_code == 422 and r.json["code"] == "FORMAT_UNAVAILABLE", r.json
-    user = auth.user()
-    video_id = auth.save_clip(user, url)
-    r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
-    assert r.status_code == 422 and r.json["code"] == "FORMAT_UNAVAILABLE", r.json
-    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
-                    json={"format_preference": "mp4", "resolution_preference": "720p"})
-    assert r.status_code == 422 and r.json["code"] == "FORMAT_UNAVAILABLE", r.json
-    assert "manifest" in r.json["error"]
-
-
 def test_fragment_redirected_to_another_port_is_never_fetched(make_app, auth_factory,
                                                               shapes_server):
     """One fragment of the clip answers with a redirect to an internal port."""
@@ -181,8 +164,8 @@ def test_beyond_the_end_is_segment_out_of_range(server, tmp_path):
 def test_a_list_that_cannot_be_planned_falls_back_to_ffmpeg(server, tmp_path, monkeypatch):
     plan = select_formats(extract_info(server.url(MPD.format("dash_number"))), "mp4", "720p")
     plan.video_fragments = fragments.FragmentList(None, (), "hostile")
-    calls, real = [], fragments.fragment_copies
-    monkeypatch.setattr(fragments, "fragment_copies",
+    calls, real = [], fragmentcopy.fragment_copies
+    monkeypatch.setattr(fragmentcopy, "fragment_copies",
                         lambda *args: calls.append(real(*args)) or calls[-1])
     summary = fetch_segment(plan, 300, 310, tmp_path / "clip.mp4")
     assert calls == [None]
@@ -226,7 +209,7 @@ def test_fastest_path_among_equal_formats():
                {**base, "format_id": "dash", "protocol": "http_dash_segments"},
                {**base, "format_id": "480", "protocol": "m3u8_native", "height": 480}]
     kept = fragments.prefer_fastest(formats, lambda f: (f["height"], f["ext"]))
-    assert [f["format_id"] for f in kept] == ["dash", "480"]
+    assert [f["format_id"] for f in kept] == ["hls", "dash", "480"]  # both fragment paths
     formats.append({**base, "format_id": "file", "protocol": "https"})
     kept = fragments.prefer_fastest(formats, lambda f: (f["height"], f["ext"]))
     assert [f["format_id"] for f in kept] == ["480", "file"]

@@ -1,6 +1,6 @@
 """Fetching ONLY the requested segment of a video, then cutting it with stream copy (no re-encode).
 
-Two paths, the same cut:
+Three paths, the same cut:
 
 - **ranged** (MP4 sources: progressive ``moov`` or DASH ``sidx``; WebM with Cues, at the front
   or the end): the bytes that hold the segment are fetched over several HTTP connections at
@@ -11,11 +11,17 @@ Two paths, the same cut:
   (:mod:`src.media.rangedcopy`, :mod:`src.media.webmcopy`) — and ffmpeg cuts that copy
   locally. ffmpeg reads the same packets it would read over HTTP (tests compare them packet
   by packet).
-- **fragments** (a DASH fragment list, ``http_dash_segments``): the Initialization Segment and
-  the Media Segments that cover the clip, fetched in parallel into one local file per stream
-  (:mod:`src.media.fragments`), cut locally the same way.
-- **direct** (anything else: HLS, WebM without Cues — live —, a server without Range support,
-  an MP4 whose ``moov`` follows its ``mdat``): ffmpeg reads the URLs itself.
+- **fragments** (a DASH fragment list, ``http_dash_segments``, whole segments or byte ranges;
+  an HLS media playlist, ``m3u8_native``/``m3u8``, read by :mod:`src.media.hls` inside the
+  guard session — MPEG-TS, fMP4, AES-128, ``EXT-X-BYTERANGE``): the init (if any) and the
+  segments that cover the clip, fetched in parallel into one local file per stream, AES-128
+  decrypted (:mod:`src.media.fragments`), cut locally the same way (joined MPEG-TS with
+  ``-itsoffset``, see :func:`_ffmpeg_args`). A start at or past the end of a complete
+  (``EXT-X-ENDLIST``) list is SEGMENT_OUT_OF_RANGE.
+- **direct** (anything else: a list or playlist the fragment path declines — master playlist,
+  SAMPLE-AES, a clip across ``EXT-X-DISCONTINUITY``, a live playlist asked for past its end,
+  packed audio —, WebM without Cues — live —, a server without Range support, an MP4 whose
+  ``moov`` follows its ``mdat``): ffmpeg reads the URLs itself.
 
 ``-ss`` placed before each ``-i`` is an *input* seek: ffmpeg's demuxer looks the position up in
 the index and (over HTTP) issues a Range request from there; ``-t`` on the input stops reading
@@ -29,45 +35,37 @@ Egress (issue 11, item 4): the plan's URLs are checked against the policy before
 connects (:mod:`src.media.egress`); the ranged fetcher and ffmpeg then connect only through the
 guard proxy (:mod:`src.media.guard`: ffmpeg gets it as ``-http_proxy`` and ``http_proxy``, with
 ``no_proxy`` removed from its environment, because ffmpeg honours it even with an explicit
-proxy). Each ffmpeg input gets ``-protocol_whitelist``: ``URL_PROTOCOLS`` for a URL (an HLS
-playlist cannot name ``file:`` or other protocols); our own sparse copies, which hold the
+proxy; :mod:`src.media.urlinput`). Each ffmpeg input gets ``-protocol_whitelist``:
+:data:`~src.media.urlinput.URL_PROTOCOLS` for a URL (an HLS playlist cannot name ``file:`` or
+other protocols); our own sparse copies, which hold the
 source's bytes, get :data:`src.media.probe.INPUT_ALLOW_LIST` (``file`` only, the containers we
 accept) and the demuxer of the index we read (``-f mov`` / ``-f matroska``), so no content can
 make ffmpeg open them as a playlist or script that names other files.
 """
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import tempfile
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Callable, Optional
 
-from src.media import egress, fragments, guard, rangedcopy
+from src.media import egress, fragmentcopy, guard, hls, rangedcopy, urlinput
 from src.media.errors import FFMPEG_FAILED, SEGMENT_OUT_OF_RANGE, MediaError, classify
 from src.media.ffmpeg import FFmpegError, Progress, ffprobe, mmss, run_ffmpeg
 from src.media.probe import INPUT_ALLOW_LIST
 from src.media.source import FetchPlan
 
-#: Reconnect a dropped HTTP connection (not an HTTP error status) for up to 5 s per attempt;
-#: give up on a connection that sends nothing for 30 s (``-rw_timeout``, microseconds) instead of
-#: blocking forever without progress.
-_RECONNECT = ["-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_on_network_error", "1",
-              "-reconnect_delay_max", "5", "-rw_timeout", "30000000"]
 _MUXERS = {"mp4": ["-f", "mp4", "-movflags", "+faststart"], "webm": ["-f", "webm"]}
 #: Parallel connections per stream for the ranged path; 0 turns it off (direct path only).
 CONNECTIONS = 4
 #: Progress given to the network phase of the ranged path; the local cut fills the rest.
 FETCH_SHARE = 95.0
-#: What ffmpeg 5.1 needs to read a URL through the guard: http, https = tls over tcp, the
-#: CONNECT tunnel (httpproxy) of https through a proxy, crypto for AES-128 HLS segments.
-URL_PROTOCOLS = "http,https,tcp,tls,httpproxy,crypto"
-#: ffmpeg demuxer for a sparse copy, by the suffix :func:`rangedcopy.ranged_copies` gives it
-#: (an MP4 or a WebM index was read from its bytes).
-_COPY_DEMUXERS = {".mp4": "mov", ".webm": "matroska"}
+#: ffmpeg demuxer for a local copy, by the suffix :func:`rangedcopy.ranged_copies` or
+#: :func:`fragmentcopy.fragment_copies` gives it (from its bytes: an MP4 or WebM index, or joined
+#: MPEG-TS segments of HLS — ``mpegts`` is on the upload allow-list).
+_COPY_DEMUXERS = {".mp4": "mov", ".webm": "matroska", ".ts": "mpegts"}
 
 
 def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
@@ -94,7 +92,8 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
     MediaError (SOURCE_NOT_ALLOWED for a URL, redirect or connection the egress policy refuses
     — the plan's own URLs before any connection —, SOURCE_HTTP_ERROR for an HTTP error from the
     source or an unreachable source, SEGMENT_OUT_OF_RANGE when the segment lies beyond the end
-    of the video, FFMPEG_FAILED otherwise).
+    of the video, FORMAT_UNAVAILABLE for an invalid HLS playlist, an AES-128 key that is not 16
+    bytes, a segment that does not decrypt or is over the size limit, FFMPEG_FAILED otherwise).
     """
     if not 0 <= start < end:
         raise ValueError(f"need 0 <= start < end, got start={start} end={end}")
@@ -110,9 +109,12 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
     with guard.session(policy) as session:
         try:
             inputs, seeks = None, start
-            if CONNECTIONS > 0 and plan.video_fragments is not None:
-                local = fragments.fragment_copies(plan, start, end, tmp, copies, on_progress,
-                                                  deadline, CONNECTIONS, FETCH_SHARE, session)
+            if CONNECTIONS > 0 and (plan.video_fragments is not None
+                                    or plan.video_protocol in hls.PROTOCOLS):
+                lists = hls.stream_lists(plan, session, deadline, on_progress)
+                local = fragmentcopy.fragment_copies(plan, start, end, tmp, copies,
+                                                     on_progress, deadline, CONNECTIONS,
+                                                     FETCH_SHARE, session, lists)
                 if local:
                     inputs, seeks = [path for path, _ in local], [seek for _, seek in local]
             elif CONNECTIONS > 0:
@@ -125,7 +127,7 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
                        on_progress=_cut_reporter(end - start, share, on_progress) if on_progress
                        else None,
                        on_start=on_start, timeout=_remaining(deadline),
-                       env=_ffmpeg_env(session.proxy_url))
+                       env=urlinput.ffmpeg_env(session.proxy_url))
             if session.refused():  # ffmpeg skips an HLS segment it cannot open: a hole
                 raise session.refused()
             summary = _summary(tmp)
@@ -143,15 +145,6 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
                 path.unlink(missing_ok=True)
 
 
-def _ffmpeg_env(proxy_url: str) -> dict:
-    """This process's environment with the guard as ``http_proxy`` (ffmpeg reads only the
-    lower-case name, for http and https) and without ``no_proxy``, which ffmpeg would honour."""
-    env = {key: value for key, value in os.environ.items()
-           if key.lower() not in ("no_proxy", "http_proxy")}
-    env["http_proxy"] = proxy_url
-    return env
-
-
 def _remaining(deadline: Optional[float]) -> Optional[float]:
     if deadline is None:
         return None
@@ -165,52 +158,33 @@ def _ffmpeg_args(plan: FetchPlan, start, duration: float, tmp: Path, inputs: lis
                  proxy_url: str) -> list:
     """Arguments for ffmpeg: one seeking input per stream (its URL, read through the guard at
     ``proxy_url``, or its local copy), stream copy, the plan's muxer. ``start``: the input
-    ``-ss`` in seconds, or a list of one per input (the fragment path's copies)."""
+    ``-ss`` in seconds, or a list of one per input (the fragment path's copies).
+
+    Joined MPEG-TS (HLS) is cut with ``-itsoffset -start`` instead: mpegts has no index, and
+    ffmpeg's generic binary search (``mpegts_get_dts`` indexes every packet as a keyframe) lands
+    on the packet at the target, not on the keyframe before it; stream copy then drops all up to
+    the next keyframe (301 s in 2 s GOPs started at 302 s; a one-GOP 5 s segment cut from 1 s
+    held no video). The copy starts with the first chosen segment, which starts with a keyframe
+    (ffmpeg's hls muxer cuts there; Apple's HLS authoring spec asks for it); shifted, the packets
+    before ``start`` get negative times as after an input seek that found that keyframe, and the
+    mp4 muxer's edit list starts the clip at ``start`` — ffmpeg's own cut of the playlist."""
     args: list = []
     starts = start if isinstance(start, list) else [start] * len(inputs)
     for url, start in zip(inputs, starts):
+        seek = ["-ss", f"{start:.3f}"]
         if not url.startswith(("http://", "https://")):
             args += [*INPUT_ALLOW_LIST, "-f", _COPY_DEMUXERS[Path(url).suffix]]
+            if Path(url).suffix == ".ts":
+                seek = ["-itsoffset", f"{-start:.3f}"]  # no index: see the docstring
         else:
-            args += ["-protocol_whitelist", URL_PROTOCOLS, "-http_proxy", proxy_url, *_RECONNECT]
-            headers = dict(plan.http_headers or {})
-            if url.startswith("http://"):
-                headers["Proxy-Authorization"] = _proxy_authorization(proxy_url)
-            if headers:
-                # one "Name: value\r\n" per header; the trailing CRLF keeps ffmpeg from warning
-                args += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
-        args += ["-ss", f"{start:.3f}", "-t", f"{duration:.3f}", "-i", url]
+            args += urlinput.input_args(url, plan.http_headers, proxy_url)
+        args += [*seek, "-t", f"{duration:.3f}", "-i", url]
     if plan.audio_url:
         maps = ["-map", "0:v:0", "-map", "1:a:0"]
     else:  # combined format; the '?' keeps a silent video valid
         maps = ["-map", "0:v:0", "-map", "0:a:0?"]
     return [*args, *maps, "-c", "copy", "-map_metadata", "-1", "-dn", "-sn",
             *_MUXERS.get(plan.container, _MUXERS["mp4"]), str(tmp)]
-
-
-def _proxy_authorization(proxy_url: str) -> str:
-    """``Basic base64(tag:x)`` for the guard at ``proxy_url``, sent by ffmpeg before any
-    challenge (``-headers``, ffmpeg documentation "Protocols: http").
-
-    Why: ffmpeg 5.1's http protocol answers a proxy's ``407`` challenge only on a request from
-    offset 0. ``http_connect()`` sets ``s->off = 0`` before it reads the response head, and only
-    a ``Content-Range`` puts the offset back, so a ``407`` to a request from offset N > 0 fails
-    the ``off == s->off`` check as an error before the 407 retry is reached. HLS
-    ``EXT-X-BYTERANGE`` segments are each a new http context opened at their offset (the guard
-    closes every connection, so hls's keep-alive reuse never applies): every segment after the
-    first was skipped ("Failed to open segment"), the cut held no packets and came back as
-    SEGMENT_OUT_OF_RANGE. Sent with the request, the credentials are never challenged.
-
-    Only for ``http://`` inputs: a plain-http request goes to the guard, which reads the tag
-    and drops ``Proxy-Authorization`` before forwarding (:data:`src.media.httpproxy._DROPPED`).
-    An https request runs through a CONNECT tunnel, where ffmpeg's httpproxy protocol answers the
-    challenge itself and custom headers would reach the origin. Limit: the hls demuxer passes
-    ``-headers`` on to the playlist's segments and keys, so an https segment named by an http
-    playlist sends this header to that origin through the tunnel. The tag only works on the
-    guard's loopback port, admits nothing the policy does not and dies with the job (README,
-    Security, "Known limits")."""
-    tag = urllib.parse.urlsplit(proxy_url).username or ""
-    return "Basic " + base64.b64encode(f"{tag}:x".encode()).decode()
 
 
 def _cut_reporter(duration: float, share: float, callback: Callable[[dict], None]):
@@ -221,7 +195,7 @@ def _cut_reporter(duration: float, share: float, callback: Callable[[dict], None
         if progress.done:
             percent = 100.0
         else:
-            part = progress.out_time / duration
+            part = max(0.0, progress.out_time / duration)  # negative before an edit list
             percent = min(99.9, round(share + (100 - share) * part, 1))
         remaining = max(0.0, duration - progress.out_time)
         eta = None
