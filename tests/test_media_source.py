@@ -14,11 +14,12 @@ from yt_dlp.networking import Response
 from yt_dlp.networking.exceptions import HTTPError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UserNotLive
 
-from src.media import errors
+from src.media import egress, errors
 from src.media.errors import MediaError, classify
 from src.media.ffmpeg import FFmpegError
-from src.media.source import (available_extensions, available_resolutions, extract_info,
-                              formats_by_resolution, height_label, select_formats)
+from src.media.formats import (available_extensions, available_resolutions,
+                               formats_by_resolution, height_label)
+from src.media.source import extract_info, select_formats
 
 pytestmark = pytest.mark.usefixtures("local_egress")
 
@@ -192,10 +193,15 @@ def test_select_formats_on_dash_ladder(clean_source_server):
 
 def test_select_formats_on_direct_mp4(clean_source_server):
     info = extract_info(clean_source_server.mp4_url)
-    assert available_resolutions(info) == []  # a direct link carries no height
-    plan = select_formats(info, "mp4", "720p")  # unknown height is acceptable ([height<=?720])
+    # a direct link carries no height in yt-dlp's answer; the probe fills it (issue 12, item 3)
+    assert available_resolutions(info) == ["720p"]
+    plan = select_formats(info, "mp4", "720p")
     assert plan.video_url == clean_source_server.mp4_url and plan.audio_url is None
-    assert plan.container == "mp4" and plan.height is None
+    assert plan.container == "mp4" and (plan.width, plan.height) == (1280, 720)
+    assert (plan.vcodec, plan.acodec) == ("h264", "aac")
+    with pytest.raises(MediaError) as small:  # the probed height now counts against a limit
+        select_formats(info, "mp4", "480p")
+    assert small.value.code == errors.FORMAT_UNAVAILABLE
     with pytest.raises(MediaError) as webm:  # no silent fallback to MP4
         select_formats(info, "webm", "best")
     assert webm.value.code == errors.FORMAT_UNAVAILABLE
@@ -263,3 +269,62 @@ def test_source_server_http_semantics(clean_source_server):
 
 
 pytestmark = pytest.mark.usefixtures("local_egress")
+
+# --- formats without a height (issue 12, item 3) --------------------------------------------
+
+@pytest.mark.parametrize("shape, ext", [("hls_ts/index.m3u8", "mp4"),
+                                        ("hls_aes/index.m3u8", "mp4"),
+                                        ("webm/cues_end.webm", "webm")])
+def test_formats_without_height_are_probed(client, auth, clean_shapes_server, shape, ext):
+    """yt-dlp gives these one format with no height and no codecs; the probe (through the
+    guard, a few hundred KB) makes them list as what they are: 720p."""
+    url = clean_shapes_server.url(shape)
+    info = extract_info(url)
+    video = [f for f in info["formats"] if f.get("vcodec") != "none"]
+    assert len(video) == 1 and (video[0]["width"], video[0]["height"]) == (1280, 720)
+    assert video[0]["acodec"] in ("aac", "opus")
+    assert clean_shapes_server.bytes_served() < 2_000_000
+    assert formats_by_resolution(info) == {"720p": [ext]}
+    r = client.post("/api/video/resolutions", json={"url": url})
+    assert r.status_code == 200 and r.json["resolutions"] == ["720p"], r.json
+    user = auth.user()
+    video_id = auth.save_clip(user, url)
+    r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
+    assert r.status_code == 200 and r.json["formats"] == {"720p": [ext]}, r.json
+
+
+def test_a_probe_that_fails_leaves_the_format_unknown(clean_source_server, monkeypatch):
+    """A probe refused by the guard (its URL's port is not allowed at connect time) costs
+    nothing but the listing: the format stays selectable, unlisted, and nothing is fetched."""
+    from src.media import formats, guard
+    info = {"formats": [{"format_id": "x", "url": clean_source_server.mp4_url, "ext": "mp4",
+                         "protocol": "http", "vcodec": None, "acodec": None}]}
+    with guard.session(egress.Policy(["127.0.0.2:1"])) as session:
+        session.policy.check_url = lambda url, page_only=False: None  # allowed by name only
+        assert formats.probe_missing(info, session) == 1
+        assert session.refused() is not None
+    assert info["formats"][0].get("height") is None and formats_by_resolution(info) == {}
+    assert clean_source_server.bytes_served() == 0
+
+
+def test_extractor_crash_on_something_else_stays_format_unavailable(clean_source_server,
+                                                                    monkeypatch):
+    """The MPD fallback runs only for a document that is an MPD: a crash on a plain video
+    keeps its 422 FORMAT_UNAVAILABLE, after one look at the document."""
+    def crash(self, url, download=False, **kw):
+        raise _as_download_error(ExtractorError("An extractor error has occurred.",
+                                                cause=KeyError("sourceURL")))
+
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "extract_info", crash)
+    with pytest.raises(MediaError) as info:
+        extract_info(clean_source_server.mp4_url)
+    assert info.value.code == errors.FORMAT_UNAVAILABLE and "manifest" in info.value.message
+    # the same crash on an MPD (the SegmentBase ladder): read by src.media.mpd instead, each
+    # Representation one file for the ranged sidx path, as yt-dlp itself gives it
+    info = extract_info(clean_source_server.dash_url)
+    assert info["extractor"] == "mpd"
+    video = [f for f in info["formats"] if f["vcodec"] != "none"]
+    assert sorted(f["height"] for f in video) == [480, 720]
+    assert all(f["protocol"] == "http" and f["url"].endswith((".mp4", ".m4a"))
+               for f in info["formats"])
+    assert select_formats(info, "mp4", "720p").video_url.endswith("/video_720p.mp4")

@@ -161,16 +161,18 @@ def _summary(stderr_tail: str, returncode: Optional[int]) -> str:
     return lines[-1] if lines else f"ffmpeg exited with code {returncode}"
 
 
-def ffprobe(path: str, timeout: float = 30, input_args: Sequence[str] = ()) -> dict:
+def ffprobe(path: str, timeout: float = 30, input_args: Sequence[str] = (),
+            env: Optional[dict] = None) -> dict:
     """Return ffprobe's JSON (``format`` and ``streams``) for a local file or URL.
 
-    ``input_args``: input options placed before the input (``-format_whitelist``, …).
+    ``input_args``: input options placed before the input (``-format_whitelist``, …);
+    ``env``: ffprobe's environment (None: this process's).
     Raises :class:`FFmpegError` when ffprobe cannot read it (not a media file, missing, timeout).
     """
     cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
            *input_args, "-i", path]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
         raise FFmpegError("ffprobe timed out") from exc
     if out.returncode != 0:

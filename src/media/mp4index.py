@@ -136,6 +136,22 @@ def is_fragmented(moov: bytes) -> bool:
     return "mvex" in children(moov, 8, len(moov))
 
 
+def sidx_header(sidx: bytes) -> tuple:
+    """``(timescale, earliest_presentation_time, first_offset, references)`` of a whole
+    ``sidx`` box (ISO/IEC 14496-12 §8.16.3), ``references``: ``[(reference_type << 31 | size,
+    subsegment_duration, SAP word), ...]``. Raises :class:`IndexUnsupported` for a zero
+    timescale, ``struct.error``/IndexError when the box is cut short."""
+    version = sidx[8]
+    timescale = struct.unpack_from(">I", sidx, 16)[0]
+    if timescale == 0:
+        raise IndexUnsupported("sidx with a zero timescale")
+    earliest, first_offset = struct.unpack_from(">II" if version == 0 else ">QQ", sidx, 20)
+    pos = 28 if version == 0 else 36
+    count = struct.unpack_from(">H", sidx, pos + 2)[0]
+    return timescale, earliest, first_offset, [
+        struct.unpack_from(">III", sidx, pos + 4 + 12 * i) for i in range(count)]
+
+
 @malformed_is_unsupported
 def sidx_span(sidx: bytes, sidx_offset: int, start: float, end: float) -> tuple:
     """Byte range ``(first, last)`` (inclusive) of the fragments that cover ``start``..``end``:
@@ -143,21 +159,10 @@ def sidx_span(sidx: bytes, sidx_offset: int, start: float, end: float) -> tuple:
     last fragment that starts before ``end + MARGIN_AFTER``. ``sidx``: the whole box,
     header included, found at file offset ``sidx_offset``. Raises :class:`IndexUnsupported` for
     a hierarchical ``sidx`` (references to other ``sidx`` boxes)."""
-    version = sidx[8]
-    timescale = struct.unpack_from(">I", sidx, 16)[0]
-    if timescale == 0:
-        raise IndexUnsupported("sidx with a zero timescale")
-    if version == 0:
-        earliest, first_offset = struct.unpack_from(">II", sidx, 20)
-        pos = 28
-    else:
-        earliest, first_offset = struct.unpack_from(">QQ", sidx, 20)
-        pos = 36
-    count = struct.unpack_from(">H", sidx, pos + 2)[0]
+    timescale, earliest, first_offset, references = sidx_header(sidx)
     offset, t = sidx_offset + len(sidx) + first_offset, earliest
     first = last = None
-    for i in range(count):
-        ref, duration, sap = struct.unpack_from(">III", sidx, pos + 4 + 12 * i)
+    for ref, duration, sap in references:
         if ref >> 31:
             raise IndexUnsupported("hierarchical sidx")
         size = ref & 0x7FFFFFFF

@@ -6,6 +6,10 @@ listing resolutions for GET /api/video/formats and POST /api/video/resolutions (
 Endpoints" 6 and 7, "YouTubeService.get_available_formats": ≥720p, highest first) and choosing
 the streams to fetch (spec "Video Endpoints" 3, "Smart Download Logic"). Choosing uses yt-dlp's
 own format selector (``YoutubeDL.build_format_selector``) on the already-extracted formats.
+Listing lives in :mod:`src.media.formats` (re-exported here), which also probes formats that
+come without a height. A DASH manifest yt-dlp cannot read (a SegmentList of byte ranges,
+issue 12) is read by :mod:`src.media.mpd` instead; yt-dlp's own MPD parsing is bounded by
+:func:`src.media.mpd.check_size` (it would expand a hostile SegmentTimeline without limit).
 
 Egress (issue 11, item 4; :mod:`src.media.egress`): the page URL must be on a page host; yt-dlp
 makes every request through the guard proxy (:mod:`src.media.guard`), so its redirects and API
@@ -18,26 +22,23 @@ from __future__ import annotations
 
 import logging
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Optional
 
 import yt_dlp
+from yt_dlp.extractor.common import InfoExtractor
 
-from src.media import egress, fragments, guard
+from src.media import egress, fragments, guard, mpd
 from src.media.errors import (FORMAT_UNAVAILABLE, SOURCE_NOT_ALLOWED, VIDEO_UNAVAILABLE,
                               MediaError, classify)
+from src.media.formats import LADDER, SEEKABLE_PROTOCOLS, height_label, probe_missing
 
 log = logging.getLogger(__name__)
 
-#: Standard resolution labels (nominal short side of a 16:9 frame), spec "Resolution Options".
-RESOLUTIONS = {"720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160, "4320p": 4320}
 FORMAT_PREFERENCES = ("mp4", "webm", "best")
-_LADDER = (144, 240, 360, 480, 720, 1080, 1440, 2160, 4320)
 #: Every label select_formats accepts: the spec's options plus the lower rungs (e.g. ``480p``).
-_LABELS = {f"{rung}p": rung for rung in _LADDER}
-#: Protocols we can cut: ffmpeg opens them by URL and seeks with HTTP Range requests (or HLS
-#: segments); DASH fragment lists also go through :mod:`src.media.fragments`.
-_SEEKABLE_PROTOCOLS = ("http", "https", "m3u8", "m3u8_native", fragments.PROTOCOL)
+_LABELS = {f"{rung}p": rung for rung in LADDER}
 #: yt-dlp format specs per container preference, tried left to right ("/" = fallback):
 #: separate best video + best audio of that container, else one combined (progressive)
 #: format, else video alone. Heights are filtered beforehand (see select_formats).
@@ -46,6 +47,22 @@ _SPECS = {
     "webm": "bv[ext=webm]+ba[ext=webm]/b[ext=webm]/bv[ext=webm]",
     "best": "bv+ba/b/bv",
 }
+
+
+def _bounded_mpd_periods(parse):
+    """yt-dlp's ``_parse_mpd_periods`` behind :func:`src.media.mpd.check_size`: a hostile
+    SegmentTimeline ``r`` is refused before yt-dlp expands it (the ValueError is an extractor
+    crash, classified FORMAT_UNAVAILABLE; our own reader then refuses it with its reason)."""
+    def bounded(self, mpd_doc, *args, **kwargs):
+        mpd.check_size(mpd_doc)
+        return parse(self, mpd_doc, *args, **kwargs)
+
+    bounded.bounded = True
+    return bounded
+
+
+if not getattr(InfoExtractor._parse_mpd_periods, "bounded", False):
+    InfoExtractor._parse_mpd_periods = _bounded_mpd_periods(InfoExtractor._parse_mpd_periods)
 
 
 class _Logger:
@@ -73,21 +90,51 @@ def _ydl_params(timeout: float = 20, proxy: Optional[str] = None) -> dict:
     return params
 
 
-def _extract(url: str, timeout: float) -> Optional[dict]:
-    """yt-dlp's info dict for a page URL, every request through the guard. Raises MediaError:
-    SOURCE_NOT_ALLOWED when the page URL or the final ``webpage_url`` is not on a page host,
-    or yt-dlp failed after the guard refused a connection; else :func:`classify`'s code."""
-    policy = egress.current()
+def _extract(url: str, timeout: float, session: guard.Session,
+             fallback: bool = False) -> Optional[dict]:
+    """yt-dlp's info dict for a page URL, every request through the guard ``session``; with
+    ``fallback``, our own MPD reader when yt-dlp fails on a manifest (:func:`_read_mpd`).
+    Raises MediaError: SOURCE_NOT_ALLOWED when the page URL or the final ``webpage_url`` is not
+    on a page host, or yt-dlp failed after the guard refused a connection; else
+    :func:`classify`'s code."""
+    policy = session.policy
     policy.check_url(url, page_only=True)
-    with guard.session(policy) as session:
-        try:
-            with yt_dlp.YoutubeDL(_ydl_params(timeout, session.proxy_url)) as ydl:
-                info = ydl.extract_info(url, download=False)
-        except Exception as exc:  # yt-dlp raises DownloadError wrapping the real cause
-            raise session.refused() or classify(exc) from exc
+    try:
+        with yt_dlp.YoutubeDL(_ydl_params(timeout, session.proxy_url)) as ydl:
+            info = ydl.extract_info(url, download=False)
+    except Exception as exc:  # yt-dlp raises DownloadError wrapping the real cause
+        error = session.refused() or classify(exc)
+        if not fallback or not _may_be_mpd(url, error):
+            raise error from exc
+        info = _read_mpd(url, session, timeout, error)
     if info and info.get("webpage_url"):
         policy.check_url(info["webpage_url"], page_only=True)
     return info
+
+
+#: yt-dlp failures after which the document may be an MPD it cannot read (issue 12): an
+#: extractor crash or "no formats" (FORMAT_UNAVAILABLE) on any URL, or "unsupported"/unknown on
+#: a URL whose path ends in ``.mpd``.
+_MPD_RETRY_CODES = ("VIDEO_UNAVAILABLE", "UNKNOWN_ERROR")
+
+
+def _may_be_mpd(url: str, error: MediaError) -> bool:
+    if error.code == FORMAT_UNAVAILABLE:
+        return True
+    path = urllib.parse.urlsplit(url).path.lower()
+    return error.code in _MPD_RETRY_CODES and path.endswith(".mpd")
+
+
+def _read_mpd(url: str, session: guard.Session, timeout: float, error: MediaError) -> dict:
+    """:func:`src.media.mpd.extract` of ``url``, processed (sorted, completed) by yt-dlp as its
+    own extraction would be. Raises ``error`` (yt-dlp's, classified) when the document is not an
+    MPD; MediaError(FORMAT_UNAVAILABLE) for an MPD that cannot be read either."""
+    try:
+        info = mpd.extract(url, session, timeout)
+    except mpd.NotAnMPD:
+        raise error from None
+    log.info("yt-dlp could not read the manifest (%s); read by src.media.mpd", error.detail[:200])
+    return _selector_ydl().process_ie_result(info, download=False)
 
 
 def _format_urls(fmt: dict) -> list:
@@ -132,15 +179,22 @@ def extract_info(url: str, timeout: float = 20) -> dict:
 
     ``timeout`` is yt-dlp's ``socket_timeout`` in seconds (per network operation). Returns the
     processed info dict: ``formats`` sorted worst → best, each with ``url``, ``protocol``,
-    ``ext``, ``width``/``height`` (None for a direct link), ``vcodec``/``acodec``
-    (``"none"`` when absent) and ``http_headers`` — only formats whose URLs the egress policy
-    allows. Raises :class:`MediaError` (see :func:`src.media.errors.classify`);
-    SOURCE_NOT_ALLOWED (module docstring); VIDEO_UNAVAILABLE when the URL is a playlist.
+    ``ext``, ``width``/``height``, ``vcodec``/``acodec`` (``"none"`` when absent) and
+    ``http_headers`` — only formats whose URLs the egress policy allows. A DASH manifest yt-dlp
+    cannot read (a SegmentList of byte ranges) is read by :mod:`src.media.mpd`; video formats
+    without a height (an HLS media playlist, a direct link) are probed
+    (:func:`src.media.formats.probe_missing`). Raises :class:`MediaError` (see
+    :func:`src.media.errors.classify`); SOURCE_NOT_ALLOWED (module docstring);
+    VIDEO_UNAVAILABLE when the URL is a playlist; FORMAT_UNAVAILABLE for a manifest neither
+    yt-dlp nor :mod:`src.media.mpd` can read.
     """
-    info = _extract(url, timeout)
-    if not info or info.get("_type") == "playlist" or not info.get("formats"):
-        raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
-    _drop_refused_formats(info, egress.current())
+    policy = egress.current()
+    with guard.session(policy) as session:
+        info = _extract(url, timeout, session, fallback=True)
+        if not info or info.get("_type") == "playlist" or not info.get("formats"):
+            raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
+        _drop_refused_formats(info, policy)
+        probe_missing(info, session)
     return info
 
 
@@ -160,56 +214,11 @@ def live_info(url: str, timeout: float = 15) -> dict:
     found", e.g. a VOD still being processed), SOURCE_NOT_ALLOWED, … (see
     :func:`src.media.errors.classify` and :func:`extract_info`).
     """
-    info = _extract(url, timeout)
+    with guard.session(egress.current()) as session:
+        info = _extract(url, timeout, session)
     if not info or info.get("_type") == "playlist":
         raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
     return {"video_id": info.get("id"), **{key: info.get(key) for key in LIVE_KEYS}}
-
-
-def height_label(width: Optional[int], height: Optional[int]) -> Optional[str]:
-    """Standard label (``"720p"``) for a frame size, or None when the height is unknown.
-
-    The short side is used (portrait 720x1280 → ``720p``); a frame wider than 16:9 counts by its
-    width (1920x800 → ``1080p``), like YouTube's quality labels. Sizes within 5 % below a rung
-    round up to it (1920x1072 → ``1080p``).
-    """
-    if not height:
-        return None
-    short, long_ = (min(width, height), max(width, height)) if width else (height, height)
-    size = max(short, round(long_ * 9 / 16))
-    rung = max((r for r in _LADDER if r <= size * 1.05), default=_LADDER[0])
-    return f"{rung}p"
-
-
-def _video_formats(info: dict) -> list:
-    return [f for f in info.get("formats") or [] if f.get("vcodec") != "none"
-            and f.get("protocol", "http") in _SEEKABLE_PROTOCOLS and not f.get("has_drm")]
-
-
-def formats_by_resolution(info: dict) -> dict:
-    """``{"1080p": ["mp4", "webm"], "720p": ["mp4"]}``: containers per resolution ≥ 720p.
-
-    Keys ordered highest first, containers ``mp4`` first then alphabetical. Formats without a
-    known height (a direct link) are left out. Source: spec "Video Endpoints" 6.
-    """
-    found: dict = {}
-    for fmt in _video_formats(info):
-        label = height_label(fmt.get("width"), fmt.get("height"))
-        if label and int(label[:-1]) >= 720 and fmt.get("ext"):
-            found.setdefault(label, set()).add(fmt["ext"])
-    return {label: sorted(exts, key=lambda e: (e != "mp4", e))
-            for label, exts in sorted(found.items(), key=lambda kv: -int(kv[0][:-1]))}
-
-
-def available_resolutions(info: dict) -> list:
-    """``["1440p", "1080p", "720p"]``: resolutions ≥ 720p, highest first (spec Core Services 2)."""
-    return list(formats_by_resolution(info))
-
-
-def available_extensions(info: dict) -> list:
-    """``["mp4", "webm"]``: containers offered at ≥ 720p (the ``extensions`` of spec endpoint 6)."""
-    exts = {ext for exts in formats_by_resolution(info).values() for ext in exts}
-    return sorted(exts, key=lambda e: (e != "mp4", e))
 
 
 @dataclass
@@ -269,7 +278,7 @@ def select_formats(info: dict, format_preference: str = "mp4",
     if resolution_preference != "best" and limit is None:
         raise ValueError(f"resolution_preference must be 'best' or one of {list(_LABELS)}")
     formats = [f for f in info.get("formats") or []
-               if f.get("protocol", "http") in _SEEKABLE_PROTOCOLS and not f.get("has_drm")
+               if f.get("protocol", "http") in SEEKABLE_PROTOCOLS and not f.get("has_drm")
                and (f.get("vcodec") == "none" or limit is None or _fits(f, limit))]
     formats = fragments.prefer_fastest(formats, lambda f: (
         height_label(f.get("width"), f.get("height")), f.get("ext"), f.get("vcodec") == "none",

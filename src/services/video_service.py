@@ -7,7 +7,7 @@ from typing import Optional
 from ..data import users, videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
-from ..media import source
+from ..media import formats, source
 from ..media.errors import MediaError
 from ..utils.dates import iso
 from ..utils.files import file_available
@@ -100,7 +100,7 @@ def fill_available_formats(video_id: str) -> None:
     if not doc:
         return
     try:
-        resolutions = source.available_resolutions(source.extract_info(doc["url"]))
+        resolutions = formats.available_resolutions(source.extract_info(doc["url"]))
         videos.update(db(), video_id, {"available_formats": resolutions, "formats_error": None})
     except MediaError as exc:
         videos.update(db(), video_id, {"formats_error": exc.code})
@@ -171,7 +171,7 @@ def formats_for(video_id: str, user_id: str) -> dict:
         info = source.extract_info(url)
     except MediaError as exc:
         raise media_api_error(exc.code, exc.message) from None
-    by_resolution = source.formats_by_resolution(info)
+    by_resolution = formats.formats_by_resolution(info)
     return {"video_id": shown_id, "resolutions": list(by_resolution),
             "extensions": sorted({ext for exts in by_resolution.values() for ext in exts}),
             "formats": by_resolution}
@@ -189,4 +189,4 @@ def resolutions_for(url: str) -> dict:
         info = source.extract_info(url)
     except MediaError as exc:
         raise media_api_error(exc.code, exc.message) from None
-    return {"video_id": youtube_id, "url": url, "resolutions": source.available_resolutions(info)}
+    return {"video_id": youtube_id, "url": url, "resolutions": formats.available_resolutions(info)}
