@@ -5,10 +5,10 @@ PY     := $(VENV)/bin/python
 
 .PHONY: install system-deps run demo test smoke bench clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	touch $@
 
 install: system-deps $(VENV)/.installed  ## virtualenv + pinned requirements (+ ffmpeg)

@@ -15,6 +15,7 @@ from .config_checks import check_settings
 from .data import ensure_indexes
 from .media import egress
 from .errors import UPLOAD_ENDPOINT, body_too_large, register_error_handlers
+from .schemas import ErrorSchema
 from .routes import auth as auth_routes
 from .routes import encode as encode_routes
 from .routes import health as health_routes
@@ -42,13 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     # Every route gets the small body limit; _limit_bodies() raises it for the upload route only.
     app.config["MAX_CONTENT_LENGTH"] = int(settings["MAX_REQUEST_BODY_KB"] * 1024)
-    development = settings["APP_ENV"] == "development"
-    app.config.update(
-        API_TITLE="yt-downloader", API_VERSION="1.0", OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/" if development else None, OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-    )
+    _openapi_settings(app, settings)
     check_settings(settings)  # production refusals (src/config_checks.py)
     egress.configure(settings["ALLOWED_SOURCE_HOSTS"], settings["ALLOWED_MEDIA_HOSTS"])
     logging_setup.configure_logging(settings)
@@ -72,8 +67,7 @@ def create_app(config: dict | None = None) -> Flask:
     logging_setup.init_app(app)  # first before_request: every answer carries X-Request-ID
     _limit_bodies(app, settings)  # second: before anything reads a body
     _init_cors(app, settings)
-    api = Api(app, spec_kwargs={"components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
+    api = _Api(app, spec_kwargs={"components": {"securitySchemes": SECURITY_SCHEMES}})
     api.register_blueprint(auth_routes.blp)
     api.register_blueprint(video_routes.blp)
     api.register_blueprint(encode_routes.blp)
@@ -87,6 +81,41 @@ def create_app(config: dict | None = None) -> Flask:
     recovery_service.recover_at_start(app)
     cli.init_app(app)
     return app
+
+
+#: OpenAPI security schemes (each operation names its own: src/routes/__init__.py).
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+               "description": "a private token from POST /api/auth/login"},
+    "publicToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                    "description": "a public token from GET /api/auth/token/public"},
+}
+
+
+class _Api(Api):
+    """flask-smorest's Api with the project's one error shape as its ``Error`` component and no
+    catch-all ``default`` response: each view lists its own error answers (issue 16, item 1)."""
+
+    ERROR_SCHEMA = ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+
+def _openapi_settings(app: Flask, settings: dict) -> None:
+    """The OpenAPI document at ``/openapi.json`` and Swagger UI at ``/docs``: in development, or
+    anywhere with ``OPENAPI_PUBLIC=true``. Swagger UI's files are served from this app
+    (``src/web/static/swagger/``, swagger-ui-dist 5.35.0 from npm, Apache-2.0): no CDN, and
+    its validator badge (a request to validator.swagger.io) is off."""
+    shown = settings["APP_ENV"] == "development" or settings["OPENAPI_PUBLIC"]
+    app.config.update(
+        API_TITLE="yt-downloader", API_VERSION="1.0", OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/" if shown else None, OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs", OPENAPI_SWAGGER_UI_URL="/ui/swagger/",
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
+        API_SPEC_OPTIONS={"info": {"description": (
+            "Clips of online videos, fetched segment-only, and re-encodes of uploads. Every "
+            "non-2xx JSON answer is `{error, code, details?}` (the `Error` schema). Contract: "
+            "SPEC-yt-downloader-backend.md; deliberate deviations are in the README.")}},
+    )
 
 
 def _limit_bodies(app: Flask, settings: dict) -> None:

@@ -92,6 +92,8 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "ORPHAN_MAX_AGE_MINUTES": ("minutes", 180),
     "USE_X_ACCEL_REDIRECT": (bool, False),
     "TRUSTED_PROXY_COUNT": (int, 0),
+    # The contract (issue 16): /openapi.json and /docs outside development too
+    "OPENAPI_PUBLIC": (bool, False),
 }
 
 SECRET_NAMES = ("JWT_PUBLIC_SECRET", "JWT_PRIVATE_SECRET", "FLASK_SECRET_KEY")

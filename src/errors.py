@@ -76,6 +76,13 @@ def _flatten_webargs(messages: dict) -> dict:
     return flat
 
 
+def _kept_headers(exc: HTTPException) -> list[tuple[str, str]]:
+    """The headers Werkzeug gives ``exc`` besides its own Content-Type: ``Allow`` on a 405
+    (RFC 9110 §15.5.6: a 405 MUST list the target's methods), ``WWW-Authenticate`` on a 401…"""
+    return [(name, value) for name, value in exc.get_headers()
+            if name.lower() != "content-type"]
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install handlers so that every error leaves the app in the one error shape."""
 
@@ -93,7 +100,8 @@ def register_error_handlers(app: Flask) -> None:
         if exc.code == 413:  # werkzeug cut a streamed body off at request.max_content_length
             return _api_error(body_too_large())
         message = data.get("message") or exc.description or exc.name
-        return jsonify(error_body(message, HTTP_CODES.get(exc.code, "ERROR"))), exc.code
+        return jsonify(error_body(message, HTTP_CODES.get(exc.code, "ERROR"))), exc.code, \
+            _kept_headers(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

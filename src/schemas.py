@@ -207,3 +207,77 @@ class ResolutionsResponse(Schema):
     video_id = fields.String(allow_none=True)
     url = fields.String()
     resolutions = fields.List(fields.String())
+
+
+# --- The OpenAPI document (issue 16, item 1): error shape, path ids, files, health ------------
+
+#: A clip's or an upload's document id (a MongoDB ObjectId as 24 lower-case hex digits).
+OBJECT_ID = r"^[0-9a-f]{24}$"
+#: A YouTube video id (11 characters of the URL-safe base64 alphabet).
+YOUTUBE_ID = r"^[A-Za-z0-9_-]{11}$"
+
+
+class ErrorSchema(Schema):
+    """The one error shape of every non-2xx JSON answer (DESIGN.md, Conventions); installed as
+    flask-smorest's ``Api.ERROR_SCHEMA`` so the ``Error`` component is this shape."""
+
+    class Meta:
+        ordered = True
+
+    error = fields.String(required=True, metadata={"description": "human message"})
+    code = fields.String(required=True, metadata={
+        "description": "machine code (README, Errors), e.g. VALIDATION_ERROR, INVALID_TOKEN"})
+    details = fields.Dict(keys=fields.String(), metadata={
+        "description": "validation errors: field → messages (nested for nested fields)"})
+
+
+class HealthCheckSchema(Schema):
+    """One dependency check; the other keys depend on the check (``free_mb``, ``running``…)."""
+
+    class Meta:
+        unknown = "include"
+
+    ok = fields.Boolean(required=True)
+    error = fields.String(metadata={"description": "why the check failed"})
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(
+        ("ok", "degraded", "unavailable")))
+    checks = fields.Dict(keys=fields.String(), required=True, metadata={
+        "description": "mongodb, redis, ffmpeg, disk, jobs: each {ok, error?, …}; `embedded`: "
+                       "the stores running in-process (a list of setting names)"})
+
+
+class ReadySchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(("ready", "unavailable")))
+    failing = fields.List(fields.String(), required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.Nested(HealthCheckSchema),
+                         required=True)
+
+
+class LiveSchema(Schema):
+    status = fields.String(required=True, validate=validate.Equal("alive"))
+
+
+class EncodeStatusSchema(Schema):
+    encode_id = fields.String()
+    status = fields.String(validate=validate.OneOf(
+        ("pending", "processing", "completed", "failed", "expired")))
+    progress = fields.Float(metadata={"description": "0-100"})
+    original_filename = fields.String(allow_none=True)
+    video_codec = fields.String(allow_none=True)
+    quality_preset = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    encoding_started_at = fields.String(allow_none=True)
+    encoding_completed_at = fields.String(allow_none=True)
+    file_available = fields.Boolean()
+    file_size_mb = fields.Float(allow_none=True)
+    metadata = fields.Dict(allow_none=True)
+    expires_at = fields.String(allow_none=True)
+    error_message = fields.String(allow_none=True)
+    error_code = fields.String(allow_none=True)
+
+
+#: A file answer (OpenAPI 3.0: a binary string) for ``content`` of a response.
+BINARY = {"schema": {"type": "string", "format": "binary"}}

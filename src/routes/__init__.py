@@ -1,10 +1,31 @@
-"""Blueprints. Invalid input is 400 (spec), so webargs' default 422 is replaced here."""
+"""Blueprints. Invalid input is 400 (spec), so webargs' default 422 is replaced here.
+
+The OpenAPI document is the contract (DESIGN.md; issue 16, item 1): every view documents its
+security (:data:`PRIVATE`, :data:`PUBLIC`, …, through ``@blp.doc(security=…)``) and each error
+answer it can give (:meth:`Blueprint.errors`: status → the machine codes), all in the one error
+shape (:class:`src.schemas.ErrorSchema`). There is no catch-all ``default`` response, so
+schemathesis' status-code check (tests/test_openapi.py) fails on any answer a view does not list.
+"""
 from __future__ import annotations
 
+import http
 import json
 
 import flask_smorest
 from webargs.flaskparser import FlaskParser
+
+from ..schemas import ErrorSchema
+
+#: Security requirements (OpenAPI 3.0 ``security``; schemes declared in src/app.py).
+PRIVATE = [{"bearer": []}]  # a private token (login), ``Authorization: Bearer …``
+PUBLIC = [{"publicToken": []}]  # a public token, ``Authorization: Bearer …``
+PRIVATE_OPTIONAL = [{"bearer": []}, {}]  # anonymous, or a private token (checked when sent)
+NONE: list = []  # no authentication (the stream save carries its token in the path)
+
+#: Machine codes of a refused private / public token (src/middleware/auth.py, src/services/*token*).
+PRIVATE_401 = "MISSING_TOKEN, INVALID_TOKEN, SESSION_REVOKED"
+PUBLIC_401 = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_REVOKED"
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
 
 class _Parser(FlaskParser):
@@ -23,3 +44,19 @@ class Blueprint(flask_smorest.Blueprint):
     """flask-smorest Blueprint whose argument errors are 400 with field → messages details."""
 
     ARGUMENTS_PARSER = _Parser()
+
+    def errors(self, answers: dict[int, str]):
+        """Document a view's error answers: ``{status: "CODE_A, CODE_B"}`` (the ``code`` values
+        that status may carry). 429 also documents ``Retry-After``. A 400 from
+        ``@blp.arguments`` is documented by flask-smorest; list it here too when the view has
+        400s of its own, so their codes are named."""
+
+        def decorator(func):
+            for status, codes in sorted(answers.items(), reverse=True):
+                phrase = http.HTTPStatus(status).phrase
+                func = self.alt_response(status, schema=ErrorSchema,
+                                         description=f"{phrase}: {codes}",
+                                         headers=RETRY_AFTER if status == 429 else None)(func)
+            return func
+
+        return decorator

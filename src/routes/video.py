@@ -10,27 +10,71 @@ from ..middleware.auth import (private_token_required, public_token_in_path,
                                public_token_required)
 from ..services import download_service, stream_service, video_service
 from ..utils.files import send_media  # X-Accel-Redirect when enabled
-from . import Blueprint
+from . import NONE, PRIVATE, PRIVATE_401, PUBLIC, PUBLIC_401, RETRY_AFTER, Blueprint
 
 blp = Blueprint("video", __name__, url_prefix="/api/video", description="Clips")
 
 MIMETYPES = {"mp4": "video/mp4", "webm": "video/webm"}
+VIDEO_ID = [{"in": "path", "name": "video_id", "description": "the clip's id (from the save)",
+             "schema": {"type": "string", "pattern": schemas.OBJECT_ID}}]
+#: The media layer's codes (src/media/errors.py): 422 about the video asked for, 500 ours.
+MEDIA_422 = ", ".join(sorted(video_service.USER_SIDE_CODES))
+MEDIA_500 = "SOURCE_HTTP_ERROR, FFMPEG_FAILED, JS_RUNTIME_MISSING, BOT_CHECK, UNKNOWN_ERROR"
+SAVE_ERRORS = {400: "VALIDATION_ERROR (time range, unknown user_id), INVALID_URL",
+               403: "TOKEN_USER_MISMATCH (a bound token saving for another user)",
+               429: "RATE_LIMITED, PENDING_CLIPS_LIMIT", 413: "REQUEST_TOO_LARGE"}
+#: The clip file: Content-Disposition names it ``video_{id}.{ext}``.
+FILE_200 = {"200": {"description": "The clip's file", "content": {
+    mimetype: schemas.BINARY for mimetype in MIMETYPES.values()}, "headers": {
+    "Content-Disposition": {"description": 'attachment; filename="video_{video_id}.mp4"',
+                            "schema": {"type": "string"}}}}}
 
 
 @blp.post("/save")
 @public_token_required
 @blp.arguments(schemas.SaveVideoSchema)
 @blp.response(201, schemas.SavedResponse)
+@blp.errors({401: PUBLIC_401, **SAVE_ERRORS})
+@blp.doc(security=PUBLIC)
 def save(body):
     """Save a clip request (public token)."""
     video_id = video_service.save_clip(body, g.public_token)
     return {"message": "Video info saved successfully", "video_id": video_id}
 
 
-@blp.route("/save/stream/<token>/<youtube_id>", methods=["GET", "POST"])
+def _stream_doc() -> dict:
+    """The stream save's parameters and answers: JSON, or plain text for chat (Nightbot headers
+    or ``?format=text``), errors included — every status in both content types."""
+    text = {"schema": {"type": "string", "maxLength": 399}}
+    error = {"schema": {"$ref": "#/components/schemas/Error"}}
+    codes = {401: PUBLIC_401, 400: SAVE_ERRORS[400] + ", CHANNEL_REQUIRED ('live' without a "
+             "channel)", 403: SAVE_ERRORS[403], 429: SAVE_ERRORS[429], 413: SAVE_ERRORS[413]}
+    responses = {str(status): {"description": f"Error: {text_codes}", "content": {
+        "application/json": error, "text/plain": text}} for status, text_codes in codes.items()}
+    responses["429"]["headers"] = RETRY_AFTER
+    responses["201"] = {"description": "Saved (plain text for chat: one line under 400 "
+                                       "characters)", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/SavedResponse"}},
+        "text/plain": text}}
+    header = {"type": "string"}
+    return {"security": NONE, "responses": responses, "parameters": [
+        {"in": "header", "name": name, "required": False, "schema": header, "description":
+         "sent by Nightbot's urlfetch (a query string: name, displayName, provider, "
+         "providerId, userLevel; each kept to 100 characters); its presence asks for a "
+         "plain-text reply"}
+        for name in ("Nightbot-User", "Nightbot-Channel")]}
+
+
+@blp.route("/save/stream/<token>/<youtube_id>", methods=["GET", "POST"], parameters=[
+    {"in": "path", "name": "token", "description": "a public token (Nightbot cannot send "
+     "headers); refused with 401 like a bearer token", "schema": {"type": "string"}},
+    {"in": "path", "name": "youtube_id", "description": "an 11-character YouTube video id, or "
+     "`live` for the channel's current stream (needs `channel` or Nightbot-Channel)",
+     "schema": {"type": "string", "pattern": r"^([A-Za-z0-9_-]{11}|live)$"}}])
 @public_token_in_path
 @blp.arguments(schemas.SaveStreamQuery, location="query")
 @blp.response(201, schemas.SavedResponse)
+@blp.doc(**_stream_doc())
 def save_stream(query, token, youtube_id):
     """Save a clip of a live stream at this moment (Nightbot; `live` = the channel's stream)."""
     saved = stream_service.save_stream_clip(
@@ -63,10 +107,17 @@ def _text_errors(response):
     return response
 
 
-@blp.post("/download/<video_id>")
+@blp.post("/download/<video_id>", parameters=VIDEO_ID)
 @private_token_required
 @blp.arguments(schemas.DownloadSchema(), required=False)
-@blp.alt_response(202, schema=schemas.ProcessingResponse, description="Still processing")
+@blp.alt_response(202, schema=schemas.ProcessingResponse, description="Still processing",
+                  success=True)
+@blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)", 404: "NOT_FOUND",
+             410: "FILE_EXPIRED (ask again: a new job starts)", 413: "REQUEST_TOO_LARGE",
+             400: "VALIDATION_ERROR, SOURCE_NOT_ALLOWED", 422: MEDIA_422,
+             429: "TOO_MANY_JOBS", 500: MEDIA_500 + ", JOB_INTERRUPTED",
+             507: "INSUFFICIENT_STORAGE"})
+@blp.doc(security=PRIVATE, responses=FILE_200)
 def download(prefs, video_id):
     """Download the clip's file; starts or joins the job and waits a little (else 202)."""
     result = download_service.request_download(video_id, g.current_user["user_id"], prefs or {})
@@ -78,9 +129,12 @@ def download(prefs, video_id):
     return response
 
 
-@blp.get("/status/<video_id>")
+@blp.get("/status/<video_id>", parameters=VIDEO_ID)
 @private_token_required
-@blp.alt_response(200, schema=schemas.VideoStatusSchema, description="The clip's status")
+@blp.alt_response(200, schema=schemas.VideoStatusSchema, description="The clip's status",
+                  success=True)
+@blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)", 404: "NOT_FOUND"})
+@blp.doc(security=PRIVATE)
 def status(video_id):
     """Status, progress and file facts of a clip (polled: answered without a schema dump)."""
     doc = video_service.get_owned(video_id, g.current_user["user_id"])
@@ -90,14 +144,21 @@ def status(video_id):
 @blp.get("/list")
 @private_token_required
 @blp.response(200, schemas.VideoListSchema)
+@blp.errors({401: PRIVATE_401})
+@blp.doc(security=PRIVATE)
 def list_videos():
     """All clips of the user, newest first."""
     return {"videos": video_service.list_clips(g.current_user["user_id"])}
 
 
-@blp.get("/formats/<video_id>")
+@blp.get("/formats/<video_id>", parameters=[
+    {"in": "path", "name": "video_id", "description": "a clip's id or an 11-character YouTube "
+     "video id", "schema": {"type": "string", "pattern": r"^([0-9a-f]{24}|[A-Za-z0-9_-]{11})$"}}])
 @private_token_required
 @blp.response(200, schemas.FormatsResponse)
+@blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)", 404: "NOT_FOUND",
+             400: "INVALID_ID, SOURCE_NOT_ALLOWED", 422: MEDIA_422, 500: MEDIA_500})
+@blp.doc(security=PRIVATE)
 def formats(video_id):
     """Resolutions and containers available for a clip (document id) or a YouTube id."""
     return video_service.formats_for(video_id, g.current_user["user_id"])
@@ -106,6 +167,9 @@ def formats(video_id):
 @blp.post("/resolutions")
 @blp.arguments(schemas.ResolutionsQuery)
 @blp.response(200, schemas.ResolutionsResponse)
+@blp.errors({400: "VALIDATION_ERROR, INVALID_URL, SOURCE_NOT_ALLOWED", 422: MEDIA_422,
+             429: "RATE_LIMITED", 413: "REQUEST_TOO_LARGE", 500: MEDIA_500})
+@blp.doc(security=NONE)
 def resolutions(body):
     """Resolutions available for a video URL (no authentication)."""
     return video_service.resolutions_for(body["url"])
