@@ -179,3 +179,39 @@ def test_traversal_names_are_metadata_only(client, auth, app, tmp_path, name):
     files = _files(app.config["UPLOADS_DIR"])
     assert files == [os.path.join(_folder(app, encode_id), "source." + name.rsplit(".", 1)[1])]
     assert not os.path.exists(tmp_path / "x.mp4")
+
+
+def _small(tmp_path, size: str) -> bytes:
+    """1 s of ffmpeg's test pattern at ``size`` (W×H), 4:4:4 H.264 (odd sides allowed)."""
+    import subprocess
+
+    path = tmp_path / f"{size}.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=25",
+                    "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv444p", str(path)], check=True)
+    return path.read_bytes()
+
+
+def test_tiny_frames_are_refused_and_odd_sides_encode(make_app, auth_factory, tmp_path):
+    """Under 64 pixels a side: 400 RESOLUTION_TOO_LOW at upload (x265 aborts on such frames,
+    SVT-AV1 refuses them). Odd sides of 64 and more encode with every codec at a lossy preset
+    (4:2:0 needs even sides: one black row and column are added) and stay exact losslessly."""
+    app = make_app(DOWNLOAD_WAIT_SECONDS=120)
+    client = app.test_client()
+    user = auth_factory(client).user()
+    r = _upload(client, user, data=_small(tmp_path, "33x17"), name="tiny.mp4")
+    assert r.status_code == 400 and r.json["code"] == "RESOLUTION_TOO_LOW", r.json
+    assert "33x17" in r.json["error"]
+    data = _small(tmp_path, "67x65")
+    for codec, preset, size in (("h264", "high", (68, 66)), ("h265", "medium", (68, 66)),
+                                ("av1", "medium", (68, 66)), ("h264", "lossless", (67, 65))):
+        r = _upload(client, user, data=data, name="odd.mp4")
+        assert r.status_code == 201, r.json
+        encode_id = r.json["encode_id"]
+        r = client.post(f"/api/encode/start/{encode_id}", headers=user["headers"],
+                        json={"video_codec": codec, "quality_preset": preset})
+        assert r.status_code == 200, (codec, preset, r.json)
+        r = client.post(f"/api/encode/download/{encode_id}", headers=user["headers"])
+        out = tmp_path / f"{codec}-{preset}.mp4"
+        out.write_bytes(r.data)
+        video = ffprobe(str(out))["streams"][0]
+        assert (video["width"], video["height"]) == size, (codec, preset, video)

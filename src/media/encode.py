@@ -110,15 +110,21 @@ def _pix_fmt(encoder: str, source: str, lossless: bool) -> str:
     return "yuv420p10le" if deep else "yuv420p"
 
 
-def video_args(codec: str, preset: str, pix_fmt: str, threads: int) -> list:
+def video_args(codec: str, preset: str, pix_fmt: str, threads: int,
+               size: tuple = (0, 0)) -> list:
     """Encoder options for ``codec``/``preset`` (see the module docstring for the sources).
+    ``size``: the source's ``(width, height)`` in pixels, (0, 0) when unknown.
 
     - h264: libx264 ``-preset fast``; lossless ``-qp 0`` (x264's lossless mode; the profile
       becomes High 4:4:4 Predictive automatically), else ``-crf 18/23``.
     - h265: libx265 ``-preset fast``; lossless ``-x265-params lossless=1`` (x265 ``--lossless``),
       else ``-crf 20/28``; ``pools=N`` caps x265's own thread pool; ``-tag:v hvc1`` for players.
     - av1: lossless via libaom ``-aom-params lossless=1 -cpu-used 6 -row-mt 1`` (SVT-AV1 has no
-      lossless mode); high/medium via libsvtav1 ``-preset 8 -crf 23/30 -svtav1-params lp=N``.
+      lossless mode); high/medium via libsvtav1 ``-preset 8 -crf 23/30 -svtav1-params lp=N``
+      (it refuses frames under 64 pixels on a side: uploads are at least
+      :data:`src.media.probe.MIN_UPLOAD_SIDE`).
+    - 4:2:0 output (every lossy preset) needs even sides (4:2:2: an even width): an odd side is
+      padded by one black row or column (``pad``), so no source pixel is lost or resampled.
 
     Raises ValueError on an unknown codec or preset.
     """
@@ -147,7 +153,19 @@ def video_args(codec: str, preset: str, pix_fmt: str, threads: int) -> list:
         args = ["-c:v", "libsvtav1", "-preset", "8", "-crf", str(CRF[codec][preset]),
                 "-svtav1-params", f"lp={n}"]
         encoder = "libsvtav1"
-    return [*args, "-pix_fmt", _pix_fmt(encoder, pix_fmt, lossless), "-threads", n]
+    out = _pix_fmt(encoder, pix_fmt, lossless)
+    return [*args, "-pix_fmt", out, *_even_sides(out, size), "-threads", n]
+
+
+def _even_sides(pix_fmt: str, size: tuple) -> list:
+    """``-vf pad`` to even sides where the output's chroma subsampling needs them (4:2:0 both,
+    4:2:2 the width), else nothing."""
+    width, height = size
+    odd_w = width % 2 == 1 and ("420" in pix_fmt or "422" in pix_fmt)
+    odd_h = height % 2 == 1 and "420" in pix_fmt
+    if not (odd_w or odd_h):
+        return []
+    return ["-vf", f"pad={width + odd_w}:{height + odd_h}"]
 
 
 def build_encode_command(input_path: str, output_path: str, codec: str, preset: str,
@@ -155,13 +173,15 @@ def build_encode_command(input_path: str, output_path: str, codec: str, preset: 
     """ffmpeg arguments (after the binary; for :func:`run_ffmpeg`) encoding to MP4.
 
     The input is opened only with the allow-list of src/media/probe.py (``INPUT_ALLOW_LIST``).
-    ``source`` is :func:`probe_video`'s dict (``pix_fmt``, ``has_audio`` are used). Maps the first
+    ``source`` is :func:`probe_video`'s dict (``pix_fmt``, ``has_audio``, ``width``,
+    ``height`` are used). Maps the first
     non-cover-art video stream and the first audio stream if any; every frame is kept once
     (``-fps_mode passthrough``) so lossless output has the source's frames; ``-movflags
     +faststart`` moves the index to the front for progressive playback; ``-f mp4`` because the
     output may carry a temporary suffix. Raises ValueError on an unknown codec or preset.
     """
-    video = video_args(codec, preset, source.get("pix_fmt") or "yuv420p", threads)
+    video = video_args(codec, preset, source.get("pix_fmt") or "yuv420p", threads,
+                       (int(source.get("width") or 0), int(source.get("height") or 0)))
     audio = ["-map", "0:a:0", *AUDIO_ARGS] if source.get("has_audio") else ["-an"]
     return ["-threads", str(threads), *INPUT_ALLOW_LIST, "-i", input_path, "-map", "0:V:0",
             *video, *audio, "-fps_mode", "passthrough", "-sn", "-dn", "-movflags", "+faststart",

@@ -33,6 +33,9 @@ UPLOAD_DEMUXERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "as
 
 #: Input options (before ``-i``) of every ffprobe/ffmpeg call on an upload or our own local copy.
 #: ``file`` is the only protocol needed: ffmpeg's ``-progress pipe:1`` and outputs are not inputs.
+#: Smallest side of an upload, pixels: libx265 corrupts its heap and aborts on frames under
+#: 32 × 32 (ffmpeg 5.1 + x265 3.5, seen here on 34x18), SVT-AV1 refuses sides under 64.
+MIN_UPLOAD_SIDE = 64
 INPUT_ALLOW_LIST = ("-format_whitelist", ",".join(UPLOAD_DEMUXERS), "-protocol_whitelist", "file")
 
 UNSUPPORTED_MESSAGE = ("Unsupported file format: upload a video in one of the containers MP4, "
@@ -135,6 +138,10 @@ def _check_limits(limits: UploadLimits, duration: float, pictures: list, fps: fl
                                 f"{_hms(limits.max_duration)} is accepted", "VIDEO_TOO_LONG")
     for stream in pictures:
         width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+        if min(width, height) < MIN_UPLOAD_SIDE:
+            raise InvalidMediaError(
+                f"The video is {width}x{height}; at least {MIN_UPLOAD_SIDE} pixels on each side "
+                f"are accepted", "RESOLUTION_TOO_LOW")
         if width * height > limits.max_pixels:
             raise InvalidMediaError(
                 f"The video is {width}x{height} ({width * height / 1e6:.1f} megapixels); at most "
