@@ -5,7 +5,8 @@ YouTube's progressive format is.
 
 Compared in the same run, same clip, same source:
 - the service: ``POST /api/video/download/{id}`` (DOWNLOAD_WAIT_SECONDS=120, so the answer is
-  the file) on a clip saved just before (not measured), timed from the request to the last byte
+  the file) on a clip saved just before (not measured, nor the resolutions the save lists in
+  the background), timed from the request to the last byte
   of the 200; its bytes are those served from that request on;
 - the service with the ranged fetch turned off (ffmpeg reads the URLs: the previous behaviour);
 - yt-dlp's CLI: ``yt-dlp --download-sections "*300-330"``;
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from bench import app as bench_app
 from bench.api import settings
-from bench.common import VENV_BIN, Nginx, call, gunicorn, median, stop, table
+from bench.common import VENV_BIN, Nginx, call, gunicorn, median, stop, table, wait_listing
 from scripts.local_source import DASH_MPD, DEFAULT_CACHE, LONG_MP4, build_sources
 
 START, END = 300, 330
@@ -51,6 +52,7 @@ def _service_run(nginx: Nginx, base: str, ids: dict, url: str, out: Path) -> tup
         "url": url, "start_time": START, "end_time": END, "user_id": ids["user_id"]},
         token=ids["public"])
     assert status == 201, (status, body)
+    wait_listing(base, ids["token"], body["video_id"])
     offset, started = nginx.log_offset(), time.monotonic()
     status, data = call("POST", f"{base}/api/video/download/{body['video_id']}",
                         {"format_preference": "mp4", "resolution_preference": "720p"},

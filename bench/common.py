@@ -164,6 +164,17 @@ def call(method: str, url: str, body=None, token=None, timeout: float = 300) -> 
     return status, (json.loads(raw) if kind == "application/json" and raw else raw)
 
 
+def wait_listing(base: str, token: str, video_id: str, timeout: float = 20) -> None:
+    """Wait until the clip's resolutions, which a save lists in the background (one extraction
+    of its own), are stored: so a benchmark's download does not count that extraction."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, view = call("GET", f"{base}/api/video/status/{video_id}", token=token)
+        if isinstance(view, dict) and view.get("available_formats"):
+            return
+        time.sleep(0.1)
+
+
 def table(title: str, header: list, rows: list) -> str:
     """A Markdown table (also readable in a terminal)."""
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |",

@@ -4,7 +4,7 @@ nginx with ``limit_rate`` per connection, side by side with ``yt-dlp --download-
 the same source and range in the same run.
 
 The service's time is ``POST /api/video/download/{id}`` on a clip saved just before (not
-measured), from the request to the last byte of the 200 (DOWNLOAD_WAIT_SECONDS=120), as in
+measured, nor the resolutions it lists in the background), from the request to the last byte of the 200 (DOWNLOAD_WAIT_SECONDS=120), as in
 :mod:`bench.clip`. Bytes are nginx's ``$body_bytes_sent`` of every request from the download
 on (manifests, playlists and keys included); "× clip" divides them by the size of the file
 that method produced. yt-dlp reads through ffmpeg for a section of these protocols; where it
@@ -31,7 +31,7 @@ from pathlib import Path
 from bench import app as bench_app
 from bench.api import settings
 from bench.clip import YTDLP, _measure
-from bench.common import Nginx, call, gunicorn, median, stop, table
+from bench.common import Nginx, call, gunicorn, median, stop, table, wait_listing
 from scripts.shapes import DEFAULT_CACHE, build_shapes
 
 #: shape → (path under the shapes cache, start s, end s, format_preference, yt-dlp -f). The
@@ -64,6 +64,7 @@ def _service(base: str, ids: dict, url: str, case: tuple, out: Path, nginx: Ngin
         "url": url, "start_time": start, "end_time": end, "user_id": ids["user_id"]},
         token=ids["public"])
     assert status == 201, (status, body)
+    wait_listing(base, ids["token"], body["video_id"])
     offset, started = nginx.log_offset(), time.monotonic()
     status, data = call("POST", f"{base}/api/video/download/{body['video_id']}",
                         {"format_preference": preference, "resolution_preference": "720p"
