@@ -7,6 +7,7 @@ fakeredis otherwise. MongoDB: mongomock, or a real server when ``MONGODB_TEST_UR
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -102,6 +103,18 @@ class Auth:
             "url": url, "start_time": start, "end_time": end, "user_id": user["id"]})
         assert r.status_code == 201, r.json
         return r.json["video_id"]
+
+    def download(self, user, video_id, resolution="720p", timeout=90):
+        """``POST /api/video/download/{id}`` (mp4 at ``resolution``) asked again while it
+        answers 202 (the job runs), at most ``timeout`` seconds; the last answer."""
+        body = {"format_preference": "mp4", "resolution_preference": resolution}
+        path = f"/api/video/download/{video_id}"
+        r = self.client.post(path, headers=user["headers"], json=body)
+        deadline = time.monotonic() + timeout
+        while r.status_code == 202 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            r = self.client.post(path, headers=user["headers"], json=body)
+        return r
 
     def public_headers(self, user=None):
         """Headers with a public token: bound to ``user`` when given, else anonymous (needs

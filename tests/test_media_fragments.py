@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 
 import pytest
 
@@ -109,13 +108,7 @@ def test_download_through_the_api(client, auth, server, tmp_path, shape):
     r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
     assert r.status_code == 200 and r.json["formats"] == {"720p": ["mp4"]}, r.json
     server.reset_counters()
-    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
-                    json={"format_preference": "mp4", "resolution_preference": "720p"})
-    deadline = time.monotonic() + 60
-    while r.status_code == 202 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
-                        json={"format_preference": "mp4", "resolution_preference": "720p"})
+    r = auth.download(user, video_id)
     assert r.status_code == 200, r.json
     (tmp_path / "clip.mp4").write_bytes(r.data)
     probe = ffprobe(str(tmp_path / "clip.mp4"))

@@ -22,6 +22,7 @@ import pytest
 from scripts.shapes import DEFAULT_CACHE
 from src.media import egress, fragmentcopy, fragments, hls
 from src.media.errors import MediaError
+from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
 from src.media.source import FetchPlan, extract_info, select_formats
 from tests.security.test_ssrf import Server, send_file
@@ -311,3 +312,26 @@ def test_unplannable_playlists_go_to_ffmpeg(hostile, tmp_path, monkeypatch):
                             tmp_path / "master.mp4")
     assert abs(summary["duration"] - 10) <= 1 and summary["height"] == 720
     assert calls == [None, None]
+
+
+def test_a_master_playlist_lists_its_resolutions_and_downloads(client, auth, clean_shapes_server,
+                                                                tmp_path):
+    """Issue 12, "Must show": an HLS master playlist's variants (720p and 480p, from
+    ``RESOLUTION``) are listed by resolutions and formats (the spec lists ≥ 720p) and a clip
+    of it downloads through the API at 720p with audio."""
+    url = clean_shapes_server.url("hls_master/master.m3u8")
+    heights = sorted(f["height"] for f in extract_info(url)["formats"] if f.get("height"))
+    assert heights == [480, 720]
+    r = client.post("/api/video/resolutions", json={"url": url})
+    assert r.status_code == 200 and r.json["resolutions"] == ["720p"], r.json
+    user = auth.user()
+    video_id = auth.save_clip(user, url, 300, 330)
+    r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
+    assert r.status_code == 200 and r.json["formats"] == {"720p": ["mp4"]}, r.json
+    r = auth.download(user, video_id)
+    assert r.status_code == 200, r.json
+    (tmp_path / "clip.mp4").write_bytes(r.data)
+    probe = ffprobe(str(tmp_path / "clip.mp4"))
+    streams = {s["codec_type"]: s for s in probe["streams"]}
+    assert streams["video"]["height"] == 720 and streams["audio"]["codec_name"] == "aac"
+    assert abs(float(probe["format"]["duration"]) - 30) <= 1

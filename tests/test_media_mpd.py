@@ -107,15 +107,6 @@ def _framemd5(path, stream="v:0") -> list:
             for line in out.splitlines() if not line.startswith("#")]
 
 
-def _download(client, user, video_id, body):
-    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"], json=body)
-    deadline = time.monotonic() + 90
-    while r.status_code == 202 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        r = client.post(f"/api/video/download/{video_id}", headers=user["headers"], json=body)
-    return r
-
-
 def test_dash_list_through_the_api(client, auth, server, tmp_path):
     url = server.url(MPD.format("dash_list"))
     r = client.post("/api/video/resolutions", json={"url": url})
@@ -126,8 +117,7 @@ def test_dash_list_through_the_api(client, auth, server, tmp_path):
     r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
     assert r.status_code == 200 and r.json["formats"] == {"720p": ["mp4"]}, r.json
     server.reset_counters()
-    r = _download(client, user, video_id, {"format_preference": "mp4",
-                                           "resolution_preference": "720p"})
+    r = auth.download(user, video_id)
     assert r.status_code == 200, r.json
     (tmp_path / "clip.mp4").write_bytes(r.data)
     probe = ffprobe(str(tmp_path / "clip.mp4"))

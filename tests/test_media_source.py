@@ -192,14 +192,19 @@ def test_select_formats_on_dash_ladder(clean_source_server):
 
 
 def test_select_formats_on_direct_mp4(clean_source_server):
+    # a direct link carries no height in yt-dlp's answer: a clip job takes it for any limit
+    # (yt-dlp's [height<=?720]) and records what the fetched file is
     info = extract_info(clean_source_server.mp4_url)
-    # a direct link carries no height in yt-dlp's answer; the probe fills it (issue 12, item 3)
-    assert available_resolutions(info) == ["720p"]
     plan = select_formats(info, "mp4", "720p")
     assert plan.video_url == clean_source_server.mp4_url and plan.audio_url is None
-    assert plan.container == "mp4" and (plan.width, plan.height) == (1280, 720)
+    assert plan.container == "mp4" and plan.height is None
+    # listing probes it (issue 12, item 3), and the probed height then counts against a limit
+    info = extract_info(clean_source_server.mp4_url, probe=True)
+    assert available_resolutions(info) == ["720p"]
+    plan = select_formats(info, "mp4", "720p")
+    assert (plan.width, plan.height) == (1280, 720)
     assert (plan.vcodec, plan.acodec) == ("h264", "aac")
-    with pytest.raises(MediaError) as small:  # the probed height now counts against a limit
+    with pytest.raises(MediaError) as small:
         select_formats(info, "mp4", "480p")
     assert small.value.code == errors.FORMAT_UNAVAILABLE
     with pytest.raises(MediaError) as webm:  # no silent fallback to MP4
@@ -279,7 +284,9 @@ def test_formats_without_height_are_probed(client, auth, clean_shapes_server, sh
     """yt-dlp gives these one format with no height and no codecs; the probe (through the
     guard, a few hundred KB) makes them list as what they are: 720p."""
     url = clean_shapes_server.url(shape)
-    info = extract_info(url)
+    assert not [f for f in extract_info(url)["formats"] if f.get("height")]  # a clip job's view
+    clean_shapes_server.reset_counters()
+    info = extract_info(url, probe=True)
     video = [f for f in info["formats"] if f.get("vcodec") != "none"]
     assert len(video) == 1 and (video[0]["width"], video[0]["height"]) == (1280, 720)
     assert video[0]["acodec"] in ("aac", "opus")

@@ -174,16 +174,17 @@ def _selector_ydl() -> yt_dlp.YoutubeDL:
     return _local.ydl
 
 
-def extract_info(url: str, timeout: float = 20) -> dict:
+def extract_info(url: str, timeout: float = 20, probe: bool = False) -> dict:
     """Extract the info dict of one video (no download, no cookies, no cache writes).
 
     ``timeout`` is yt-dlp's ``socket_timeout`` in seconds (per network operation). Returns the
     processed info dict: ``formats`` sorted worst → best, each with ``url``, ``protocol``,
     ``ext``, ``width``/``height``, ``vcodec``/``acodec`` (``"none"`` when absent) and
     ``http_headers`` — only formats whose URLs the egress policy allows. A DASH manifest yt-dlp
-    cannot read (a SegmentList of byte ranges) is read by :mod:`src.media.mpd`; video formats
-    without a height (an HLS media playlist, a direct link) are probed
-    (:func:`src.media.formats.probe_missing`). Raises :class:`MediaError` (see
+    cannot read (a SegmentList of byte ranges) is read by :mod:`src.media.mpd`. With ``probe``
+    (for listing resolutions), video formats without a height (an HLS media playlist, a direct
+    link) are probed (:func:`src.media.formats.probe_missing`); a clip job does not need it
+    (unknown heights fit any limit; the fetched file says what it is). Raises :class:`MediaError` (see
     :func:`src.media.errors.classify`); SOURCE_NOT_ALLOWED (module docstring);
     VIDEO_UNAVAILABLE when the URL is a playlist; FORMAT_UNAVAILABLE for a manifest neither
     yt-dlp nor :mod:`src.media.mpd` can read.
@@ -194,7 +195,8 @@ def extract_info(url: str, timeout: float = 20) -> dict:
         if not info or info.get("_type") == "playlist" or not info.get("formats"):
             raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
         _drop_refused_formats(info, policy)
-        probe_missing(info, session)
+        if probe:
+            probe_missing(info, session)
     return info
 
 

@@ -181,14 +181,14 @@ def run_download(video_id: str, job_id: str) -> None:
         return
     if fetched is None:  # the encode phase runs in the encode lane and records the end
         return
-    out_path, plan = fetched
-    _finish(video_id, job_id, doc, out_path, plan.width, plan.height)
+    out_path, summary = fetched
+    _finish(video_id, job_id, doc, out_path, summary["width"], summary["height"])
     log.info("video %s: job %s fetched in %.1f s", video_id, job_id, time.monotonic() - started)
 
 
 def _extract_and_fetch(video_id: str, doc: dict, job_id: str, on_progress):
-    """One extraction and one fetch of the clip's segment: ``(out_path, plan)`` when the file
-    is there, None when the ≥1440p MP4 path handed the encode phase to the encode lane.
+    """One extraction and one fetch of the clip's segment: ``(out_path, fetch_segment's
+    summary)`` when the file is there, None when the ≥1440p MP4 path handed the encode phase to the encode lane.
     Raises MediaError (``.status`` set for an HTTP error), JobCancelled."""
     info = source.extract_info(doc["url"])
     start, end = resolve_segment(doc, info)
@@ -202,9 +202,9 @@ def _extract_and_fetch(video_id: str, doc: dict, job_id: str, on_progress):
         clip_encode.fetch_and_hand_off(doc, plan, start, end, out_path, on_progress, job_id,
                                        fetch_timeout(start, end), finish=_finish, fail=_fail)
         return None
-    segment.fetch_segment(plan, start, end, out_path, on_progress=on_progress,
-                          timeout=fetch_timeout(start, end))
-    return out_path, plan
+    summary = segment.fetch_segment(plan, start, end, out_path, on_progress=on_progress,
+                                    timeout=fetch_timeout(start, end))
+    return out_path, summary
 
 
 def _finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,

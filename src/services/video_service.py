@@ -100,7 +100,7 @@ def fill_available_formats(video_id: str) -> None:
     if not doc:
         return
     try:
-        resolutions = formats.available_resolutions(source.extract_info(doc["url"]))
+        resolutions = formats.available_resolutions(source.extract_info(doc["url"], probe=True))
         videos.update(db(), video_id, {"available_formats": resolutions, "formats_error": None})
     except MediaError as exc:
         videos.update(db(), video_id, {"formats_error": exc.code})
@@ -168,7 +168,7 @@ def formats_for(video_id: str, user_id: str) -> dict:
         raise ApiError(400, "Expected a video document id or an 11-character YouTube id",
                        "INVALID_ID")
     try:
-        info = source.extract_info(url)
+        info = source.extract_info(url, probe=True)
     except MediaError as exc:
         raise media_api_error(exc.code, exc.message) from None
     by_resolution = formats.formats_by_resolution(info)
@@ -186,7 +186,7 @@ def resolutions_for(url: str) -> dict:
     except InvalidSourceURL as exc:
         raise ApiError(400, str(exc), "INVALID_URL", {"url": [str(exc)]}) from None
     try:
-        info = source.extract_info(url)
+        info = source.extract_info(url, probe=True)
     except MediaError as exc:
         raise media_api_error(exc.code, exc.message) from None
     return {"video_id": youtube_id, "url": url, "resolutions": formats.available_resolutions(info)}
