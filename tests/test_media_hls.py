@@ -25,7 +25,7 @@ from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
 from src.media.source import FetchPlan, extract_info, select_formats
-from tests.security.test_ssrf import Server, send_file
+from tests.security.test_ssrf import Server, redirect, send_file
 from tests.test_media_fragments import _streams
 
 pytestmark = pytest.mark.usefixtures("local_egress")
@@ -335,3 +335,29 @@ def test_a_master_playlist_lists_its_resolutions_and_downloads(client, auth, cle
     streams = {s["codec_type"]: s for s in probe["streams"]}
     assert streams["video"]["height"] == 720 and streams["audio"]["codec_name"] == "aac"
     assert abs(float(probe["format"]["duration"]) - 30) <= 1
+
+
+def test_relative_uris_resolve_against_the_redirected_playlist(tmp_path, monkeypatch):
+    """A playlist URL that redirects (a CDN's usual answer) to the real folder: the relative
+    segment URIs (``index150.ts``) name files beside the playlist the redirect led to, as in
+    ffmpeg and yt-dlp; against the URL asked for they would be 404s."""
+    def respond(h):
+        if h.path == "/short/x.m3u8":
+            return redirect(server.url("hls_ts/index.m3u8"))(h)
+        path = DEFAULT_CACHE / h.path.lstrip("/")
+        if not path.is_file():
+            return h.send_error(404)
+        return send_file(h, path, "application/octet-stream")
+
+    server = Server(respond)
+    try:
+        monkeypatch.setattr(egress, "_configured", egress.Policy([f"127.0.0.1:{server.port}"]))
+        plan = FetchPlan(video_url=server.url("short/x.m3u8"), audio_url=None,
+                         video_protocol="m3u8_native")
+        summary = fetch_segment(plan, 300, 310, tmp_path / "clip.mp4")
+    finally:
+        server.stop()
+    assert abs(summary["duration"] - 10) <= 1 and summary["height"] == 720
+    fetched = [path for _, path, _ in server.requests]
+    assert "/hls_ts/index150.ts" in fetched
+    assert not any(path.startswith("/short/index") for path in fetched)

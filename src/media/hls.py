@@ -9,9 +9,8 @@ per clip, through the job's guard session, and turn it into a
 ``#EXT-X-KEY`` (§4.3.2.4: AES-128 with the IV given or the Media Sequence Number, §5.2),
 ``#EXT-X-DISCONTINUITY`` (§4.3.2.3), ``#EXT-X-PROGRAM-DATE-TIME`` (§4.3.2.6),
 ``#EXT-X-MEDIA-SEQUENCE`` (§4.3.3.2) and ``#EXT-X-ENDLIST`` (§4.3.3.4). URIs are resolved
-against the playlist URL as requested (RFC 3986 §5): :class:`src.media.rangefetch.Fetcher`
-follows and checks redirects but does not say where they led, so a playlist that redirects and
-names relative URIs is resolved against its first URL, where ffmpeg and yt-dlp use the last.
+against the URL the playlist came from after redirects (RFC 3986 §5.1.3; as ffmpeg and yt-dlp
+do), each one checked by the egress policy like every other URL.
 
 Two kinds of "no": a playlist that is *invalid* (no ``#EXTM3U``, not UTF-8, a duration that
 is not a number, negative or over :data:`fragments.MAX_SEGMENT_SECONDS`, a malformed byte
@@ -70,13 +69,14 @@ def stream_lists(plan, egress, deadline: Optional[float],
     texts = dict(zip(wanted, _download(wanted, plan.http_headers, egress, deadline,
                                        on_progress)))
     return [flist if flist is not None else
-            parse(texts[url], url) if url in texts else
+            parse(*texts[url]) if url in texts else
             FragmentList(None, (), f"protocol {protocol!r} has no fragment list")
             for flist, url, protocol in streams]
 
 
 def _download(urls: list, headers: dict, egress, deadline, on_progress) -> list:
-    """The bodies of ``urls`` (whole-object GETs through ``egress``), in order."""
+    """``(body, URL it came from after redirects)`` of each of ``urls`` (whole-object GETs
+    through ``egress``), in order."""
     if not urls:
         return []
 
@@ -94,7 +94,7 @@ def _download(urls: list, headers: dict, egress, deadline, on_progress) -> list:
         raise
     finally:
         fetcher.close()
-    return [data for _, data in found]
+    return [(data, fetcher.final_urls.get(url, url)) for url, (_, data) in zip(urls, found)]
 
 
 def _invalid(reason: str, number: int = 0) -> MediaError:

@@ -109,7 +109,8 @@ class Fetcher:
     ``headers``: extra request headers (yt-dlp's ``http_headers``). ``connections``: at most this
     many requests at once (and connections kept per host). ``deadline``: ``time.monotonic()``
     value after which fetching stops with MediaError(FFMPEG_FAILED) (None: no limit).
-    ``socket_timeout``: seconds per connect and per read. ``egress``: the
+    ``socket_timeout``: seconds per connect and per read; ``final_urls``: where each URL
+    fetched ended after redirects. ``egress``: the
     :class:`src.media.guard.Session` every request goes through (its policy also checks
     redirects; None: a session of its own with the configured policy, closed by :meth:`close`).
     """
@@ -123,6 +124,9 @@ class Fetcher:
         self.egress = egress or guard.session()
         self.done_bytes = 0
         self.done_jobs = 0  # jobs finished, for progress counted in objects (fragments)
+        #: URL asked for → URL that answered, after redirects (an HLS playlist's relative URIs
+        #: resolve against the latter, RFC 8216 §4.1 / RFC 3986 §5.1.3)
+        self.final_urls: dict = {}
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         workers = max(1, connections)
@@ -215,9 +219,10 @@ class Fetcher:
 
     def _open(self, url: str, headers: dict):
         """GET ``url`` through the guard, following redirects the policy allows; return the
-        2xx response (streaming). Raises MediaError (SOURCE_NOT_ALLOWED for a refused
+        2xx response (streaming) and record where it came from in ``final_urls[url]``. Raises MediaError (SOURCE_NOT_ALLOWED for a refused
         ``Location``, before any connection to it; ``http_error`` for a 3xx or 4xx), _Again
         (RETRY_STATUSES, a connection that failed or dropped before the answer)."""
+        asked = url
         for _ in range(MAX_REDIRECTS + 1):
             try:
                 response = self._http.urlopen(
@@ -230,6 +235,7 @@ class Fetcher:
             status = response.status
             location = response.headers.get("Location") if status in _REDIRECTS else None
             if 200 <= status < 300:
+                self.final_urls[asked] = url
                 return response
             _release(response, drain=True)
             if status in RETRY_STATUSES:
