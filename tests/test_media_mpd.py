@@ -21,7 +21,7 @@ import pytest
 
 from scripts.local_source import SourceServer
 from scripts.shapes import DEFAULT_CACHE
-from src.media import fragments, guard, mpd
+from src.media import fragments, guard, mpd, mpdparse
 from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
@@ -41,7 +41,7 @@ def server(clean_shapes_server):
 
 def _parse(server, shape) -> dict:
     url = server.url(MPD.format(shape))
-    return mpd.parse((DEFAULT_CACHE / MPD.format(shape)).read_bytes(), url)
+    return mpdparse.parse((DEFAULT_CACHE / MPD.format(shape)).read_bytes(), url)
 
 
 def _entries(fmt) -> list:
@@ -296,9 +296,9 @@ def test_hostile_manifest_is_a_clear_error(hostile, name):
     assert caught.value.code in CLEAR, (caught.value.code, caught.value.message)
     assert time.monotonic() - started < 10 and hits == []
     with pytest.raises(MediaError) as parsed:  # our parser on its own, same bytes
-        mpd.parse((served.root / name).read_bytes(), served.url(name))
+        mpdparse.parse((served.root / name).read_bytes(), served.url(name))
     assert parsed.value.code == "FORMAT_UNAVAILABLE" and "manifest" in parsed.value.message \
-        or isinstance(parsed.value, mpd.NotAnMPD)
+        or isinstance(parsed.value, mpdparse.NotAnMPD)
 
 
 def test_hostile_manifests_through_the_api_are_422(client, hostile):
@@ -322,7 +322,7 @@ def test_parser_units():
            '<ContentProtection schemeIdUri="urn:x"/><Representation id="a" codecs="mp4a.40.2">'
            '<BaseURL>a.m4a</BaseURL><SegmentBase indexRange="100-199"/></Representation>'
            '</AdaptationSet></Period></MPD>').encode()
-    info = mpd.parse(doc, "http://127.0.0.1:9/x/manifest.mpd")
+    info = mpdparse.parse(doc, "http://127.0.0.1:9/x/manifest.mpd")
     video, audio = info["formats"]
     assert _entries(video) == [("http://127.0.0.1:9/root/hd/init.mp4", None),
                                ("http://127.0.0.1:9/root/hd/0007-2000000$.m4s", 4.0),
@@ -334,7 +334,7 @@ def test_parser_units():
                    '<SegmentTemplate media="$Number$.m4s"/>',         # no duration, no timeline
                    '<SegmentList duration="5"><SegmentURL mediaRange="9-1"/></SegmentList>'):
         with pytest.raises(MediaError) as caught:
-            mpd.parse((_HEAD + _BODY.format(_REP.format(broken))).encode(), "http://h/m.mpd")
+            mpdparse.parse((_HEAD + _BODY.format(_REP.format(broken))).encode(), "http://h/m.mpd")
         assert caught.value.code == "FORMAT_UNAVAILABLE", broken
 
 

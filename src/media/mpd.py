@@ -15,17 +15,6 @@ exclusive (the MPD's ``a-b`` is inclusive, §5.3.9.2.2). A Representation with `
 (or no segment information) is one file: it becomes a plain ``http``/``https`` format whose
 ``url`` is its ``BaseURL``, for the ranged ``sidx`` path.
 
-Read: ``BaseURL`` at MPD, Period, AdaptationSet and Representation level, each relative to the
-one above (§5.6.4); ``SegmentTemplate`` with or without ``SegmentTimeline`` and the identifiers
-``$RepresentationID$ $Number$ $Time$ $Bandwidth$`` with ``%0Nd`` widths (§5.3.9.4.4);
-``SegmentList`` (§5.3.9.3); segment attributes inherited from the levels above (§5.3.9.1);
-``ContentProtection`` → ``has_drm``; several Periods (§5.3.2): a Representation's segments are
-concatenated across Periods whose AdaptationSet matches (id, contentType, codecs, height), at the
-times Period@start (or the running Period durations) give. A later Period's Initialization
-Segment is kept in the list as a mid-list entry without ``duration`` (as yt-dlp's
-``_merge_mpd_periods`` does) unless it is the same bytes and the media timeline runs on: two
-Periods cut separately restart their ``tfdt`` at 0, so one local file cannot hold both.
-
 **Segment times.** ``SegmentList@duration`` is the *target* duration: ffmpeg's muxer closes a
 segment at the first keyframe after it, so ``duration="5000000"`` (5 s) describes 6.0 s segments
 and choosing by it would cut the wrong moment. Where the MPD names an ``indexRange`` (the
@@ -36,34 +25,23 @@ Representation) and the times come from its ``earliest_presentation_time`` (ISO/
 sum. Reading only the segments near a clip would need a search per clip over a list whose
 positions are unknown until read; all of them cost one round trip per ≈ 8 segments (eight
 connections), measured 1.1 s for the 321 segments of the ``dash_list`` shape locally, 17 KB
-(docs/source-shapes.md). Beyond the
-cap, or when a ``sidx`` cannot be read, the media entries carry no ``duration`` (the fragment
+(docs/source-shapes.md). Beyond the cap, or when a ``sidx`` cannot be read, the media entries carry no ``duration`` (the fragment
 path then does not plan them; ffmpeg reads the manifest). Without ``indexRange`` the MPD's
 durations are used.
 
-Hostile manifests: the document is capped at :data:`MAX_MPD_BYTES`, parsed with ``defusedxml``
-and no DTD (entity bombs and external entities are refused before any expansion or fetch), the
-segment count per Representation is computed before any list is built and capped at
-:data:`src.media.fragments.MAX_FRAGMENTS`; anything unusable is MediaError(FORMAT_UNAVAILABLE).
+The document itself is read by :mod:`src.media.mpdparse` (what is read, hostile manifests).
 """
 from __future__ import annotations
 
 import logging
-import math
-import re
 import struct
 import time
-import urllib.parse
 from typing import Optional
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
-from yt_dlp.utils import mimetype2ext, parse_codecs, parse_duration
-
 from src.media import rangefetch
-from src.media.errors import FORMAT_UNAVAILABLE, MediaError, SOURCE_NOT_ALLOWED
-from src.media.fragments import MAX_FRAGMENTS, PROTOCOL
+from src.media.errors import FORMAT_UNAVAILABLE, SOURCE_NOT_ALLOWED, MediaError
 from src.media.mp4index import sidx_header
+from src.media.mpdparse import NotAnMPD, finish, looks_like_mpd, parse
 
 log = logging.getLogger(__name__)
 
@@ -73,22 +51,6 @@ MAX_INDEXED = 2000
 #: Largest ``indexRange`` read (a one-entry ``sidx`` is 44–52 bytes; a few entries stay small).
 MAX_INDEX_BYTES = 4096
 CONNECTIONS = 8
-_EXTS = {"video/mp4": "mp4", "audio/mp4": "m4a", "video/webm": "webm", "audio/webm": "webm"}
-_IDENTIFIER = re.compile(r"\$(?:(RepresentationID|Number|Bandwidth|Time)(%0?\d*[diuxX])?)?\$")
-_KINDS = ("SegmentBase", "SegmentList", "SegmentTemplate")
-
-
-class NotAnMPD(MediaError):
-    """The document is not an MPD at all (the caller keeps yt-dlp's own error)."""
-
-
-def bad(message: str) -> MediaError:
-    return MediaError(FORMAT_UNAVAILABLE, f"The DASH manifest could not be read: {message}.")
-
-
-def looks_like_mpd(data: bytes) -> bool:
-    """True when the document's first 4 KB hold an ``<MPD`` start tag (any namespace prefix)."""
-    return re.search(rb"<(?:\w+:)?MPD[\s>]", data[:4096]) is not None
 
 
 def extract(url: str, session, timeout: float = 20, data: Optional[bytes] = None) -> dict:
@@ -136,278 +98,6 @@ def fetch(url: str, fetcher) -> bytes:
             raise
         raise NotAnMPD(exc.code, exc.message, exc.detail) from exc
 
-
-def parse(data: bytes, url: str) -> dict:
-    """Parse the MPD bytes ``data`` fetched from ``url`` (no network). Formats carry the media
-    segments in ``_segments`` (``[{"url", "start", "duration", "byte_range", "index"}]``, times
-    in seconds of the presentation) besides ``fragments``. Raises MediaError(FORMAT_UNAVAILABLE)."""
-    if not looks_like_mpd(data):
-        raise NotAnMPD(FORMAT_UNAVAILABLE, "The source is not a DASH manifest.")
-    try:
-        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True,
-                                 forbid_external=True)
-    except DefusedXmlException:
-        raise bad("it declares a DTD or entities") from None
-    except SyntaxError:  # ParseError
-        raise bad("it is not well-formed XML") from None
-    ns = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else ""
-    q = (lambda name: f"{{{ns}}}{name}") if ns else (lambda name: name)
-    if root.tag != q("MPD"):
-        raise bad("its root is not MPD")
-    if root.get("type", "static") != "static":
-        raise bad("it describes a live (dynamic) presentation")
-    total = parse_duration(root.get("mediaPresentationDuration"))
-    base = _base(root, q, url)
-    formats: dict = {}
-    start = 0.0
-    periods = root.findall(q("Period"))
-    for number, period in enumerate(periods):
-        start = _seconds(period.get("start"), start)
-        following = _seconds(periods[number + 1].get("start"), None) \
-            if number + 1 < len(periods) else None
-        length = _seconds(period.get("duration"), None)
-        end = start + length if length is not None else following if following is not None \
-            else total
-        _period(period, q, _base(period, q, base), start, end, formats, url)
-        start = end if end is not None else start
-    if not formats:
-        raise bad("it lists no audio or video Representation")
-    for fmt in formats.values():
-        _finish(fmt)
-    return {"id": _video_id(url), "title": _video_id(url), "webpage_url": url,
-            "duration": total, "extractor": "mpd", "formats": list(formats.values())}
-
-
-def _video_id(url: str) -> str:
-    name = urllib.parse.urlsplit(url).path.rstrip("/").rpartition("/")[2]
-    return name.rpartition(".")[0] or name or "manifest"
-
-
-def _seconds(text: Optional[str], default):
-    value = parse_duration(text) if text else None
-    return float(value) if value is not None and math.isfinite(value) else default
-
-
-def _base(element, q, parent: str) -> str:
-    found = element.find(q("BaseURL"))
-    text = (found.text or "").strip() if found is not None else ""
-    return urllib.parse.urljoin(parent, text) if text else parent
-
-
-def _period(period, q, base: str, start: float, end: Optional[float], formats: dict,
-            manifest: str) -> None:
-    """Add one Period's Representations to ``formats`` (keyed by what matches across Periods)."""
-    for set_number, aset in enumerate(period.findall(q("AdaptationSet"))):
-        set_base = _base(aset, q, base)
-        for rep_number, rep in enumerate(aset.findall(q("Representation"))):
-            attrs = {**aset.attrib, **rep.attrib}
-            mime = attrs.get("mimeType", "")
-            codecs = parse_codecs(attrs.get("codecs", "")) or {}
-            kind = attrs.get("contentType") or mime.partition("/")[0]
-            if kind not in ("video", "audio"):
-                continue
-            key = (aset.get("id", str(set_number)), kind, attrs.get("codecs"),
-                   attrs.get("height"), attrs.get("id", str(rep_number)))
-            url = _base(rep, q, set_base)
-            fmt = formats.get(key)
-            if fmt is None:
-                fmt = formats[key] = _new_format(attrs, kind, codecs, mime, manifest)
-            if aset.find(q("ContentProtection")) is not None \
-                    or rep.find(q("ContentProtection")) is not None:
-                fmt["has_drm"] = True
-            init, segments = _segments(q, (period, aset, rep), attrs, url, start, end)
-            fmt["_periods"].append((url, init, segments))
-
-
-def _new_format(attrs: dict, kind: str, codecs: dict, mime: str, manifest: str) -> dict:
-    rate = attrs.get("frameRate", "")
-    num, _, den = rate.partition("/")
-    try:
-        fps = round(int(num) / int(den or 1), 3) if num else None
-    except (ValueError, ZeroDivisionError):
-        fps = None
-    video = kind == "video"
-    return {
-        "format_id": attrs.get("id") or kind, "ext": _EXTS.get(mime) or mimetype2ext(mime),
-        "width": _int(attrs.get("width")) if video else None,
-        "height": _int(attrs.get("height")) if video else None, "fps": fps if video else None,
-        "vcodec": (codecs.get("vcodec") or "none") if video else "none",
-        "acodec": (codecs.get("acodec") or "none") if not video else "none",
-        "tbr": (_int(attrs.get("bandwidth")) or 0) / 1000 or None,
-        "asr": _int(attrs.get("audioSamplingRate")), "format_note": f"DASH {kind}",
-        "manifest_url": manifest, "_periods": [],
-    }
-
-
-def _int(text) -> Optional[int]:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-def _segments(q, levels: tuple, attrs: dict, base: str, start: float, end: Optional[float]):
-    """``(init, segments)`` of one Representation in one Period; ``init`` None and segments
-    None for a single-segment Representation (SegmentBase or nothing)."""
-    kind = next((k for lv in levels[::-1] for k in _KINDS if lv.find(q(k)) is not None), None)
-    if kind in (None, "SegmentBase"):
-        return None, None
-    nodes = [lv.find(q(kind)) for lv in levels if lv.find(q(kind)) is not None]
-    seg = {key: value for node in nodes for key, value in node.attrib.items()}
-    child = lambda name: next((n.find(q(name)) for n in reversed(nodes)  # noqa: E731
-                               if n.find(q(name)) is not None), None)
-    timescale = _int(seg.get("timescale")) or 1
-    pto = _int(seg.get("presentationTimeOffset")) or 0
-    first_number = _int(seg.get("startNumber"))
-    first_number = 1 if first_number is None else first_number
-    nominal = _int(seg.get("duration"))
-    if timescale <= 0 or (nominal is not None and nominal <= 0):
-        raise bad("a segment timescale or duration is not positive")
-    values = {"RepresentationID": attrs.get("id", ""), "Bandwidth": _int(attrs.get("bandwidth"))}
-    source = child("Initialization")
-    init = None
-    if kind == "SegmentTemplate" and seg.get("initialization"):
-        init = {"url": urllib.parse.urljoin(base, _fill(seg["initialization"], values))}
-    elif source is not None:
-        init = {"url": urllib.parse.urljoin(base, source.get("sourceURL") or "")}
-        if source.get("range"):
-            init["byte_range"] = _range(source.get("range"))
-    offset = start - pto / timescale  # presentation seconds = offset + t / timescale
-    times = _timeline(child("SegmentTimeline"), q, nominal, timescale, pto, start, end,
-                      len(nodes[-1].findall(q("SegmentURL"))) if kind == "SegmentList" else None)
-    segments = []
-    if kind == "SegmentList":
-        entries = nodes[-1].findall(q("SegmentURL"))
-        for entry, (t, d) in zip(entries, times):
-            segment = {"url": urllib.parse.urljoin(base, entry.get("media") or ""),
-                       "t": t, "d": d, "timescale": timescale, "offset": offset}
-            if entry.get("mediaRange"):
-                segment["byte_range"] = _range(entry.get("mediaRange"))
-            if entry.get("indexRange"):
-                segment["index"] = _range(entry.get("indexRange"))
-            segments.append(segment)
-    else:
-        media = seg.get("media")
-        if not media:
-            raise bad("a SegmentTemplate has no media template")
-        for number, (t, d) in enumerate(times, first_number):
-            path = _fill(media, {**values, "Number": number, "Time": t})
-            segments.append({"url": urllib.parse.urljoin(base, path), "t": t, "d": d,
-                             "timescale": timescale, "offset": offset})
-    return init, segments
-
-
-def _fill(template: str, values: dict) -> str:
-    """Substitute ``$Identifier$`` / ``$Identifier%0Nd$`` and ``$$`` (§5.3.9.4.4, Table 16)."""
-    def one(match):
-        if match[1] is None:
-            return "$"
-        value = values.get(match[1])
-        if value is None:
-            raise bad(f"the template names ${match[1]}$ without a value")
-        return match[2] % value if match[2] else str(value)
-
-    return _IDENTIFIER.sub(one, template)
-
-
-def _range(text: str) -> dict:
-    first, _, last = (text or "").partition("-")
-    try:
-        first, last = int(first), int(last)
-    except ValueError:
-        raise bad(f"a byte range {text[:40]!r} is malformed") from None
-    if not 0 <= first <= last:
-        raise bad("a byte range is empty")
-    return {"start": first, "end": last + 1}
-
-
-def _timeline(timeline, q, nominal, timescale: int, pto: int, start: float,
-              end: Optional[float], listed: Optional[int]) -> list:
-    """``[(t, d), ...]`` media times in ``timescale`` units: from ``SegmentTimeline`` (§5.3.9.6:
-    ``S@t`` optional, ``S@r`` repeats, ``-1`` up to the next ``S@t`` or the Period end), else
-    ``@duration`` × the segments listed (SegmentList) or × ceil(Period length / duration).
-    The count is checked against :data:`MAX_FRAGMENTS` before the list is built."""
-    if timeline is not None:
-        items = []
-        for s in timeline.findall(q("S")):
-            t, d, r = _int(s.get("t")), _int(s.get("d")), _int(s.get("r")) or 0
-            if d is None or d <= 0 or r < -1:
-                raise bad("a SegmentTimeline entry has no positive duration")
-            items.append((t, d, r))
-        count, times, clock = 0, [], pto
-        for number, (t, d, r) in enumerate(items):
-            clock = t if t is not None else clock
-            if r == -1:
-                stop = items[number + 1][0] if number + 1 < len(items) else None
-                if stop is None and end is not None:
-                    stop = pto + (end - start) * timescale
-                r = max(0, math.ceil((stop - clock) / d) - 1) if stop is not None else 0
-            count += r + 1
-            if count > MAX_FRAGMENTS:
-                raise bad(f"it lists more than {MAX_FRAGMENTS} segments")
-            for _ in range(r + 1):
-                times.append((clock, d))
-                clock += d
-        return times
-    if nominal is None:
-        if listed == 1:
-            length = (end - start) if end is not None else None
-            return [(pto, round(length * timescale))] if length else [(pto, None)]
-        raise bad("segments have neither a duration nor a SegmentTimeline")
-    if listed is None:
-        if end is None:
-            raise bad("neither the Period nor the presentation has a duration")
-        listed = math.ceil((end - start) * timescale / nominal - 1e-9)
-    if listed > MAX_FRAGMENTS:
-        raise bad(f"it lists more than {MAX_FRAGMENTS} segments")
-    return [(pto + i * nominal, nominal) for i in range(listed)]
-
-
-def _finish(fmt: dict, durations: bool = True) -> None:
-    """Set ``url``, ``protocol``, ``fragment_base_url`` and ``fragments`` from ``_periods``
-    (module docstring); ``durations=False`` leaves the media entries without ``duration``."""
-    periods = fmt["_periods"]
-    if len(periods) == 1 and periods[0][2] is None:  # one file: the ranged path reads it
-        url = periods[0][0]
-        fmt.update(url=url, protocol=urllib.parse.urlsplit(url).scheme or "https")
-        return
-    fmt.update(url=fmt["manifest_url"], protocol=PROTOCOL, fragment_base_url=periods[0][0],
-               fragments=[])
-    if any(segments is None for _, _, segments in periods):
-        return  # a single-file Representation in one of several Periods: nothing to join
-    flat = [seg for _, _, segments in periods for seg in segments]
-    starts = [seg["offset"] + seg["t"] / seg["timescale"] for seg in flat]
-    out = fmt["fragments"]
-    if periods[0][1]:
-        out.append(dict(periods[0][1]))
-    index = 0
-    for number, (_, init, segments) in enumerate(periods):
-        if number and init and segments and not _runs_on(periods[number - 1], init, segments):
-            out.append(dict(init))
-        for seg in segments:
-            entry = {"url": seg["url"]}
-            own = seg["d"] / seg["timescale"] if seg["d"] else None
-            gap = starts[index + 1] - starts[index] if index + 1 < len(flat) else None
-            duration = gap if gap and own and 0 < gap <= 2 * own else own
-            if durations and duration:
-                entry["duration"] = duration
-            if "byte_range" in seg:
-                entry["byte_range"] = dict(seg["byte_range"])
-            out.append(entry)
-            index += 1
-
-
-def _runs_on(previous: tuple, init: dict, segments: list) -> bool:
-    """True when a Period's Representation continues the previous Period's file: the same
-    Initialization Segment and a media timeline that runs on (no restart of ``tfdt``)."""
-    _, before, prior = previous
-    if init != before or not prior:
-        return False
-    last, first = prior[-1], segments[0]
-    return (last["timescale"] == first["timescale"] and last["d"] is not None
-            and last["t"] + last["d"] == first["t"])
-
-
 def _read_indexes(formats: list, fetcher, policy) -> None:
     """Replace the MPD's segment times by those of each segment's own ``sidx`` (module
     docstring). A Representation with more than :data:`MAX_INDEXED` indexed segments, or one
@@ -426,7 +116,7 @@ def _read_indexes(formats: list, fetcher, policy) -> None:
         if (len(segments) > MAX_INDEXED or not all("index" in seg for seg in segments)
                 or any(seg["index"]["end"] - seg["index"]["start"] > MAX_INDEX_BYTES
                        for seg in segments)):
-            _finish(fmt, durations=False)
+            finish(fmt, durations=False)
             continue
         owners.append((fmt, segments, len(jobs)))
         jobs += [(seg["url"], seg["index"]["start"], seg["index"]["end"] - 1, None)
@@ -448,11 +138,11 @@ def _read_indexes(formats: list, fetcher, policy) -> None:
             times = [sidx_times(answers[first + i][1]) for i in range(len(segments))]
         except (TypeError, ValueError, struct.error) as exc:
             log.info("format %s: segment index unreadable (%s)", fmt["format_id"], exc)
-            _finish(fmt, durations=False)
+            finish(fmt, durations=False)
             continue
         for seg, (timescale, earliest, duration) in zip(segments, times):
             seg.update(t=earliest, d=duration, timescale=timescale)
-        _finish(fmt)
+        finish(fmt)
 
 
 def sidx_times(data: bytes) -> tuple:
@@ -474,22 +164,3 @@ def sidx_times(data: bytes) -> tuple:
             return timescale, earliest, sum(durations)
         offset += size
     raise ValueError("no sidx box in the index range")
-
-
-def check_size(doc, cap: int = MAX_FRAGMENTS) -> None:
-    """Raise ValueError when a parsed MPD (an ElementTree element, as yt-dlp hands it to
-    ``InfoExtractor._parse_mpd_periods``) lists more than ``cap`` segments in one
-    ``SegmentTimeline`` (the sum of ``1 + S@r``) or one duration-based ``SegmentTemplate``
-    (presentation length × timescale / duration). yt-dlp expands either into a Python list
-    before anything else: ``<S d="1" r="999999999999"/>`` grew one worker past 17 GB."""
-    total = parse_duration(doc.get("mediaPresentationDuration")) or 0
-    for element in doc.iter():
-        name = element.tag.rpartition("}")[2]
-        if name == "SegmentTimeline":
-            count = sum(1 + max(0, _int(s.get("r")) or 0) for s in element)
-            if count > cap:
-                raise ValueError(f"a SegmentTimeline lists {count} segments")
-        elif name == "SegmentTemplate" and element.get("duration"):
-            duration, scale = _int(element.get("duration")) or 0, _int(element.get("timescale"))
-            if duration > 0 and total * (scale or 1) / duration > cap:
-                raise ValueError("a SegmentTemplate implies too many segments")

@@ -9,7 +9,7 @@ own format selector (``YoutubeDL.build_format_selector``) on the already-extract
 Listing lives in :mod:`src.media.formats` (re-exported here), which also probes formats that
 come without a height. A DASH manifest yt-dlp cannot read (a SegmentList of byte ranges,
 issue 12) is read by :mod:`src.media.mpd` instead; yt-dlp's own MPD parsing is bounded by
-:func:`src.media.mpd.check_size` (it would expand a hostile SegmentTimeline without limit).
+:func:`src.media.mpdparse.check_size` (it would expand a hostile SegmentTimeline without limit).
 
 Egress (issue 11, item 4; :mod:`src.media.egress`): the page URL must be on a page host; yt-dlp
 makes every request through the guard proxy (:mod:`src.media.guard`), so its redirects and API
@@ -29,7 +29,7 @@ from typing import Optional
 import yt_dlp
 from yt_dlp.extractor.common import InfoExtractor
 
-from src.media import egress, fragments, guard, mpd
+from src.media import egress, fragments, guard, mpd, mpdparse
 from src.media.errors import (FORMAT_UNAVAILABLE, SOURCE_NOT_ALLOWED, VIDEO_UNAVAILABLE,
                               MediaError, classify)
 from src.media.formats import LADDER, SEEKABLE_PROTOCOLS, height_label, probe_missing
@@ -50,11 +50,11 @@ _SPECS = {
 
 
 def _bounded_mpd_periods(parse):
-    """yt-dlp's ``_parse_mpd_periods`` behind :func:`src.media.mpd.check_size`: a hostile
+    """yt-dlp's ``_parse_mpd_periods`` behind :func:`src.media.mpdparse.check_size`: a hostile
     SegmentTimeline ``r`` is refused before yt-dlp expands it (the ValueError is an extractor
     crash, classified FORMAT_UNAVAILABLE; our own reader then refuses it with its reason)."""
     def bounded(self, mpd_doc, *args, **kwargs):
-        mpd.check_size(mpd_doc)
+        mpdparse.check_size(mpd_doc)
         return parse(self, mpd_doc, *args, **kwargs)
 
     bounded.bounded = True
@@ -131,7 +131,7 @@ def _read_mpd(url: str, session: guard.Session, timeout: float, error: MediaErro
     MPD; MediaError(FORMAT_UNAVAILABLE) for an MPD that cannot be read either."""
     try:
         info = mpd.extract(url, session, timeout)
-    except mpd.NotAnMPD:
+    except mpdparse.NotAnMPD:
         raise error from None
     log.info("yt-dlp could not read the manifest (%s); read by src.media.mpd", error.detail[:200])
     return _selector_ydl().process_ie_result(info, download=False)
