@@ -83,3 +83,27 @@ def built(monkeypatch) -> list:
     monkeypatch.setattr(rangedcopy, "ranged_copies",
                         lambda *args: calls.append(real(*args)) or calls[-1])
     return calls
+
+
+def clip_through_api(client, auth, server, url: str, out: Path) -> int:
+    """What a user does with a 720p source: ``POST /api/video/resolutions`` lists 720p (the
+    spec lists ≥ 720p), the saved clip (5:00–5:30) lists ``{"720p": ["mp4"]}`` as formats, and
+    its download is a 30 ± 1 s 720p MP4 with AAC audio, written to ``out``. Returns the bytes
+    ``server`` sent from the download on."""
+    from src.media.ffmpeg import ffprobe
+
+    r = client.post("/api/video/resolutions", json={"url": url})
+    assert r.status_code == 200 and r.json["resolutions"] == ["720p"], r.json
+    user = auth.user()
+    video_id = auth.save_clip(user, url, 300, 330)
+    r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
+    assert r.status_code == 200 and r.json["formats"] == {"720p": ["mp4"]}, r.json
+    server.reset_counters()
+    r = auth.download(user, video_id)
+    assert r.status_code == 200, r.json
+    out.write_bytes(r.data)
+    probe = ffprobe(str(out))
+    streams = {s["codec_type"]: s for s in probe["streams"]}
+    assert abs(float(probe["format"]["duration"]) - 30) <= 1
+    assert streams["video"]["height"] == 720 and streams["audio"]["codec_name"] == "aac"
+    return server.bytes_served()

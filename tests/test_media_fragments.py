@@ -15,9 +15,9 @@ import pytest
 from scripts.shapes import DEFAULT_CACHE
 from src.media import fragmentcopy, fragments, segment
 from src.media.errors import MediaError
-from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
 from src.media.source import extract_info, select_formats
+from tests.media_fixtures import clip_through_api
 from tests.security.test_ssrf import Server, _app, _download, redirect, send_file
 
 pytestmark = pytest.mark.usefixtures("local_egress")
@@ -100,23 +100,10 @@ def _read(server, shape) -> list:
 
 @pytest.mark.parametrize("shape", SEGMENTED)
 def test_download_through_the_api(client, auth, server, tmp_path, shape):
-    user = auth.user()
-    url = server.url(MPD.format(shape))
-    r = client.post("/api/video/resolutions", json={"url": url})
-    assert r.status_code == 200 and r.json["resolutions"] == ["720p"], r.json
-    video_id = auth.save_clip(user, url)
-    r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
-    assert r.status_code == 200 and r.json["formats"] == {"720p": ["mp4"]}, r.json
-    server.reset_counters()
-    r = auth.download(user, video_id)
-    assert r.status_code == 200, r.json
-    (tmp_path / "clip.mp4").write_bytes(r.data)
-    probe = ffprobe(str(tmp_path / "clip.mp4"))
-    streams = {s["codec_type"]: s for s in probe["streams"]}
-    assert abs(float(probe["format"]["duration"]) - 30) <= 1
-    assert streams["video"]["height"] == 720 and streams["audio"]["codec_name"] == "aac"
+    out = tmp_path / "clip.mp4"
+    served = clip_through_api(client, auth, server, server.url(MPD.format(shape)), out)
     # yt-dlp's look at the manifest is counted too (a few KB)
-    assert server.bytes_served() <= 1.2 * len(r.data), (server.bytes_served(), len(r.data))
+    assert served <= 1.2 * out.stat().st_size, (served, out.stat().st_size)
 
 
 def test_fragment_redirected_to_another_port_is_never_fetched(make_app, auth_factory,

@@ -22,9 +22,9 @@ import pytest
 from scripts.shapes import DEFAULT_CACHE
 from src.media import egress, fragmentcopy, fragments, hls
 from src.media.errors import MediaError
-from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
 from src.media.source import FetchPlan, extract_info, select_formats
+from tests.media_fixtures import clip_through_api
 from tests.security.test_ssrf import Server, redirect, send_file
 from tests.test_media_fragments import _streams
 
@@ -322,19 +322,7 @@ def test_a_master_playlist_lists_its_resolutions_and_downloads(client, auth, cle
     url = clean_shapes_server.url("hls_master/master.m3u8")
     heights = sorted(f["height"] for f in extract_info(url)["formats"] if f.get("height"))
     assert heights == [480, 720]
-    r = client.post("/api/video/resolutions", json={"url": url})
-    assert r.status_code == 200 and r.json["resolutions"] == ["720p"], r.json
-    user = auth.user()
-    video_id = auth.save_clip(user, url, 300, 330)
-    r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
-    assert r.status_code == 200 and r.json["formats"] == {"720p": ["mp4"]}, r.json
-    r = auth.download(user, video_id)
-    assert r.status_code == 200, r.json
-    (tmp_path / "clip.mp4").write_bytes(r.data)
-    probe = ffprobe(str(tmp_path / "clip.mp4"))
-    streams = {s["codec_type"]: s for s in probe["streams"]}
-    assert streams["video"]["height"] == 720 and streams["audio"]["codec_name"] == "aac"
-    assert abs(float(probe["format"]["duration"]) - 30) <= 1
+    clip_through_api(client, auth, clean_shapes_server, url, tmp_path / "clip.mp4")
 
 
 def test_relative_uris_resolve_against_the_redirected_playlist(tmp_path, monkeypatch):

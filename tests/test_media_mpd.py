@@ -26,6 +26,7 @@ from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
 from src.media.source import extract_info, select_formats
+from tests.media_fixtures import clip_through_api
 
 pytestmark = pytest.mark.usefixtures("local_egress")
 
@@ -108,22 +109,9 @@ def _framemd5(path, stream="v:0") -> list:
 
 
 def test_dash_list_through_the_api(client, auth, server, tmp_path):
-    url = server.url(MPD.format("dash_list"))
-    r = client.post("/api/video/resolutions", json={"url": url})
     # the spec lists resolutions >= 720p; the 480p rung is in the formats (test above)
-    assert r.status_code == 200 and r.json["resolutions"] == ["720p"], r.json
-    user = auth.user()
-    video_id = auth.save_clip(user, url, 300, 330)
-    r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
-    assert r.status_code == 200 and r.json["formats"] == {"720p": ["mp4"]}, r.json
-    server.reset_counters()
-    r = auth.download(user, video_id)
-    assert r.status_code == 200, r.json
-    (tmp_path / "clip.mp4").write_bytes(r.data)
-    probe = ffprobe(str(tmp_path / "clip.mp4"))
-    streams = {s["codec_type"]: s for s in probe["streams"]}
-    assert abs(float(probe["format"]["duration"]) - 30) <= 1
-    assert streams["video"]["height"] == 720 and streams["audio"]["codec_name"] == "aac"
+    clip_through_api(client, auth, server, server.url(MPD.format("dash_list")),
+                     tmp_path / "clip.mp4")
     # ffmpeg's own cut of the same range of the 720p rendition (the intermediate's video,
     # stream-copied into manifest-stream0.mp4), compared from the 300 s keyframe on
     subprocess.run(["ffmpeg", "-v", "error", "-ss", "300", "-t", "30", "-i",
