@@ -5,7 +5,7 @@ Sources: what plain ``ffmpeg -f dash`` writes (scripts/shapes.py, served by the 
 fragments must be the same URLs and durations), ``dash_list`` (``-single_file 1``: SegmentList of
 byte ranges; yt-dlp crashes on it). The multi-period MPD is the one hand-joined source: ffmpeg
 cannot write one, so the Periods of two ffmpeg-written MPDs of consecutive parts of the same
-10-minute file (``-t 300`` and ``-ss 300``) are put into one MPD. Hostile manifests are served by
+10-minute file (before and from its keyframe after 5:00) are put into one MPD. Hostile manifests are served by
 a real local server too: they end in a clear error code, never a 500, and fetch nothing they
 name.
 """
@@ -134,14 +134,26 @@ def test_dash_list_clip_reads_only_its_fragments(server, tmp_path):
 
 # --- several Periods ---------------------------------------------------------------------
 
+def _keyframe_after(path, seconds: float) -> float:
+    """The time of the first video keyframe of ``path`` at or after ``seconds``."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-skip_frame",
+                          "nokey", "-show_entries", "frame=pts_time", "-read_intervals",
+                          f"{seconds - 4}%{seconds + 6}", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return min(t for t in (float(v.strip(",")) for v in out.split()) if t >= seconds)
+
+
 @pytest.fixture(scope="module")
 def two_periods(local_sources, tmp_path_factory):
-    """The hand-joined source: ``long.mp4`` (10 min, 720p + AAC, a keyframe every 2 s) muxed
-    by plain ``ffmpeg -f dash -single_file 1`` in two parts, 0–300 s and 300–600 s, whose
-    Periods are joined into one MPD (``BaseURL`` a/ and b/, Period@start PT0S and PT300S)."""
+    """The hand-joined source: ``long.mp4`` (10 min, 720p + AAC) muxed by plain
+    ``ffmpeg -f dash -single_file 1`` in two parts, before and from its first keyframe at or
+    after 5:00 (``boundary``, ≈ 300.8 s: a Period starts with a keyframe, as DASH-IF's
+    interoperability guidelines ask), whose Periods are joined into one MPD (``BaseURL`` a/ and
+    b/, Period@start PT0S and the boundary)."""
+    boundary = _keyframe_after(local_sources["mp4"], 300)
     root = tmp_path_factory.mktemp("periods")
     periods = []
-    for name, cut in (("a", ["-t", "300"]), ("b", ["-ss", "300"])):
+    for name, cut in (("a", ["-t", f"{boundary:.6f}"]), ("b", ["-ss", f"{boundary:.6f}"])):
         (root / name).mkdir()
         subprocess.run(["ffmpeg", "-v", "error", *(cut if name == "b" else []), "-i",
                         local_sources["mp4"], *(cut if name == "a" else []), "-map", "0:v",
@@ -150,13 +162,14 @@ def two_periods(local_sources, tmp_path_factory):
                         str(root / name / "manifest.mpd")], check=True)
         text = (root / name / "manifest.mpd").read_text()
         period = re.search(r"<Period .*?</Period>", text, re.S)[0]
-        start = "PT0.0S" if name == "a" else "PT300.0S"
+        start = "PT0.0S" if name == "a" else f"PT{boundary:.6f}S"
         periods.append(re.sub(r'<Period id="0" start="PT0.0S">',
                               f'<Period id="{name}" start="{start}"><BaseURL>{name}/</BaseURL>',
                               period))
     head = text[:text.index("<Period ")]
     (root / "manifest.mpd").write_text(head + "\n".join(periods) + "\n</MPD>\n")
     with SourceServer(root) as served:
+        served.boundary = boundary
         yield served
 
 
@@ -175,8 +188,8 @@ def test_periods_are_concatenated_at_their_start_times(two_periods):
             entries[inits[1]]["url"].endswith("/b/manifest-stream1.mp4")
         before = sum(e["duration"] for e in entries[:inits[1]] if "duration" in e)
         after = sum(e["duration"] for e in entries[inits[1]:] if "duration" in e)
-        assert before == pytest.approx(300, abs=0.05)   # period b starts at 300 s
-        # period b holds what ffprobe says its file holds (from the keyframe at or before 300 s)
+        assert before == pytest.approx(two_periods.boundary, abs=0.05)  # period b's start
+        # period b holds what ffprobe says its file holds
         stream = entries[inits[1]]["url"].rsplit("/", 1)[1]
         own = float(ffprobe(str(two_periods.root / "b" / stream))["format"]["duration"])
         assert after == pytest.approx(own, abs=0.05), (after, own)
@@ -188,7 +201,7 @@ def test_periods_are_concatenated_at_their_start_times(two_periods):
     flist = fragments.from_format(video)
     assert not flist.problem
     second = next(f for f in flist.fragments if f.init)
-    assert second.discontinuity and second.start == pytest.approx(300, abs=0.05)
+    assert second.discontinuity and second.start == pytest.approx(two_periods.boundary, abs=0.05)
     assert flist.init_of(second)[0].endswith("/b/manifest-stream0.mp4")
     assert flist.init_of(flist.fragments[0])[0].endswith("/a/manifest-stream0.mp4")
 
@@ -213,16 +226,46 @@ def test_a_clip_inside_either_period_reads_only_its_fragments(two_periods, local
     assert count >= 18 * 25 and ours[:count] == theirs[first:first + count]
 
 
-def test_a_clip_across_periods_is_a_clear_refusal(two_periods, tmp_path):
-    """Over a Period boundary (each Period's timestamps start again) the fragment path does
-    not join; ffmpeg 5.1's dash demuxer cannot either (it misses the Periods' BaseURLs and
-    gets 404s), so the answer is FORMAT_UNAVAILABLE naming the boundary, before any fetch."""
+def test_a_clip_across_periods_is_cut_on_each_side_and_joined(two_periods, local_sources,
+                                                              tmp_path):
+    """Over the Period boundary (period b restarts its timestamps at 0 in its own file;
+    ffmpeg 5.1's dash demuxer cannot read this manifest at all): 10 s before it from period a,
+    10 s from it from period b, joined — one 20 s clip whose decoded video is ffmpeg's own cut
+    of the whole video frame for frame (but for the tail noted below), with audio, nothing
+    left beside it."""
     plan = select_formats(extract_info(two_periods.url("manifest.mpd")), "mp4", "720p")
     two_periods.reset_counters()
-    with pytest.raises(MediaError) as caught:
-        fetch_segment(plan, 290, 310, tmp_path / "clip.mp4")
-    assert caught.value.code == "FORMAT_UNAVAILABLE" and "05:00" in caught.value.message
-    assert two_periods.bytes_served() == 0 and list(tmp_path.iterdir()) == []
+    progress, start = [], two_periods.boundary - 10
+    summary = fetch_segment(plan, start, start + 20, tmp_path / "clip.mp4",
+                            on_progress=progress.append)
+    assert abs(summary["duration"] - 20) <= 1 and summary["height"] == 720
+    assert summary["acodec"] == "aac"
+    assert two_periods.bytes_served() <= 1.2 * summary["size_bytes"] + 1e6
+    values = [p["download_progress"] for p in progress]
+    assert values == sorted(values) and values[-1] == 100
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{start:.6f}", "-t", "20", "-i",
+                    local_sources["mp4"], "-map", "0:v", "-c", "copy", "-f", "mp4",
+                    str(tmp_path / "ffmpeg.mp4")], check=True)
+    ours, theirs = _decoded(tmp_path / "clip.mp4"), _decoded(tmp_path / "ffmpeg.mp4")
+    # the same pictures, but for at most 2 frames of period a's last GOP that are shown past
+    # its end (B-frame reordering; the concat demuxer does not trim a part's tail)
+    join = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+    assert abs(join - 10 * 25) <= 2, join
+    extra = next(k for k in (1, 2) if ours[join + k:join + k + 200] == theirs[join:join + 200])
+    rest = ours[join + extra:]
+    assert len(ours) >= 19 * 25 and rest == theirs[join:join + len(rest)], (extra, len(rest))
+
+
+def _decoded(path) -> list:
+    """md5 of every decoded video frame of ``path`` (the edit list applied), in order: the
+    join goes through the concat demuxer, which writes H.264 parameter sets in band, so the
+    packets differ from the source's while the pictures are the same."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v",
+                          "-f", "framemd5", "-"], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.rsplit(",", 1)[1].strip() for line in out.splitlines()
+            if not line.startswith("#")]
 
 
 # --- hostile manifests -------------------------------------------------------------------

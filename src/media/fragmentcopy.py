@@ -42,6 +42,7 @@ from src.media.errors import (FORMAT_UNAVAILABLE, SEGMENT_OUT_OF_RANGE, SOURCE_H
                               MediaError)
 from src.media.ffmpeg import mmss
 from src.media.fragments import Fragment, pick
+from src.media.periods import PeriodBoundary
 
 #: Bytes accepted per segment / Initialization Segment (whole-object GET limit).
 MAX_SEGMENT_BYTES = 256 * 1024 * 1024
@@ -78,8 +79,9 @@ def fragment_copies(plan, start: float, end: float, tmp: Path, copies: list,
     checked against its policy before the first connection. AES-128 segments are decrypted
     with their key (fetched once per URL) and IV, PKCS#7 padding removed (RFC 8216 §5.2).
     Raises MediaError: SEGMENT_OUT_OF_RANGE when ``start`` is at or past the end of a complete
-    video timeline; FORMAT_UNAVAILABLE for a clip over a DASH Period boundary (each Period's
-    timestamps may start again; joining them is not done); SOURCE_NOT_ALLOWED; SOURCE_HTTP_ERROR (also: fewer bytes than a byte range
+    video timeline; :class:`~src.media.periods.PeriodBoundary` for a clip over a DASH Period
+    boundary (each Period's timestamps may start again: the caller cuts each side);
+    SOURCE_NOT_ALLOWED; SOURCE_HTTP_ERROR (also: fewer bytes than a byte range
     names); FORMAT_UNAVAILABLE (a segment over :data:`MAX_SEGMENT_BYTES`, a key that is not 16
     bytes, a segment that does not decrypt); FFMPEG_FAILED past the deadline (:meth:`Fetcher.run`).
     """
@@ -92,10 +94,8 @@ def fragment_copies(plan, start: float, end: float, tmp: Path, copies: list,
     picks = [pick(flist, start, end) for flist in lists]
     for chosen in picks:
         period = next((f for f in chosen[1:] if f.init), None)
-        if period:  # ffmpeg 5.1's dash demuxer cannot either (it misses Period BaseURLs)
-            raise MediaError(FORMAT_UNAVAILABLE, f"This clip spans two periods of the "
-                             f"source's manifest (at {mmss(period.start)}); clip each side "
-                             f"of that moment separately.")
+        if period:  # cut on each side and joined: src/media/periods.py
+            raise PeriodBoundary(period.start)
     if any(not chosen or len(chosen) > MAX_PICKED or any(f.discontinuity for f in chosen[1:])
            for chosen in picks):
         return None

@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from src.media import egress, fragmentcopy, guard, hls, rangedcopy, urlinput
+from src.media import egress, fragmentcopy, guard, hls, periods, rangedcopy, urlinput
 from src.media.errors import FFMPEG_FAILED, SEGMENT_OUT_OF_RANGE, MediaError, classify
 from src.media.ffmpeg import FFmpegError, Progress, ffprobe, mmss, run_ffmpeg
 from src.media.probe import INPUT_ALLOW_LIST
@@ -97,6 +97,18 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
     """
     if not 0 <= start < end:
         raise ValueError(f"need 0 <= start < end, got start={start} end={end}")
+    try:
+        return _fetch_once(plan, start, end, out_path, on_progress, on_start, timeout)
+    except periods.PeriodBoundary as boundary:
+        periods.join(fetch_segment, plan, start, end, boundary.at, out_path, on_progress,
+                     on_start, timeout)
+        return _summary(Path(out_path))
+
+
+def _fetch_once(plan: FetchPlan, start: float, end: float, out_path, on_progress, on_start,
+                timeout: Optional[float]) -> dict:
+    """:func:`fetch_segment` of a clip inside one DASH Period (raises
+    :class:`~src.media.periods.PeriodBoundary` for one across a boundary)."""
     urls = [plan.video_url] + ([plan.audio_url] if plan.audio_url else [])
     policy = egress.current()
     for url in urls:
