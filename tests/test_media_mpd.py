@@ -288,6 +288,26 @@ def _hostile(entity_url: str) -> dict:
         "huge_r.mpd": _HEAD + _BODY.format(_REP.format(
             '<SegmentTemplate media="$Number$.m4s" initialization="i.m4s"><SegmentTimeline>'
             '<S t="0" d="1" r="999999999999"/></SegmentTimeline></SegmentTemplate>')),
+        # the Period's own length when the presentation states none (yt-dlp uses it)
+        "period_duration.mpd": _HEAD + _BODY.replace(' mediaPresentationDuration="PT60S"', '')
+        .replace("<Period>", '<Period duration="PT1000000H">').format(_REP.format(
+            '<SegmentTemplate media="$Number$.m4s" initialization="i.m4s" duration="1"/>')),
+        # one AdaptationSet-level timeline of 5000 segments for 50 Representations
+        "many_representations.mpd": _HEAD + _BODY.format(
+            '<AdaptationSet contentType="video"><SegmentTemplate media="$Number$.m4s" '
+            'initialization="i.m4s"><SegmentTimeline><S t="0" d="1" r="4999"/>'
+            '</SegmentTimeline></SegmentTemplate>' + "".join(
+                f'<Representation id="v{i}" mimeType="video/mp4" codecs="avc1.64001f" '
+                f'width="1280" height="720" bandwidth="1000"/>' for i in range(50))
+            + '</AdaptationSet>'),
+        "wide_number.mpd": _HEAD + _BODY.format(_REP.format(
+            '<SegmentTemplate media="$Number%0100000000d$.m4s" initialization="i.m4s" '
+            'duration="1"/>')),
+        # a SegmentList yt-dlp cannot read (our reader then), with a 400-digit bandwidth
+        "huge_number.mpd": _HEAD + _BODY.format(_REP.replace('bandwidth="1000"',
+                                                             f'bandwidth="{"9" * 400}"').format(
+            '<BaseURL>v.mp4</BaseURL><SegmentList timescale="1" duration="5">'
+            '<Initialization range="0-99"/><SegmentURL mediaRange="100-199"/></SegmentList>')),
         "garbage.mpd": "<MPD \x00\x01 this is not xml <<<",
         "dynamic.mpd": _BODY.replace('type="static"', 'type="dynamic"').format(""),
     }

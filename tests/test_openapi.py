@@ -21,13 +21,12 @@ import subprocess
 import threading
 
 import pytest
+import schemathesis  # requirements-dev.txt (make install)
 import yt_dlp
+from hypothesis import strategies as st
+from schemathesis.engine import Status, events, from_schema
+from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
 from werkzeug.serving import make_server
-
-schemathesis = pytest.importorskip("schemathesis")
-from schemathesis.engine import Status, events, from_schema  # noqa: E402
-from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 from schemathesis.core.media_types import MEDIA_TYPE_STRATEGIES  # noqa: E402
 
 SEED = 16

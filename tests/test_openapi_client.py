@@ -16,9 +16,8 @@ import shutil
 import subprocess
 import sys
 
+import httpx  # requirements-dev.txt (make install)
 import pytest
-
-httpx = pytest.importorskip("httpx")
 
 CONFIG = {"project_name_override": "ytd_client", "package_name_override": "ytd_client",
           "content_type_overrides": {"video/mp4": "application/octet-stream",

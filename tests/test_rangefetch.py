@@ -307,3 +307,37 @@ def test_a_server_ignoring_ranges_is_ranges_unsupported(origins, session):
     past_end = origins(status(416))
     with pytest.raises(rangefetch.RangesUnsupported):
         fetch(session, [(past_end.url(), 0, 99, None)])
+
+
+# --- partial answers, a fetcher used again ---------------------------------------------------
+
+def test_a_206_shorter_than_asked_is_asked_again_for_the_rest(origins, session):
+    """A server may answer a range with less than asked (RFC 9110 §14.4: a 206 whose
+    Content-Range ends early, not at the file's end): the rest is asked for, never zeros."""
+    def respond(h, n):
+        first, last = map(int, re.fullmatch(r"bytes=(\d+)-(\d+)", h.headers["Range"]).groups())
+        last = min(last, first + 100_000 - 1)  # at most 100 kB per answer
+        h.send_response(206)
+        h.send_header("Content-Length", str(last - first + 1))
+        h.send_header("Content-Range", f"bytes {first}-{last}/{len(DATA)}")
+        h.end_headers()
+        h.wfile.write(DATA[first:last + 1])
+
+    origin = origins(respond)
+    [(size, data)] = fetch(session, [(origin.url(), 1000, 999_999, None)])
+    assert size == len(DATA) and data == DATA[1000:1_000_000]
+    assert len(origin.requests) == 10
+
+
+def test_a_fetcher_runs_again_after_a_failed_run(origins, session):
+    """The MPD reader asks for a document's head by Range, then (the server ignored Range)
+    for the whole of it with the same fetcher: the second run must not be born cancelled."""
+    origin = origins(lambda h, n: send_data(h, ranges=False))
+    fetcher = rangefetch.Fetcher({}, 2, egress=session)
+    try:
+        with pytest.raises(rangefetch.RangesUnsupported):
+            fetcher.run([(origin.url(), 0, 4095, None)], lambda: None)
+        [(size, data)] = fetcher.run([(origin.url(), len(DATA) + 1, None, None)], lambda: None)
+    finally:
+        fetcher.close()
+    assert data == DATA and size == len(DATA)

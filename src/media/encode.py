@@ -123,8 +123,8 @@ def video_args(codec: str, preset: str, pix_fmt: str, threads: int,
       lossless mode); high/medium via libsvtav1 ``-preset 8 -crf 23/30 -svtav1-params lp=N``
       (it refuses frames under 64 pixels on a side: uploads are at least
       :data:`src.media.probe.MIN_UPLOAD_SIDE`).
-    - 4:2:0 output (every lossy preset) needs even sides (4:2:2: an even width): an odd side is
-      padded by one black row or column (``pad``), so no source pixel is lost or resampled.
+    - 4:2:0 output (every lossy preset) needs even sides: an odd side is padded by one black
+      row or column (``pad``), so no source pixel is lost or resampled.
 
     Raises ValueError on an unknown codec or preset.
     """
@@ -158,14 +158,13 @@ def video_args(codec: str, preset: str, pix_fmt: str, threads: int,
 
 
 def _even_sides(pix_fmt: str, size: tuple) -> list:
-    """``-vf pad`` to even sides where the output's chroma subsampling needs them (4:2:0 both,
-    4:2:2 the width), else nothing."""
-    width, height = size
-    odd_w = width % 2 == 1 and ("420" in pix_fmt or "422" in pix_fmt)
-    odd_h = height % 2 == 1 and "420" in pix_fmt
-    if not (odd_w or odd_h):
+    """``-vf pad`` to even sides when a side of ``size`` is odd and the output's chroma is
+    subsampled (4:2:0, 4:2:2), else nothing. The pad is written in the filter's own terms
+    (``iw``/``ih``): ffmpeg rotates a portrait phone video before the filters, so the frame the
+    filter sees may be ``size`` turned."""
+    if not any(side % 2 for side in size) or not ("420" in pix_fmt or "422" in pix_fmt):
         return []
-    return ["-vf", f"pad={width + odd_w}:{height + odd_h}"]
+    return ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
 
 
 def build_encode_command(input_path: str, output_path: str, codec: str, preset: str,

@@ -48,6 +48,9 @@ from src.media.periods import PeriodBoundary
 MAX_SEGMENT_BYTES = 256 * 1024 * 1024
 MAX_INIT_BYTES = 16 * 1024 * 1024
 MAX_KEY_BYTES = 64 * 1024
+#: Largest byte offset believed (1 TiB; media files are smaller): part files are written at
+#: the source's offsets, which must stay within what a filesystem allows (ext4: 16 TiB).
+MAX_OFFSET = 2 ** 40
 #: Contiguous byte ranges of one URL merged into one part file (then split over connections).
 MAX_MERGED = 32 * 1024 * 1024
 #: Segments fetched (as part files) per round; bounds open files and disk beyond the copies.
@@ -106,7 +109,8 @@ def fragment_copies(plan, start: float, end: float, tmp: Path, copies: list,
         egress.policy.check_url(item.url)
         if item.key:
             egress.policy.check_url(item.key.url)
-        if item.byte_range and item.byte_range[1] - item.byte_range[0] > MAX_SEGMENT_BYTES:
+        if item.byte_range and (item.byte_range[1] - item.byte_range[0] > MAX_SEGMENT_BYTES
+                                or item.byte_range[1] > MAX_OFFSET):
             raise MediaError(FORMAT_UNAVAILABLE, _TOO_LARGE)
     # first pieces (inits) first, then every stream's pieces by time (each keeps its order)
     pieces = sorted(((stream, piece) for stream, chosen in enumerate(items)

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 MAX_MPD_BYTES = 8 * 1024 * 1024
 #: ``sidx`` boxes read per Representation; a longer list keeps no durations (module docstring).
 MAX_INDEXED = 2000
+#: ``sidx`` boxes read per document (every Representation of every Period).
+MAX_INDEXED_IN_ALL = 8000
 #: Largest ``indexRange`` read (a one-entry ``sidx`` is 44–52 bytes; a few entries stay small).
 MAX_INDEX_BYTES = 4096
 CONNECTIONS = 8
@@ -100,8 +102,9 @@ def fetch(url: str, fetcher) -> bytes:
 
 def _read_indexes(formats: list, fetcher, policy) -> None:
     """Replace the MPD's segment times by those of each segment's own ``sidx`` (module
-    docstring). A Representation with more than :data:`MAX_INDEXED` indexed segments, or one
-    whose ``sidx`` cannot be fetched or read, keeps no durations. Raises
+    docstring). A Representation with more than :data:`MAX_INDEXED` indexed segments (or past
+    :data:`MAX_INDEXED_IN_ALL` for the document), or one whose ``sidx`` cannot be fetched or
+    read, keeps no durations. Raises
     MediaError(SOURCE_NOT_ALLOWED) when the guard refused a connection."""
     jobs, owners = [], []
     for fmt in formats:
@@ -113,7 +116,8 @@ def _read_indexes(formats: list, fetcher, policy) -> None:
                 policy.check_url(url)
         except MediaError:
             continue  # dropped by the caller's egress check anyway; never fetched
-        if (len(segments) > MAX_INDEXED or not all("index" in seg for seg in segments)
+        if (len(segments) > MAX_INDEXED or len(jobs) + len(segments) > MAX_INDEXED_IN_ALL
+                or not all("index" in seg for seg in segments)
                 or any(seg["index"]["end"] - seg["index"]["start"] > MAX_INDEX_BYTES
                        for seg in segments)):
             finish(fmt, durations=False)

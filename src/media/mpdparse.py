@@ -34,6 +34,9 @@ from src.media.fragments import MAX_FRAGMENTS, PROTOCOL
 _EXTS = {"video/mp4": "mp4", "audio/mp4": "m4a", "video/webm": "webm", "audio/webm": "webm"}
 _IDENTIFIER = re.compile(r"\$(?:(RepresentationID|Number|Bandwidth|Time)(%0?\d*[diuxX])?)?\$")
 _KINDS = ("SegmentBase", "SegmentList", "SegmentTemplate")
+#: Widest ``%0Nd`` a template may ask for (§5.3.9.4.4 allows any; 32 digits is past any count).
+MAX_WIDTH = 32
+_WIDTH = re.compile(r"\$(?:RepresentationID|Number|Bandwidth|Time)%0?(\d+)[diuxX]\$")
 
 
 class NotAnMPD(MediaError):
@@ -50,8 +53,9 @@ def looks_like_mpd(data: bytes) -> bool:
 
 def parse(data: bytes, url: str) -> dict:
     """Parse the MPD bytes ``data`` fetched from ``url`` (no network). Formats carry the media
-    segments in ``_segments`` (``[{"url", "start", "duration", "byte_range", "index"}]``, times
-    in seconds of the presentation) besides ``fragments``. Raises MediaError(FORMAT_UNAVAILABLE)."""
+    segments per Period in ``_periods`` (``[(base URL, init, [{"url", "t", "d", "timescale",
+    "offset", "byte_range", "index"}, ...]), ...]``, dropped by :func:`src.media.mpd.extract`)
+    besides ``fragments``. Raises MediaError(FORMAT_UNAVAILABLE)."""
     if not looks_like_mpd(data):
         raise NotAnMPD(FORMAT_UNAVAILABLE, "The source is not a DASH manifest.")
     try:
@@ -67,6 +71,10 @@ def parse(data: bytes, url: str) -> dict:
         raise bad("its root is not MPD")
     if root.get("type", "static") != "static":
         raise bad("it describes a live (dynamic) presentation")
+    try:
+        check_size(root)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
     total = parse_duration(root.get("mediaPresentationDuration"))
     base = _base(root, q, url)
     formats: dict = {}
@@ -151,10 +159,15 @@ def _new_format(attrs: dict, kind: str, codecs: dict, mime: str, manifest: str) 
 
 
 def _int(text) -> Optional[int]:
+    """An attribute's integer; None when absent or not one; ``bad`` when ≥ 2⁶³ (no MPD value
+    is that large; Python would carry it into float arithmetic that overflows)."""
     try:
-        return int(text) if text is not None else None
+        value = int(text) if text is not None else None
     except ValueError:
         return None
+    if value is not None and abs(value) >= 2 ** 63:
+        raise bad("a number in it is out of range")
+    return value
 
 
 def _segments(q, levels: tuple, attrs: dict, base: str, start: float, end: Optional[float]):
@@ -320,18 +333,67 @@ def _runs_on(previous: tuple, init: dict, segments: list) -> bool:
 
 def check_size(doc, cap: int = MAX_FRAGMENTS) -> None:
     """Raise ValueError when a parsed MPD (an ElementTree element, as yt-dlp hands it to
-    ``InfoExtractor._parse_mpd_periods``) lists more than ``cap`` segments in one
-    ``SegmentTimeline`` (the sum of ``1 + S@r``) or one duration-based ``SegmentTemplate``
-    (presentation length × timescale / duration). yt-dlp expands either into a Python list
-    before anything else: ``<S d="1" r="999999999999"/>`` grew one worker past 17 GB."""
-    total = parse_duration(doc.get("mediaPresentationDuration")) or 0
+    ``InfoExtractor._parse_mpd_periods``, or as :func:`parse` reads it) implies more than
+    ``cap`` segments in all: each ``SegmentTimeline`` (the sum of ``1 + S@r``) and each
+    duration-based ``SegmentTemplate`` (the Period's length — ``Period@duration``, else
+    ``mediaPresentationDuration`` — × timescale / duration, both inherited from an enclosing
+    ``SegmentTemplate`` as yt-dlp and §5.3.9.1 do), times the Representations it applies to;
+    also when a template asks for a number wider than :data:`MAX_WIDTH` digits (each name
+    built would be that long). yt-dlp expands every one into a Python list before anything else: ``<S d="1"
+    r="999999999999"/>`` grew one worker past 17 GB."""
+    parents = {child: parent for parent in doc.iter() for child in parent}
+    presentation = parse_duration(doc.get("mediaPresentationDuration")) or 0
+    total = 0
     for element in doc.iter():
         name = element.tag.rpartition("}")[2]
+        if name not in ("SegmentTimeline", "SegmentTemplate"):
+            continue
+        if name == "SegmentTemplate" and any(
+                int(width) > MAX_WIDTH for key in ("media", "initialization")
+                for width in _WIDTH.findall(element.get(key) or "")):
+            raise ValueError("a SegmentTemplate asks for numbers wider than "
+                             f"{MAX_WIDTH} digits")
+        owner = parents.get(element)
         if name == "SegmentTimeline":
             count = sum(1 + max(0, _int(s.get("r")) or 0) for s in element)
-            if count > cap:
-                raise ValueError(f"a SegmentTimeline lists {count} segments")
-        elif name == "SegmentTemplate" and element.get("duration"):
-            duration, scale = _int(element.get("duration")) or 0, _int(element.get("timescale"))
-            if duration > 0 and total * (scale or 1) / duration > cap:
-                raise ValueError("a SegmentTemplate implies too many segments")
+            owner = parents.get(owner)  # the SegmentTemplate/SegmentList's element
+        elif element.find("./*") is None or element.get("duration"):
+            duration = _inherited(element, parents, "duration") or 0
+            scale = _inherited(element, parents, "timescale") or 1
+            period = _ancestor(element, parents, "Period")
+            length = (parse_duration(period.get("duration")) if period is not None else None) \
+                or presentation
+            count = length * scale / duration if duration > 0 else 0
+        else:
+            continue
+        total += count * max(1, _representations(owner))
+        if total > cap:
+            raise ValueError(f"the manifest implies more than {cap} segments")
+
+
+def _ancestor(element, parents: dict, name: str):
+    while element is not None and element.tag.rpartition("}")[2] != name:
+        element = parents.get(element)
+    return element
+
+
+def _inherited(template, parents: dict, attribute: str) -> Optional[int]:
+    """``attribute`` of ``template`` or of the ``SegmentTemplate`` of an enclosing level."""
+    level = parents.get(template)
+    while template is not None:
+        if template.get(attribute) is not None:
+            return _int(template.get(attribute))
+        level = parents.get(level) if level is not None else None
+        template = next((c for c in level if c.tag.rpartition("}")[2] == "SegmentTemplate"),
+                        None) if level is not None else None
+    return None
+
+
+def _representations(owner) -> int:
+    """How many Representations a segment description on ``owner`` applies to (itself, or
+    all below an AdaptationSet / Period)."""
+    if owner is None:
+        return 1
+    if owner.tag.rpartition("}")[2] == "Representation":
+        return 1
+    return sum(1 for e in owner.iter() if e.tag.rpartition("}")[2] == "Representation")

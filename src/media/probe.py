@@ -31,11 +31,11 @@ from .ffmpeg import FFmpegError, ffprobe, run_ffmpeg
 UPLOAD_DEMUXERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "asf", "mpeg",
                    "mpegts")
 
-#: Input options (before ``-i``) of every ffprobe/ffmpeg call on an upload or our own local copy.
-#: ``file`` is the only protocol needed: ffmpeg's ``-progress pipe:1`` and outputs are not inputs.
 #: Smallest side of an upload, pixels: libx265 corrupts its heap and aborts on frames under
 #: 32 × 32 (ffmpeg 5.1 + x265 3.5, seen here on 34x18), SVT-AV1 refuses sides under 64.
 MIN_UPLOAD_SIDE = 64
+#: Input options (before ``-i``) of every ffprobe/ffmpeg call on an upload or our own local copy.
+#: ``file`` is the only protocol needed: ffmpeg's ``-progress pipe:1`` and outputs are not inputs.
 INPUT_ALLOW_LIST = ("-format_whitelist", ",".join(UPLOAD_DEMUXERS), "-protocol_whitelist", "file")
 
 UNSUPPORTED_MESSAGE = ("Unsupported file format: upload a video in one of the containers MP4, "

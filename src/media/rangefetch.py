@@ -25,9 +25,10 @@ signed URL is the caller's to handle (the clip job extracts the info again,
 ``status``. urllib3 follows no redirect itself: each ``Location`` is checked by the egress
 policy before it is followed (issue 11: "the ranged fetcher re-checks each redirect hop").
 
-Whole-object mode (``last=None``; the fragment path, :mod:`src.media.fragments`): a DASH
-fragment is its own file of unknown size, so it is fetched with a plain GET, a 200 is the
-answer expected, and at most ``max_bytes`` are accepted; a retry starts the object again.
+Whole-object mode (``last=None``: segments of the fragment path, :mod:`src.media.fragmentcopy`,
+HLS playlists and keys, MPDs): an object of unknown size is fetched with a plain GET, any 2xx
+is taken, and at most ``max_bytes`` are accepted; a retry starts the object again. A range
+answered in part (a 206 covering less than asked, RFC 9110 §14.4) is asked again for the rest.
 """
 from __future__ import annotations
 
@@ -162,6 +163,7 @@ class Fetcher:
         status — at once for a 4xx, after the retries for RETRY_STATUSES — or an unreachable
         source, FFMPEG_FAILED past the deadline), or what ``tick`` raises.
         """
+        self._cancel.clear()  # a previous run's failure stopped only that run
         futures = [self._pool.submit(self._fetch, *job) for job in jobs]
         try:
             pending = set(futures)
@@ -195,10 +197,16 @@ class Fetcher:
                     state["size"] = state["position"]
                 else:
                     response = self._open_range(url, state, last)
-                    last = min(last, state["end"])  # a file shorter than the range asked for
-                    self._copy(response, state, last + 1, fd, kept)
+                    if state["end"] == state["size"] - 1:  # the file ends before ``last``
+                        last = min(last, state["end"])
+                    self._copy(response, state, min(last, state["end"]) + 1, fd, kept)
+                    if state["position"] <= last:
+                        continue  # a shorter answer than asked for (RFC 9110 §14.4): the rest
                 break
             except _Again as again:
+                refused = self.egress.refused()
+                if refused:  # the guard said no (a refused CONNECT): asking again cannot help
+                    raise refused from again.error
                 try:
                     budget = budget.increment("GET", url, response=again.response,
                                               error=again.error)

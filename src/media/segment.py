@@ -15,7 +15,7 @@ Three paths, the same cut:
   an HLS media playlist, ``m3u8_native``/``m3u8``, read by :mod:`src.media.hls` inside the
   guard session — MPEG-TS, fMP4, AES-128, ``EXT-X-BYTERANGE``): the init (if any) and the
   segments that cover the clip, fetched in parallel into one local file per stream, AES-128
-  decrypted (:mod:`src.media.fragments`), cut locally the same way (joined MPEG-TS with
+  decrypted (:mod:`src.media.fragmentcopy`), cut locally the same way (joined MPEG-TS with
   ``-itsoffset``, see :func:`_ffmpeg_args`). A start at or past the end of a complete
   (``EXT-X-ENDLIST``) list is SEGMENT_OUT_OF_RANGE.
 - **direct** (anything else: a list or playlist the fragment path declines — master playlist,

@@ -6,7 +6,7 @@ listing resolutions for GET /api/video/formats and POST /api/video/resolutions (
 Endpoints" 6 and 7, "YouTubeService.get_available_formats": ≥720p, highest first) and choosing
 the streams to fetch (spec "Video Endpoints" 3, "Smart Download Logic"). Choosing uses yt-dlp's
 own format selector (``YoutubeDL.build_format_selector``) on the already-extracted formats.
-Listing lives in :mod:`src.media.formats` (re-exported here), which also probes formats that
+Listing lives in :mod:`src.media.formats`, which also probes formats that
 come without a height. A DASH manifest yt-dlp cannot read (a SegmentList of byte ranges,
 issue 12) is read by :mod:`src.media.mpd` instead; yt-dlp's own MPD parsing is bounded by
 :func:`src.media.mpdparse.check_size` (it would expand a hostile SegmentTimeline without limit).
@@ -133,6 +133,11 @@ def _read_mpd(url: str, session: guard.Session, timeout: float, error: MediaErro
         info = mpd.extract(url, session, timeout)
     except mpdparse.NotAnMPD:
         raise error from None
+    except MediaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a hostile manifest trips is its fault
+        log.warning("manifest %s unreadable by src.media.mpd: %r", url[:200], exc)
+        raise mpdparse.bad("its contents are out of range") from exc
     log.info("yt-dlp could not read the manifest (%s); read by src.media.mpd", error.detail[:200])
     return _selector_ydl().process_ie_result(info, download=False)
 

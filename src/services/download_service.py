@@ -167,7 +167,7 @@ def run_download(video_id: str, job_id: str) -> None:
                 raise
             log.info("video %s: job %s: a media URL answered HTTP %s; extracting the info "
                      "again for fresh URLs", video_id, job_id, exc.status)
-            on_progress({"download_progress": 0.0, "speed": None, "eta": None})
+            on_progress({"download_progress": 0.0, "speed": None, "fps": 0.0, "eta": None})
             fetched = _extract_and_fetch(video_id, doc, job_id, on_progress)
     except JobCancelled:
         log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
