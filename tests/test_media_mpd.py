@@ -390,9 +390,13 @@ def test_parser_units():
 
 
 def test_sidx_times_of_a_real_segment():
+    """The second video segment's own sidx, where the MPD's indexRange says it is: 6.0 s
+    (76800 at 12800 per second) starting at 6.0 s."""
+    text = (DEFAULT_CACHE / MPD.format("dash_list")).read_text()
+    first, last = map(int, re.findall(r'indexRange="(\d+)-(\d+)"', text)[1])
     data = (DEFAULT_CACHE / "dash_list/manifest-stream0.mp4").open("rb")
-    data.seek(366293)
-    assert mpd.sidx_times(data.read(52)) == (12800, 76800, 76800)
+    data.seek(first)
+    assert mpd.sidx_times(data.read(last - first + 1)) == (12800, 76800, 76800)
     with pytest.raises(ValueError):
         mpd.sidx_times(b"\x00\x00\x00\x08free")
 

@@ -138,10 +138,6 @@ def _check_limits(limits: UploadLimits, duration: float, pictures: list, fps: fl
                                 f"{_hms(limits.max_duration)} is accepted", "VIDEO_TOO_LONG")
     for stream in pictures:
         width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
-        if min(width, height) < MIN_UPLOAD_SIDE:
-            raise InvalidMediaError(
-                f"The video is {width}x{height}; at least {MIN_UPLOAD_SIDE} pixels on each side "
-                f"are accepted", "RESOLUTION_TOO_LOW")
         if width * height > limits.max_pixels:
             raise InvalidMediaError(
                 f"The video is {width}x{height} ({width * height / 1e6:.1f} megapixels); at most "
@@ -152,6 +148,12 @@ def _check_limits(limits: UploadLimits, duration: float, pictures: list, fps: fl
     if fps > limits.max_frame_rate or counted > limits.max_frame_rate + 1 / video_duration:
         raise InvalidMediaError(f"The video has {max(fps, counted):.0f} frames per second; at most "
                                 f"{limits.max_frame_rate:g} are accepted", "FRAME_RATE_TOO_HIGH")
+    for stream in pictures:  # after the caps: they name what makes a file costly first
+        width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+        if min(width, height) < MIN_UPLOAD_SIDE:
+            raise InvalidMediaError(
+                f"The video is {width}x{height}; at least {MIN_UPLOAD_SIDE} pixels on each side "
+                f"are accepted", "RESOLUTION_TOO_LOW")
 
 
 def _check_decodes(path: str) -> None:
