@@ -411,3 +411,27 @@ def test_index_reads_go_through_the_guard(server, monkeypatch):
         with pytest.raises(MediaError) as caught:
             mpd.extract(server.url(MPD.format("dash_list")), session, data=data)
     assert caught.value.code == "SOURCE_NOT_ALLOWED"
+
+
+def test_a_representation_with_holes_is_not_planned():
+    """A Representation only in the second Period (it begins at 5:00): running sums of its
+    durations would place its segments from 0:00, so it keeps no durations and the fragment
+    path does not plan it (a wrong moment is never cut)."""
+    template = ('<SegmentTemplate media="$RepresentationID$-$Number$.m4s" initialization='
+                '"$RepresentationID$-i.m4s" duration="6" timescale="1" startNumber="1"/>')
+    rep = ('<AdaptationSet id="{a}" contentType="video">' + template +
+           '<Representation id="{r}" mimeType="video/mp4" codecs="avc1.64001f" width="1280" '
+           'height="{h}" bandwidth="1000"/></AdaptationSet>')
+    doc = (_HEAD + '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
+           'mediaPresentationDuration="PT600S">'
+           f'<Period id="a" start="PT0S" duration="PT300S">{rep.format(a=0, r="v", h=720)}'
+           '</Period>'
+           f'<Period id="b" start="PT300S" duration="PT300S">{rep.format(a=0, r="v", h=720)}'
+           f'{rep.format(a=1, r="late", h=480)}</Period></MPD>')
+    info = mpdparse.parse(doc.encode(), "http://h/m.mpd")
+    formats = {f["format_id"]: f for f in info["formats"]}
+    steady = [f for f in formats.values() if f["height"] == 720][0]
+    late = [f for f in formats.values() if f["height"] == 480][0]
+    assert not fragments.from_format(steady).problem
+    assert all("duration" not in e for e in late["fragments"])
+    assert fragments.from_format(late).problem

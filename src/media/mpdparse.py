@@ -289,7 +289,8 @@ def _timeline(timeline, q, nominal, timescale: int, pto: int, start: float,
 
 def finish(fmt: dict, durations: bool = True) -> None:
     """Set ``url``, ``protocol``, ``fragment_base_url`` and ``fragments`` from ``_periods``
-    (module docstring); ``durations=False`` leaves the media entries without ``duration``."""
+    (module docstring); ``durations=False`` — or a Representation with holes
+    (:func:`_has_holes`) — leaves the media entries without ``duration`` (not planned)."""
     periods = fmt["_periods"]
     if len(periods) == 1 and periods[0][2] is None:  # one file: the ranged path reads it
         url = periods[0][0]
@@ -301,6 +302,8 @@ def finish(fmt: dict, durations: bool = True) -> None:
         return  # a single-file Representation in one of several Periods: nothing to join
     flat = [seg for _, _, segments in periods for seg in segments]
     starts = [seg["offset"] + seg["t"] / seg["timescale"] for seg in flat]
+    if durations and _has_holes(flat, starts):
+        durations = False  # running sums of durations would place later segments too early
     out = fmt["fragments"]
     if periods[0][1]:
         out.append(dict(periods[0][1]))
@@ -319,6 +322,17 @@ def finish(fmt: dict, durations: bool = True) -> None:
                 entry["byte_range"] = dict(seg["byte_range"])
             out.append(entry)
             index += 1
+
+
+def _has_holes(flat: list, starts: list) -> bool:
+    """True when the segments do not cover the presentation from its start without gaps of
+    more than two of their own durations (a Representation missing from a Period, or one that
+    begins later): their start times are not the running sums the fragment path uses."""
+    owns = [seg["d"] / seg["timescale"] if seg["d"] else 0.0 for seg in flat]
+    if not flat or starts[0] > 2 * max(owns[0], 1e-3):
+        return bool(flat)
+    return any(later - start > 2 * max(own, 1e-3)
+               for start, later, own in zip(starts, starts[1:], owns))
 
 
 def _runs_on(previous: tuple, init: dict, segments: list) -> bool:
