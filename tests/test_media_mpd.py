@@ -292,10 +292,10 @@ def _hostile(entity_url: str) -> dict:
         "period_duration.mpd": _HEAD + _BODY.replace(' mediaPresentationDuration="PT60S"', '')
         .replace("<Period>", '<Period duration="PT1000000H">').format(_REP.format(
             '<SegmentTemplate media="$Number$.m4s" initialization="i.m4s" duration="1"/>')),
-        # one AdaptationSet-level timeline of 5000 segments for 50 Representations
+        # one AdaptationSet-level timeline of 10 000 segments for 50 Representations
         "many_representations.mpd": _HEAD + _BODY.format(
             '<AdaptationSet contentType="video"><SegmentTemplate media="$Number$.m4s" '
-            'initialization="i.m4s"><SegmentTimeline><S t="0" d="1" r="4999"/>'
+            'initialization="i.m4s"><SegmentTimeline><S t="0" d="1" r="9999"/>'
             '</SegmentTimeline></SegmentTemplate>' + "".join(
                 f'<Representation id="v{i}" mimeType="video/mp4" codecs="avc1.64001f" '
                 f'width="1280" height="720" bandwidth="1000"/>' for i in range(50))

@@ -14,8 +14,9 @@ Periods cut separately restart their ``tfdt`` at 0, so one local file cannot hol
 
 Hostile manifests: the document is capped at :data:`src.media.mpd.MAX_MPD_BYTES`, parsed with
 ``defusedxml`` and no DTD (entity bombs and external entities are refused before any expansion or fetch), the
-segment count per Representation is computed before any list is built and capped at
-:data:`src.media.fragments.MAX_FRAGMENTS`; anything unusable is MediaError(FORMAT_UNAVAILABLE).
+segment count of the whole document is computed before any list is built (:func:`check_size`:
+at most :data:`MAX_DOCUMENT_SEGMENTS`, and :data:`src.media.fragments.MAX_FRAGMENTS` per
+Representation and Period); anything unusable is MediaError(FORMAT_UNAVAILABLE).
 """
 from __future__ import annotations
 
@@ -345,7 +346,12 @@ def _runs_on(previous: tuple, init: dict, segments: list) -> bool:
     return (last["timescale"] == first["timescale"] and last["d"] is not None
             and last["t"] + last["d"] == first["t"])
 
-def check_size(doc, cap: int = MAX_FRAGMENTS) -> None:
+#: Segments one manifest may imply in all Representations and Periods: twice what one format
+#: may list (a 12-hour stream of 5 s segments in 20 Representations is ≈ 173 000).
+MAX_DOCUMENT_SEGMENTS = 2 * MAX_FRAGMENTS
+
+
+def check_size(doc, cap: int = MAX_DOCUMENT_SEGMENTS) -> None:
     """Raise ValueError when a parsed MPD (an ElementTree element, as yt-dlp hands it to
     ``InfoExtractor._parse_mpd_periods``, or as :func:`parse` reads it) implies more than
     ``cap`` segments in all: each ``SegmentTimeline`` (the sum of ``1 + S@r``) and each
