@@ -163,10 +163,18 @@ def test_sweep_claims_due_clips_once(app, client, bound, fake_youtube):
     video_id = _save(client, token).json["video_id"]
     wait_for(lambda: _doc(app, video_id)["live_phase"] == "waiting_for_vod")
     later = datetime.now(timezone.utc) + timedelta(hours=1)
-    with app.app_context():
-        assert live_service.sweep(datetime.now(timezone.utc)) == 0     # not due yet
-        assert live_service.sweep(later) == 1
-        assert live_service.sweep(later) == 0                          # leased by the first
+    pool = app.extensions["yt"]["jobs"]
+    queued = []  # held until both sweeps ran: a check that ends in between sets a new due time
+    pool.submit_light = lambda fn, *args: queued.append((fn, args))  # this instance only
+    try:
+        with app.app_context():
+            assert live_service.sweep(datetime.now(timezone.utc)) == 0     # not due yet
+            assert live_service.sweep(later) == 1
+            assert live_service.sweep(later) == 0                          # leased by the first
+    finally:
+        del pool.submit_light
+    for fn, args in queued:
+        pool.submit_light(fn, *args)
     wait_for(lambda: _doc(app, video_id)["live_checks"] == 2)
 
 
