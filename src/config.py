@@ -94,6 +94,14 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "TRUSTED_PROXY_COUNT": (int, 0),
     # The contract (issue 16): /openapi.json and /docs outside development too
     "OPENAPI_PUBLIC": (bool, False),
+    # Metrics and structured logs (issue 16)
+    # -- end issue 16 --
+    # Real YouTube (issue 13): JS runtime, PO tokens, server cookies file, yt-dlp updates
+    # -- end issue 13 runtime --
+    # Real YouTube (issue 13): proxy, one extraction per video
+    # -- end issue 13 extraction --
+    # Real YouTube (issue 13): per-owner cookies
+    # -- end issue 13 cookies --
 }
 
 SECRET_NAMES = ("JWT_PUBLIC_SECRET", "JWT_PRIVATE_SECRET", "FLASK_SECRET_KEY")
