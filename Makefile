@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install system-deps run demo test smoke bench clean
+.PHONY: install system-deps run demo test test-fast check lock smoke bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,28 @@ demo: install  ## local source from the bundled clip → API → save a 30 s cli
 test: install  ## the whole test suite
 	$(PY) -m pytest -q
 
+test-fast: install  ## the inner loop: everything but tests marked slow (encodes, browsers, processes)
+	$(PY) -m pytest -q -m "not slow"
+
+check: install  ## ruff (lint, import order) and mypy (types of src/), settings in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+lock: install  ## re-pin requirements.txt / requirements-dev.txt from the .in files (needs PyPI)
+	$(VENV)/bin/pip-compile --quiet --strip-extras --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links -o requirements.txt requirements.in
+	$(VENV)/bin/pip-compile --quiet --strip-extras --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links -o requirements-dev.txt requirements-dev.in
+
 smoke: install  ## deploy smoke: gunicorn behind a real nginx on loopback (needs nginx, Redis)
 	$(PY) -m scripts.deploy_smoke
 
 bench: install  ## benchmarks (clip, api, encode, serve; needs nginx, wrk, Redis) → bench/results.md
 	$(PY) -m bench
+
+.PHONY: update-ytdlp
+update-ytdlp:  ## upgrade yt-dlp (+ ejs, deno, PO-token plugin) in the venv; self-check, roll back on failure
+	$(PY) -m src.services.ytdlp_update
 
 clean:
 	rm -rf .cache downloads/* uploads/* .pytest_cache

@@ -15,13 +15,20 @@ Environment (besides the app's own settings, read from the environment and ``.en
   not fork-safe) and is never recycled in the middle of a job.
 - The checks of src/config_checks.py run once in the master before any worker starts: a refused
   setting stops gunicorn with one ``Error:`` line naming the variable (exit code 1).
+- Metrics (src/metrics.py): prometheus-client's multiprocess mode, so that any worker's
+  ``/metrics`` answers for all of them. ``PROMETHEUS_MULTIPROC_DIR`` (default: a folder per bind
+  address under the system's temporary directory — private to the service with systemd's
+  ``PrivateTmp``) is emptied when the master starts; a dead worker's gauges are dropped.
 - Logs: ``logs/access.log`` (with the ``X-Request-ID`` of each answer) and ``logs/gunicorn.log``
   next to ``LOG_FILE``; the app's own lines go to ``LOG_FILE`` (src/logging_setup.py).
   :class:`RedactingLogger` keeps Nightbot's public token (a path segment of
   ``/api/video/save/stream/{token}/…``) out of both, and escapes control characters (issue 11).
 """
+import glob
 import os
+import re
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # gunicorn reads this before --chdir
 
@@ -48,6 +55,8 @@ worker_class = "gthread"
 timeout = _int("GUNICORN_TIMEOUT", 120)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 90)
 keepalive = 5
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+    tempfile.gettempdir(), "yt-downloader-metrics-" + re.sub(r"[^\w.-]", "_", bind))
 preload_app = False
 # gunicorn ≥ 25.1 opens a control socket under $HOME by default; systemd manages this service
 # and ProtectHome hides $HOME, so it is off (older versions ignore the name).
@@ -98,3 +107,16 @@ def on_starting(server):
         print(f"Error: {exc}", file=sys.stderr)
         server.log.error("refusing to start: %s", exc)
         sys.exit(1)
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(_metrics_dir, "*.db")):  # a previous master's values
+        os.remove(stale)
+    # Set here, in the master, not when this file is read: workers are forked after this and
+    # inherit it; anything else that reads this file (tests) keeps single-process metrics.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def child_exit(server, worker):
+    """A worker ended: its live gauges (jobs queued/running) no longer count."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

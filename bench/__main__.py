@@ -1,4 +1,5 @@
-"""``python -m bench [clip api encode serve shapes] [--runs N]``: run the benchmarks (all by default),
+"""``python -m bench [clip api encode serve shapes] [--runs N]``: run the benchmarks (all by
+default),
 print one Markdown table each under a line describing the machine, and write the same text to
 ``bench/results.md``. See BENCHMARKS.md for what each one measures."""
 from __future__ import annotations

@@ -98,7 +98,8 @@ def prepare(settings: dict, path: str, clip_url: str | None = None,
         from bson import ObjectId
 
         now = datetime.now(timezone.utc)
-        app.extensions["yt"]["db"]["videos"].update_one({"_id": ObjectId(out["video_id"])}, {"$set": {
+        videos = app.extensions["yt"]["db"]["videos"]
+        videos.update_one({"_id": ObjectId(out["video_id"])}, {"$set": {
             "status": "completed", "file_path": completed_file, "file_format": "mp4",
             "format_preference": "mp4", "resolution_preference": "720p",
             "file_format_preference": "mp4", "file_resolution_preference": "720p",

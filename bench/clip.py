@@ -115,12 +115,13 @@ def run(runs: int = 5, rate: str = "4m", skip_full: bool = False) -> str:
         try:
             for source, path in (("DASH", DASH_MPD), ("MP4", WATCH_PAGE)):
                 url = nginx.url(path)
-                methods = {name: (lambda folder, base=base: _service_run(
+                methods = {name: (lambda folder, base=base, url=url: _service_run(
                     nginx, base, ids, url, folder / "clip.mp4"))
                     for name, (_, base) in servers.items()}
-                methods["yt-dlp --download-sections"] = lambda folder: _ytdlp_sections(url, folder)
+                methods["yt-dlp --download-sections"] = lambda folder, url=url: _ytdlp_sections(
+                    url, folder)
                 if not skip_full:
-                    methods[FULL] = lambda folder: _full_and_cut(url, folder)
+                    methods[FULL] = lambda folder, url=url: _full_and_cut(url, folder)
                 for name, fn in methods.items():  # warm-up (imports, page cache)
                     if name != FULL:
                         _measure(nginx, fn, tmp)

@@ -73,7 +73,7 @@ class Nginx:
         self.log = self.dir / "access.log"
         self.proc = None
 
-    def start(self) -> "Nginx":
+    def start(self) -> Nginx:
         d = self.dir
         temps = "".join(f"    {name}_temp_path {d}/{name}_temp;\n"
                         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
@@ -158,7 +158,8 @@ def call(method: str, url: str, body=None, token=None, timeout: float = 300) -> 
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw, status, kind = response.read(), response.status, response.headers.get_content_type()
+            raw, status = response.read(), response.status
+            kind = response.headers.get_content_type()
     except urllib.error.HTTPError as exc:
         raw, status, kind = exc.read(), exc.code, exc.headers.get_content_type()
     return status, (json.loads(raw) if kind == "application/json" and raw else raw)
@@ -189,8 +190,10 @@ def machine() -> str:
                 if line.startswith("model name")), "?")
     mem = int(next(line.split()[1] for line in open("/proc/meminfo")
                    if line.startswith("MemTotal"))) // 1024
-    ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split()[2]
-    nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
+    ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True,
+                            text=True).stdout.split()[2]
+    nginx = subprocess.run([NGINX, "-v"], capture_output=True,
+                           text=True).stderr.strip().split("/")[-1]
     load = os.getloadavg()
     return (f"{cpu}, {os.cpu_count()} cores, {mem} MB RAM; load {load[0]:.2f} {load[1]:.2f} at "
             f"start; ffmpeg {ffmpeg}, nginx {nginx}, Python {sys.version.split()[0]}")

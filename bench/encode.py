@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from bench.common import median, table
+from scripts.local_source import CLIP
 from src.media import encode
 from src.media.ffmpeg import FFMPEG
-from scripts.local_source import CLIP
 
 
 def run(runs: int = 5, codec: str = "h264", preset: str = "medium") -> str:

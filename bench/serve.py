@@ -61,7 +61,7 @@ def run(runs: int = 5, size_mb: int = 1024) -> str:
                 before = sum(_rss_kb(pid) for pid in workers)
                 peak, done = [before], threading.Event()
 
-                def sample():
+                def sample(peak=peak, done=done):
                     while not done.is_set():
                         peak.append(sum(_rss_kb(pid) for pid in workers))
                         time.sleep(0.01)
@@ -78,7 +78,8 @@ def run(runs: int = 5, size_mb: int = 1024) -> str:
         finally:
             stop(proc)
     rows = [["workers' RSS before (MB)", f"{median([r[0] for r in results]) / 1024:.1f}"],
-            ["workers' RSS peak while serving (MB)", f"{median([r[1] for r in results]) / 1024:.1f}"],
+            ["workers' RSS peak while serving (MB)",
+             f"{median([r[1] for r in results]) / 1024:.1f}"],
             ["growth (MB; target: flat)", f"{median([r[1] - r[0] for r in results]) / 1024:.1f}"],
             ["transfer (s)", f"{median([r[2] for r in results]):.2f}"],
             ["throughput (MB/s)", f"{median([r[3] / r[2] for r in results]) / 1e6:.0f}"]]

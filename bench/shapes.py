@@ -4,7 +4,8 @@ nginx with ``limit_rate`` per connection, side by side with ``yt-dlp --download-
 the same source and range in the same run.
 
 The service's time is ``POST /api/video/download/{id}`` on a clip saved just before (not
-measured, nor the resolutions it lists in the background), from the request to the last byte of the 200 (DOWNLOAD_WAIT_SECONDS=120), as in
+measured, nor the resolutions it lists in the background), from the request to the last byte of the
+200 (DOWNLOAD_WAIT_SECONDS=120), as in
 :mod:`bench.clip`. Bytes are nginx's ``$body_bytes_sent`` of every request from the download
 on (manifests, playlists and keys included); "× clip" divides them by the size of the file
 that method produced. yt-dlp reads through ffmpeg for a section of these protocols; where it

@@ -25,6 +25,7 @@ Exits non-zero with a reason on the first failed check.
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import os
 import re
@@ -96,6 +97,7 @@ def start(t: Path, mongo: str, source_host: str):
            "JWT_PUBLIC_SECRET": secrets.token_urlsafe(32),
            "JWT_PRIVATE_SECRET": secrets.token_urlsafe(32),
            "FLASK_SECRET_KEY": secrets.token_hex(32),
+           "COOKIES_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
            "LOG_FILE": str(t / "logs" / "app.log"), "DOWNLOADS_DIR": str(t / "downloads"),
            "UPLOADS_DIR": str(t / "uploads"), "USE_X_ACCEL_REDIRECT": "true",
            "TRUSTED_PROXY_COUNT": "1", "ALLOWED_SOURCE_HOSTS": source_host,
@@ -343,6 +345,33 @@ def tokens_not_logged(base: str, t: Path, public: str) -> None:
           f"{sorted(p.name for p in (t / 'logs').iterdir() if p.is_file())}; found in {leaked})")
 
 
+def _metric(text: str, name: str, **labels) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels`` in an exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
+        if match and match.group(1) == name and all(
+                f'{k}="{v}"' in (match.group(2) or "") for k, v in labels.items()):
+            total += float(match.group(3))
+    return total
+
+
+def metrics_summed(base: str, t: Path, workers: set[int]) -> None:
+    """GET /metrics through nginx (loopback) answers for both workers (multiprocess mode)."""
+    answered = burst(base, t, "GET", "/api/health", n=20)
+    per_worker = {pid: sum(1 for p, status, _ in answered if p == pid and status == 200)
+                  for pid in workers}
+    for _ in range(2):  # whichever worker answers, the counts are the sum of both
+        status, body, _tag = fetch(base, "GET", "/metrics")
+        text = body.decode()
+        health = _metric(text, "ytd_http_requests_total", endpoint="/api/health", status="200")
+        check(status == 200 and health >= sum(per_worker.values()),
+              f"GET /metrics through nginx: {health:.0f} health answers counted, at least the "
+              f"{sum(per_worker.values())} of this burst over both workers {per_worker}")
+        clips = _metric(text, "ytd_job_duration_seconds_count", lane="clip", outcome="completed")
+        check(clips >= 1, f"GET /metrics: {clips:.0f} completed clip job(s) observed")
+
+
 def main() -> None:
     t = Path(tempfile.mkdtemp(prefix="ytd-smoke-"))
     for sub in ("logs", "downloads", "uploads", "nginx-tmp"):
@@ -370,6 +399,7 @@ def main() -> None:
                 time.sleep(0.2)
             check(len(workers) == 2, f"gunicorn runs 2 workers: pids {sorted(workers)}")
             exercise(base, t, source.mp4_url, workers)
+            metrics_summed(base, t, workers)
         print("deploy smoke: all checks passed", flush=True)
     finally:
         if nginx:

@@ -286,7 +286,8 @@ class SourceServer:
         return (self.root / name.lstrip("/")).stat().st_size
 
     def bytes_served(self, path: Optional[str] = None) -> int:
-        """Body bytes sent so far for URL path ``path`` (``"long.mp4"`` or ``"/long.mp4"``), or all."""
+        """Body bytes sent so far for URL path ``path`` (``"long.mp4"`` or ``"/long.mp4"``), or
+        all."""
         with self._lock:
             if path is None:
                 return sum(self._counts.values())
@@ -312,7 +313,7 @@ class SourceServer:
         if wait > 0:
             time.sleep(wait)
 
-    def start(self) -> "SourceServer":
+    def start(self) -> SourceServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         name="local-source")
         self._thread.start()
@@ -325,7 +326,7 @@ class SourceServer:
             self._thread = None
         self._httpd.server_close()
 
-    def __enter__(self) -> "SourceServer":
+    def __enter__(self) -> SourceServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

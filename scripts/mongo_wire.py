@@ -76,7 +76,8 @@ def parse_op_msg(body: bytes) -> tuple[int, dict]:
             cmd = bson.decode(body[pos + 1:pos + 1 + size])
         elif kind == 1:
             name_end = body.index(b"\0", pos + 5)
-            seqs[body[pos + 5:name_end].decode()] = bson.decode_all(body[name_end + 1:pos + 1 + size])
+            name = body[pos + 5:name_end].decode()
+            seqs[name] = bson.decode_all(body[name_end + 1:pos + 1 + size])
         else:
             raise ValueError(f"unknown OP_MSG section kind {kind}")
         pos += 1 + size
@@ -141,7 +142,7 @@ class MongoWireServer:
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}"
 
-    def start(self) -> "MongoWireServer":
+    def start(self) -> MongoWireServer:
         if self.subprocess:
             args = [sys.executable, "-m", "scripts.mongo_wire", "--port", str(self.port)]
             self.proc = subprocess.Popen(args + (["--dump", self.dump] if self.dump else []),
@@ -177,7 +178,7 @@ class MongoWireServer:
             self._tcp.server_close()
             self._tcp = None
 
-    def __enter__(self) -> "MongoWireServer":
+    def __enter__(self) -> MongoWireServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -23,7 +23,8 @@ from bson.int64 import Int64
 from mongomock.filtering import filter_applies
 from pymongo.errors import PyMongoError
 
-MAX_WIRE_VERSION = 21      # MongoDB 7.0; PyMongo 4.20 needs >= 9 (common.MIN_SUPPORTED_WIRE_VERSION)
+# MongoDB 7.0; PyMongo 4.20 needs >= 9 (common.MIN_SUPPORTED_WIRE_VERSION)
+MAX_WIRE_VERSION = 21
 WRITES = {"insert", "update", "delete", "findandmodify", "create", "createindexes",
           "dropindexes", "drop", "dropdatabase"}
 
@@ -38,7 +39,8 @@ class CommandError(Exception):
 
 def _error(exc: Exception) -> dict:
     """``{errmsg, code[, codeName, keyPattern, keyValue]}`` for any exception a command raised."""
-    out = {"errmsg": getattr(exc, "_message", None) or str(exc), "code": getattr(exc, "code", None) or 2}
+    out = {"errmsg": getattr(exc, "_message", None) or str(exc),
+           "code": getattr(exc, "code", None) or 2}
     if isinstance(exc, CommandError):
         out["codeName"] = exc.code_name
     details = getattr(exc, "details", None) or {}

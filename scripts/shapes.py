@@ -25,7 +25,8 @@ import argparse
 import time
 from pathlib import Path
 
-from scripts.highres_source import MPD_PATH as HIRES_MPD, build_highres_source
+from scripts.highres_source import MPD_PATH as HIRES_MPD
+from scripts.highres_source import build_highres_source
 from scripts.local_source import CLIP, LOOPS, ROOT, UNIT_SECONDS, X264, SourceServer, cached_build
 from src.media.ffmpeg import ffprobe, run_ffmpeg
 

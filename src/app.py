@@ -1,4 +1,5 @@
-"""The application factory (DESIGN.md: ``create_app(config=None)``, extensions in init_app style)."""
+"""The application factory (DESIGN.md: ``create_app(config=None)``, extensions in init_app
+style)."""
 from __future__ import annotations
 
 import logging
@@ -8,19 +9,19 @@ from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
 
-from . import stores
-from . import cli, logging_setup
+from . import cli, logging_setup, metrics, stores
 from .config import ConfigError, load_config
 from .config_checks import check_settings
 from .data import ensure_indexes
-from .media import egress
 from .errors import UPLOAD_ENDPOINT, body_too_large, register_error_handlers
-from .schemas import ErrorSchema
+from .media import egress, ytdlp_runtime
+from .middleware import rate_limits
 from .routes import auth as auth_routes
+from .routes import cookies as cookies_routes
 from .routes import encode as encode_routes
 from .routes import health as health_routes
 from .routes import video as video_routes
-from .middleware import rate_limits
+from .schemas import ErrorSchema
 from .services import cleanup_service, live_service, recovery_service
 from .services.cache_service import SessionCache
 from .services.jobs import JobPool
@@ -40,12 +41,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings)
     app.config["SECRET_KEY"] = settings["FLASK_SECRET_KEY"]
     app.session_interface = _CookieSessionsWhenSent()
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's
     # Every route gets the small body limit; _limit_bodies() raises it for the upload route only.
     app.config["MAX_CONTENT_LENGTH"] = int(settings["MAX_REQUEST_BODY_KB"] * 1024)
     _openapi_settings(app, settings)
     check_settings(settings)  # production refusals (src/config_checks.py)
-    egress.configure(settings["ALLOWED_SOURCE_HOSTS"], settings["ALLOWED_MEDIA_HOSTS"])
+    egress.configure(settings["ALLOWED_SOURCE_HOSTS"], settings["ALLOWED_MEDIA_HOSTS"],
+                     settings["YTDLP_PROXY"])  # issue 13: the guard's upstream proxy
+    ytdlp_runtime.configure(settings)
     logging_setup.configure_logging(settings)
     _warn_embedded(settings)
     for folder in (settings["DOWNLOADS_DIR"], settings["UPLOADS_DIR"]):
@@ -63,16 +66,20 @@ def create_app(config: dict | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         n = settings["TRUSTED_PROXY_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     logging_setup.init_app(app)  # first before_request: every answer carries X-Request-ID
-    _limit_bodies(app, settings)  # second: before anything reads a body
+    metrics.init_app(app)  # then the clock: every answer is counted, refusals included
+    _limit_bodies(app, settings)  # before anything reads a body
     _init_cors(app, settings)
     api = _Api(app, spec_kwargs={"components": {"securitySchemes": SECURITY_SCHEMES}})
     api.register_blueprint(auth_routes.blp)
+    api.register_blueprint(cookies_routes.blp)
     api.register_blueprint(video_routes.blp)
     api.register_blueprint(encode_routes.blp)
     api.register_blueprint(health_routes.blp)
     api.register_blueprint(health_routes.probes)
+    api.register_blueprint(metrics.blp)
     app.register_blueprint(web_blp)  # the dashboard at / (static files, not in OpenAPI)
     register_error_handlers(app)  # after Api(), so our handlers replace flask-smorest's
     rate_limits.init_app(app)  # after the blueprints: limits are attached to their views

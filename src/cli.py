@@ -103,11 +103,40 @@ def sweep_live() -> None:
     _emit({"checked": queued})
 
 
-@click.command("ytdlp")
+@click.group("ytdlp", invoke_without_command=True)
+@click.pass_context
+def ytdlp(ctx: click.Context) -> None:
+    """yt-dlp in this venv: ``version`` (also without a subcommand) and ``update`` (issue 13)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(ytdlp_version)
+
+
+@ytdlp.command("version")
 @with_appcontext
-def ytdlp() -> None:
-    """Print the installed yt-dlp's version (updating it belongs to the deployment)."""
+def ytdlp_version() -> None:
+    """Print the installed yt-dlp's version and path, its JS runtime and yt-dlp-ejs."""
     import yt_dlp
     from yt_dlp.version import __version__
 
-    click.echo(json.dumps({"yt_dlp": __version__, "path": yt_dlp.__path__[0]}))
+    from .media import ytdlp_runtime
+
+    click.echo(json.dumps({"yt_dlp": __version__, "path": yt_dlp.__path__[0],
+                           "js_runtime": ytdlp_runtime.runtime_info(),
+                           "ejs": ytdlp_runtime.ejs_version()}))
+
+
+@ytdlp.command("update")
+def ytdlp_update() -> None:
+    """Upgrade yt-dlp[default], yt-dlp-ejs, deno and the PO-token plugin in this venv, run the
+    self-check in a fresh process and roll back when it fails (src/services/ytdlp_update.py).
+    Prints the report as JSON; exit status 1 unless updated or already current. Reload the
+    service afterwards (``systemctl reload yt-downloader``) to use the new version."""
+    from .services import ytdlp_update as updater
+
+    try:
+        report = updater.update(log=lambda msg: click.echo(msg, err=True))
+    except updater.UpdateError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(report))
+    if report["status"] not in ("updated", "current"):
+        raise SystemExit(1)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 from dotenv import load_dotenv
 
-DEFAULT_ALLOWED_SOURCE_HOSTS = "youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,youtu.be"
+DEFAULT_ALLOWED_SOURCE_HOSTS = ("youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,"
+                                "youtu.be")
 #: Hosts the media of an allowed page may come from (``*.`` = any subdomain), besides the page
 #: hosts themselves (issue 11: for YouTube pages, media only from YouTube's own media hosts).
 #: What yt-dlp 2026.10.26's YouTube extractor contacts for a watch page, without an account:
@@ -95,12 +97,25 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # The contract (issue 16): /openapi.json and /docs outside development too
     "OPENAPI_PUBLIC": (bool, False),
     # Metrics and structured logs (issue 16)
+    "METRICS_TOKEN": (str, None),
+    "LOG_FORMAT": (str, "text"),
     # -- end issue 16 --
     # Real YouTube (issue 13): JS runtime, PO tokens, server cookies file, yt-dlp updates
+    "YTDLP_JS_RUNTIME": (str, "deno"),
+    "YTDLP_POT_PROVIDER_URL": (str, None),
+    "YTDLP_EXTRACTOR_ARGS": (str, None),
+    "YTDLP_COOKIES_FILE": (str, None),
     # -- end issue 13 runtime --
     # Real YouTube (issue 13): proxy, one extraction per video
+    "YTDLP_PROXY": (str, None),
+    "INFO_CACHE_SECONDS": (float, 3600),
+    "INFO_CACHE_MARGIN_SECONDS": (float, 900),
+    "INFO_RATE_LIMIT_RETRIES": (int, 2),
+    "INFO_RATE_LIMIT_BACKOFF_SECONDS": (float, 5),
+    "RATE_LIMITED_RETRY_AFTER_SECONDS": (int, 900),
     # -- end issue 13 extraction --
     # Real YouTube (issue 13): per-owner cookies
+    "COOKIES_ENCRYPTION_KEY": (str, None),
     # -- end issue 13 cookies --
 }
 
@@ -117,11 +132,11 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
         return raw
     text = raw.strip()
     try:
-        if kind == list:
+        if kind is list:
             return [part.strip().lower() for part in text.split(",") if part.strip()]
-        if kind == bool:
+        if kind is bool:
             return text.lower() in ("1", "true", "yes", "on")
-        if kind == int:
+        if kind is int:
             return int(text)
         if kind in (float, "minutes"):
             return float(text)

@@ -7,6 +7,9 @@ Rules (issue 4, "Production checks"; spec: Configuration):
   ``.env.example`` or the spec, or the same value for both JWT secrets), and CORS that allows any
   origin (``CORS_ORIGINS=*``) together with credentials (``CORS_SUPPORTS_CREDENTIALS=true``), a
   combination the CORS standard forbids and flask-cors would have to fake by echoing the origin.
+- ``COOKIES_ENCRYPTION_KEY`` (issue 13, item 2) must be Fernet keys when set, in every
+  environment; production refuses to start without it (owners' cookies would otherwise be
+  encrypted under a key derived from ``FLASK_SECRET_KEY``, which then cannot be rotated alone).
 - In every environment the embedded stores refuse more than one gunicorn worker: each worker would
   get its own private database and sessions (:func:`check_workers`, called by gunicorn_config.py).
 
@@ -52,6 +55,11 @@ def production_problems(config: dict) -> list[str]:
     if "*" in (config.get("CORS_ORIGINS") or []) and config.get("CORS_SUPPORTS_CREDENTIALS"):
         problems.append("CORS_ORIGINS allows '*' while CORS_SUPPORTS_CREDENTIALS is true: list "
                         "the allowed origins instead")
+    if not config.get("COOKIES_ENCRYPTION_KEY"):
+        problems.append("COOKIES_ENCRYPTION_KEY is not set (owners' YouTube cookies are "
+                        "encrypted with it; generate one with python -c \"from "
+                        "cryptography.fernet import Fernet; print(Fernet.generate_key()"
+                        ".decode())\")")
     return problems
 
 
@@ -66,10 +74,23 @@ def check_settings(config: dict) -> None:
     for name in ("ORPHAN_MAX_AGE_MINUTES", "LOG_MAX_MB"):
         if config[name] <= 0:
             raise ConfigError(f"{name} must be greater than 0")
+    _check_cookies_key(config)
     if config["APP_ENV"] == "production":
         problems = production_problems(config)
         if problems:
             raise ConfigError("APP_ENV=production refuses to start: " + "; ".join(problems))
+
+
+def _check_cookies_key(config: dict) -> None:
+    """Raise ConfigError when ``COOKIES_ENCRYPTION_KEY`` is set but is not Fernet keys."""
+    if not config.get("COOKIES_ENCRYPTION_KEY"):
+        return
+    from .services.cookies_service import make_fernet  # the one place keys are read
+
+    try:
+        make_fernet(config["COOKIES_ENCRYPTION_KEY"], None)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_workers(config: dict, workers: int) -> None:

@@ -11,7 +11,7 @@ Body limits (issue 11, item 3): a body over the request's limit (src/app.py sets
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Any, Optional
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -59,14 +59,15 @@ def body_too_large() -> ApiError:
 
 def error_body(message: str, code: str, details: Optional[dict] = None) -> dict:
     """The JSON body of every non-2xx answer."""
-    body = {"error": message, "code": code}
+    body: dict[str, Any] = {"error": message, "code": code}
     if details:
         body["details"] = details
     return body
 
 
 def _flatten_webargs(messages: dict) -> dict:
-    """webargs nests messages by location (``{"json": {"field": [...]}}``); keep field → messages."""
+    """webargs nests messages by location (``{"json": {"field": [...]}}``); keep field →
+    messages."""
     flat: dict = {}
     for location, fields in messages.items():
         if isinstance(fields, dict):
@@ -100,8 +101,8 @@ def register_error_handlers(app: Flask) -> None:
         if exc.code == 413:  # werkzeug cut a streamed body off at request.max_content_length
             return _api_error(body_too_large())
         message = data.get("message") or exc.description or exc.name
-        return jsonify(error_body(message, HTTP_CODES.get(exc.code, "ERROR"))), exc.code, \
-            _kept_headers(exc)
+        code = HTTP_CODES.get(exc.code, "ERROR") if exc.code is not None else "ERROR"
+        return jsonify(error_body(message, code)), exc.code, _kept_headers(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

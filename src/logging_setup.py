@@ -21,6 +21,11 @@ rotating ``LOG_FILE``, and a request id on every line.
 - Secrets never reach a log line: the path segment after ``/save/stream/`` (Nightbot's public
   token lives in the URL path) and anything shaped like a JWT are replaced by ``[REDACTED]``
   (:func:`redact_tokens`) — the same rule as gunicorn's access log and deploy/nginx.conf.
+- ``LOG_FORMAT=json`` (issue 16, item 4) writes one JSON object per line instead, with
+  python-json-logger: ``time``, ``level``, ``logger``, ``message``, ``request_id``, ``job_id``
+  (the job a pool thread runs, :func:`bind_job_id`; ``-`` elsewhere) and ``exc_info`` /
+  ``stack_info`` when present. JSON escapes every control character itself, and every string
+  value is redacted as above (:class:`JsonLogFormatter`). gunicorn's own two logs stay text.
 """
 from __future__ import annotations
 
@@ -32,6 +37,9 @@ import uuid
 from typing import Optional
 
 from flask import Flask, request
+from pythonjsonlogger.json import JsonFormatter
+
+from .config import ConfigError
 
 FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 HEADER = "X-Request-ID"
@@ -83,15 +91,43 @@ class SafeFormatter(logging.Formatter):
         return "\n".join(lines)
 
 
+class JsonLogFormatter(JsonFormatter):
+    """One JSON object per record (module docstring, ``LOG_FORMAT=json``), every string value
+    passed through :func:`redact_tokens`."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s "
+                         "%(job_id)s", rename_fields={"asctime": "time", "levelname": "level",
+                                                      "name": "logger"})
+
+    def process_log_record(self, log_data: dict) -> dict:
+        return {key: redact_tokens(value) if isinstance(value, str) else value
+                for key, value in log_data.items()}
+
+
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_job_id: contextvars.ContextVar[str] = contextvars.ContextVar("job_id", default="-")
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``record.request_id`` (the current request's or job's id, else ``-``)."""
+    """Adds ``record.request_id`` (the current request's or job's id, else ``-``) and
+    ``record.job_id`` (the running job's id, else ``-``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get()
+        record.job_id = _job_id.get()
         return True
+
+
+def bind_job_id(value: Optional[str]) -> contextvars.Token:
+    """Make ``value`` the job id of this thread's log lines (the job pool, around each job);
+    returns a token for :func:`reset_job_id`."""
+    return _job_id.set(value or "-")
+
+
+def reset_job_id(token: contextvars.Token) -> None:
+    """Undo :func:`bind_job_id`."""
+    _job_id.reset(token)
 
 
 def current_request_id() -> str:
@@ -120,8 +156,12 @@ def _file_handler(path: str, max_mb: float, backups: int) -> logging.Handler:
 
 def configure_logging(settings: dict) -> None:
     """Set the root logger's level and handlers from ``LOG_LEVEL``, ``LOG_FILE``, ``LOG_MAX_MB``,
-    ``LOG_BACKUP_COUNT``. Idempotent: calling it again (another app in the same process, as in
-    tests) replaces the handlers it installed before instead of adding more."""
+    ``LOG_BACKUP_COUNT`` and ``LOG_FORMAT`` (``text`` | ``json``). Idempotent: calling it again
+    (another app in the same process, as in tests) replaces the handlers it installed before
+    instead of adding more. Raises ConfigError for another ``LOG_FORMAT``."""
+    kind = str(settings.get("LOG_FORMAT") or "text").lower()
+    if kind not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be 'text' or 'json', got {kind!r}")
     level = getattr(logging, str(settings["LOG_LEVEL"]).upper(), logging.INFO)
     root = logging.getLogger()
     root.setLevel(level)
@@ -131,13 +171,14 @@ def configure_logging(settings: dict) -> None:
     for handler in [h for h in root.handlers if getattr(h, "_yt_downloader", False)]:
         root.removeHandler(handler)
         handler.close()
-    handlers = [logging.StreamHandler()]
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
     if settings.get("LOG_FILE"):
         handlers.append(_file_handler(settings["LOG_FILE"], settings["LOG_MAX_MB"],
                                       settings["LOG_BACKUP_COUNT"]))
     for handler in handlers:
-        handler._yt_downloader = True
-        handler.setFormatter(SafeFormatter(FORMAT))
+        # a marker of ours, read back above; typeshed's Handler declares no such attribute
+        handler._yt_downloader = True  # type: ignore[attr-defined]
+        handler.setFormatter(JsonLogFormatter() if kind == "json" else SafeFormatter(FORMAT))
         handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
 

@@ -99,7 +99,10 @@ class SaveVideoSchema(Schema):
     """A clip request: times in seconds (JSON numbers), the owner's user id (a bound public
     token names its owner, so only an anonymous token needs it)."""
 
-    url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2048), metadata={
+        "description": "a video page: YouTube watch, youtu.be, /shorts/, /live/, /embed/ "
+                       "(www., m., music.) or another allowed source; a youtube.com/clip/ URL "
+                       "is saved as its video with the clip's section as start and end"})
     start_time = Seconds(required=True)
     end_time = Seconds(required=True)
     user_id = fields.String(load_default=None, metadata={

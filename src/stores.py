@@ -22,7 +22,8 @@ def make_mongo_db(uri: str | None):
 
         return mongomock.MongoClient(tz_aware=True)[DEFAULT_DB_NAME]
     name = parse_uri(uri).get("database") or DEFAULT_DB_NAME
-    client = pymongo.MongoClient(uri, connect=False, tz_aware=True, serverSelectionTimeoutMS=5000)
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(
+        uri, connect=False, tz_aware=True, serverSelectionTimeoutMS=5000)
     return client[name]
 
 

@@ -1,39 +1,95 @@
 """Shared pytest fixtures: ``app``, ``client``, ``auth`` (account helpers), ``redis_uri``.
 Media fixtures (the local HTTP source built from the real clip) live in tests/media_fixtures.py.
 
-Redis: the real server at ``TEST_REDIS_URI`` (default redis://127.0.0.1:6379/15) when it answers,
-fakeredis otherwise. MongoDB: mongomock, or a real server when ``MONGODB_TEST_URI`` is set.
+Redis: the real server when it answers, fakeredis otherwise: ``TEST_REDIS_URI`` when set, else
+a database of redis://127.0.0.1:6379 that no other test run holds (:func:`_claim_redis_db`), so
+two suites on one machine never flush each other's keys. MongoDB: mongomock, or a real server
+when ``MONGODB_TEST_URI`` is set.
+
+No test reaches the network (tests/network_guard.py), and yt-dlp never contacts YouTube: an
+extraction of a YouTube URL that no test registered with ``fake_youtube`` fails as it would
+offline (:func:`_youtube_offline`).
 """
 from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 import uuid
 
 import pytest
 import redis as redis_lib
+import yt_dlp
 from pymongo.errors import PyMongoError
+from yt_dlp.networking.exceptions import TransportError
 
 from src.app import create_app
 
-pytest_plugins = ["tests.media_fixtures", "tests.youtube_fakes"]
+pytest_plugins = ["tests.network_guard", "tests.media_fixtures", "tests.youtube_fakes"]
 
-TEST_REDIS_URI = os.environ.get("TEST_REDIS_URI", "redis://127.0.0.1:6379/15")
+REDIS_SERVER = "redis://127.0.0.1:6379"
+#: The key that marks a Redis database as held by a test run (its value: the run's id).
+RUN_KEY = "ytd-test-run"
+RUN_ID = uuid.uuid4().hex
+RUN_KEY_SECONDS = 1800  # renewed by every app a test makes; a killed run's hold lapses
+
+
+def _claim_redis_db() -> str | None:
+    """``TEST_REDIS_URI`` when set; else the URI of the first database (15 down to 1) of the
+    local Redis that no live test run holds, held by setting :data:`RUN_KEY` (NX, with an
+    expiry); None when Redis does not answer (→ fakeredis)."""
+    try:
+        if os.environ.get("TEST_REDIS_URI"):
+            uri = os.environ["TEST_REDIS_URI"]
+            redis_lib.Redis.from_url(uri, socket_connect_timeout=1).ping()
+            return uri
+        for number in range(15, 0, -1):
+            uri = f"{REDIS_SERVER}/{number}"
+            held = redis_lib.Redis.from_url(uri, socket_connect_timeout=1).set(
+                RUN_KEY, RUN_ID, nx=True, ex=RUN_KEY_SECONDS)
+            if held:
+                return uri
+    except redis_lib.RedisError:
+        return None
+    raise RuntimeError("every Redis database 1-15 is held by another test run")
 
 
 @pytest.fixture(scope="session")
 def redis_uri():
-    """The real Redis test database when it answers, else None (→ fakeredis)."""
-    try:
-        redis_lib.Redis.from_url(TEST_REDIS_URI, socket_connect_timeout=1).ping()
-        return TEST_REDIS_URI
-    except redis_lib.RedisError:
-        return None
+    """The real Redis test database this run holds, else None (→ fakeredis)."""
+    uri = _claim_redis_db()
+    yield uri
+    if uri and not os.environ.get("TEST_REDIS_URI"):
+        client = redis_lib.Redis.from_url(uri)
+        if client.get(RUN_KEY) == RUN_ID.encode():
+            client.flushdb()
+
+
+_YOUTUBE_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com")
+
+
+@pytest.fixture(autouse=True)
+def _youtube_offline(monkeypatch):
+    """yt-dlp's extraction of a YouTube URL fails as on a machine without internet, unless a
+    test registers the page with ``fake_youtube`` (which replaces this); other URLs (the local
+    sources) are extracted by yt-dlp for real."""
+    from tests.youtube_fakes import as_download_error  # a plugin: imported after rewriting
+
+    real = yt_dlp.YoutubeDL.extract_info
+
+    def extract_info(self, url, *args, **kwargs):
+        host = (urllib.parse.urlsplit(str(url)).hostname or "").lower()
+        if any(host == name or host.endswith("." + name) for name in _YOUTUBE_HOSTS):
+            raise as_download_error(TransportError(f"[Errno 101] Network is unreachable: {url}"))
+        return real(self, url, *args, **kwargs)
+
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "extract_info", extract_info)
 
 
 @pytest.fixture
 def make_app(tmp_path, redis_uri):
-    """Factory for apps with test settings; ``make_app(**overrides)``. Each app gets empty stores."""
+    """Factory for apps with test settings; ``make_app(**overrides)``. Each app gets empty
+    stores."""
     apps = []
 
     def factory(**overrides):
@@ -54,7 +110,9 @@ def make_app(tmp_path, redis_uri):
         }
         app = create_app(config)
         if redis_uri:
-            app.extensions["yt"]["redis"].flushdb()
+            store = app.extensions["yt"]["redis"]
+            store.flushdb()
+            store.set(RUN_KEY, RUN_ID, ex=RUN_KEY_SECONDS)
         apps.append(app)
         return app
 
@@ -87,7 +145,8 @@ class Auth:
         self.client = client
 
     def user(self, email=None, password="correct horse 1"):
-        """Register and log in a new user; return {"id", "email", "password", "token", "headers"}."""
+        """Register and log in a new user; return {"id", "email", "password", "token",
+        "headers"}."""
         email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
         r = self.client.post("/api/auth/register", json={"email": email, "password": password})
         assert r.status_code == 201, r.json

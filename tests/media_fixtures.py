@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from scripts.local_source import SourceServer, build_sources
-from scripts.shapes import DEFAULT_CACHE as SHAPES_DIR, build_shapes
+from scripts.shapes import DEFAULT_CACHE as SHAPES_DIR
+from scripts.shapes import build_shapes
 from src.media import egress, rangedcopy
 
 SOURCES_DIR = Path(__file__).resolve().parent.parent / ".cache" / "sources"

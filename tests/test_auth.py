@@ -12,7 +12,8 @@ def _hash(token):
 
 
 def test_register_login_me_logout(client, auth, app):
-    r = client.post("/api/auth/register", json={"email": "Ann@Example.com", "password": "longpass1"})
+    r = client.post("/api/auth/register",
+                    json={"email": "Ann@Example.com", "password": "longpass1"})
     assert r.status_code == 201
     assert r.json["message"] == "User registered successfully"
     user_id = r.json["user_id"]
@@ -55,8 +56,10 @@ def test_register_validation_and_duplicates(client):
     assert r.status_code == 400 and set(r.json) >= {"error", "code"}
 
     assert client.post("/api/auth/register",
-                       json={"email": "dup@example.com", "password": "longpass1"}).status_code == 201
-    r = client.post("/api/auth/register", json={"email": "DUP@example.com", "password": "other-pass"})
+                       json={"email": "dup@example.com", "password": "longpass1"}
+                       ).status_code == 201
+    r = client.post("/api/auth/register",
+                    json={"email": "DUP@example.com", "password": "other-pass"})
     assert r.status_code == 409 and r.json["code"] == "EMAIL_EXISTS"
 
 

@@ -38,14 +38,13 @@ def _completed_clip(app, user_id=None, ago=PAST, legacy=False) -> tuple[str, str
     return str(oid), path
 
 
+@pytest.mark.slow
 def test_four_schedulers_delete_each_expired_file_once(make_app, redis_uri, caplog):
     """Four apps (as four gunicorn workers) run the cleanup every 1.2 s against the same store and
     the real Redis: every expired file is deleted by exactly one run, one run per slot."""
     if not redis_uri:
         pytest.skip("needs the real Redis server")
-    # A database of its own: other test runs on this machine flush db 15 at any moment.
-    own_db = redis_uri.rsplit("/", 1)[0] + "/14"
-    apps = [make_app(CLEANUP_INTERVAL_MINUTES=0.02, REDIS_URI=own_db) for _ in range(4)]
+    apps = [make_app(CLEANUP_INTERVAL_MINUTES=0.02) for _ in range(4)]
     for key in apps[0].extensions["yt"]["redis"].scan_iter("cleanup:*"):
         apps[0].extensions["yt"]["redis"].delete(key)
     shared = apps[0].extensions["yt"]["db"]
@@ -74,6 +73,7 @@ def test_four_schedulers_delete_each_expired_file_once(make_app, redis_uri, capl
         assert doc["status"] == "expired" and doc["file_path"] is None
 
 
+@pytest.mark.slow
 def test_expired_clip_is_downloaded_again(make_app, auth_factory, source_server, tmp_path):
     app = make_app(DOWNLOAD_WAIT_SECONDS=60)
     client = app.test_client()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import redis as redis_lib
 from bson import ObjectId
 
@@ -89,8 +90,17 @@ def test_ensure_indexes_sweep_live_and_ytdlp(app):
 
     result, body = _run(app, "ytdlp")
     assert result.exit_code == 0 and body["yt_dlp"] == __version__
+    # the same as `ytdlp version`, which also names the JS runtime and the EJS scripts
+    result, version = _run(app, "ytdlp", "version")
+    assert result.exit_code == 0 and version == body
+    import yt_dlp_ejs
+
+    assert body["js_runtime"]["name"] == "deno" and body["ejs"] == yt_dlp_ejs.version
+    result = app.test_cli_runner().invoke(args=["ytdlp", "--help"])
+    assert result.exit_code == 0 and {"version", "update"} <= set(result.output.split())
 
 
+@pytest.mark.slow
 def test_flask_command_line_lists_the_commands(tmp_path):
     """The real ``flask --app src.app`` entry point finds the factory and the commands."""
     env = {**os.environ, "APP_ENV": "development", "DOWNLOADS_DIR": str(tmp_path / "d"),
@@ -103,6 +113,7 @@ def test_flask_command_line_lists_the_commands(tmp_path):
         assert name in out.stdout
 
 
+@pytest.mark.slow
 def test_probes(make_app):
     app = make_app()
     client = app.test_client()

@@ -23,6 +23,8 @@ from werkzeug.serving import make_server
 
 from src.media.ffmpeg import ffprobe
 
+pytestmark = pytest.mark.slow  # make test-fast leaves this module out
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "tests" / "media" / "big_buck_bunny_720p_5s.mp4"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -43,7 +45,8 @@ except ImportError:  # pragma: no cover - selenium is pinned in requirements.txt
 BROWSER_MISSING = not (HAVE_SELENIUM and os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER))
 #: Skipped without a browser, except on CI (CI=true), where .ci/run installs one: there it fails.
 needs_browser = pytest.mark.skipif(
-    BROWSER_MISSING and not os.environ.get("CI"), reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+    BROWSER_MISSING and not os.environ.get("CI"),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
            "chromium-driver; .ci/run installs them) and the selenium package")
 
 
@@ -268,7 +271,8 @@ def test_save_clip_watch_progress_and_download(page, live_app, clean_source_serv
     base, app = live_app
     clean_source_server.rate_bytes_per_sec = 250_000  # ≈ 10 s for the 30 s segment
     user = page.register(email())
-    save_clip(base, user, clean_source_server.mp4_url, 95, 125, "!clip from chat: the bunny wakes up")
+    save_clip(base, user, clean_source_server.mp4_url, 95, 125,
+              "!clip from chat: the bunny wakes up")
     page.go("save")
 
     # Checked before sending: nothing reaches the server.
@@ -296,7 +300,8 @@ def test_save_clip_watch_progress_and_download(page, live_app, clean_source_serv
     seen = set()
 
     def progressed():
-        bars = page.drv.find_elements(By.CSS_SELECTOR, "li.clip progress[data-role=download-progress]")
+        bars = page.drv.find_elements(By.CSS_SELECTOR,
+                                      "li.clip progress[data-role=download-progress]")
         if bars:
             value = float(bars[0].get_attribute("value"))
             seen.add(value)

@@ -11,6 +11,8 @@ from bson import ObjectId
 
 from src.media.ffmpeg import ffprobe
 
+pytestmark = pytest.mark.slow  # make test-fast leaves this module out
+
 CLIP = os.path.join(os.path.dirname(__file__), "media", "big_buck_bunny_720p_5s.mp4")
 
 

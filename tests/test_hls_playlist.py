@@ -170,7 +170,8 @@ def test_random_garbage_is_a_list_or_a_media_error():
     MediaError(FORMAT_UNAVAILABLE) ever comes out of the parser."""
     import random
     rng = random.Random(12)
-    pieces = ["#EXTINF:", "#EXT-X-BYTERANGE:", "#EXT-X-KEY:", "#EXT-X-MAP:", "#EXT-X-MEDIA-SEQUENCE:",
+    pieces = ["#EXTINF:", "#EXT-X-BYTERANGE:", "#EXT-X-KEY:", "#EXT-X-MAP:",
+              "#EXT-X-MEDIA-SEQUENCE:",
               "#EXT-X-PROGRAM-DATE-TIME:", "#EXT-X-DISCONTINUITY", "#EXT-X-ENDLIST", "a.ts",
               "METHOD=AES-128,", "URI=\"k\"", "IV=0x", "BYTERANGE=\"", "@", "-", "1e400", "2,",
               "\x00", "[", "\"", ",", "12", "ffff", "\u00b2", " ", "http://[", "//x/", "\n"]

@@ -37,6 +37,7 @@ def _doc(app, video_id):
     return app.extensions["yt"]["db"].videos.find_one({"_id": ObjectId(video_id)})
 
 
+@pytest.mark.slow
 def test_clip_waits_for_vod_then_is_released(make_app, auth_factory, fake_youtube):
     app = make_app(DOWNLOAD_WAIT_SECONDS=5)
     client = app.test_client()
@@ -90,6 +91,7 @@ def test_clip_waits_for_vod_then_is_released(make_app, auth_factory, fake_youtub
     (ExtractorError("Private video. Sign in if you've been granted access to this video",
                     expected=True), "PRIVATE_VIDEO"),
 ])
+@pytest.mark.slow
 def test_clip_that_cannot_be_placed_fails_with_a_code(app, client, bound, fake_youtube, page,
                                                       code):
     _, token = bound
@@ -116,7 +118,8 @@ def test_source_errors_are_retried_with_backoff(app, client, bound, fake_youtube
     assert doc["live_last_error"] == "SOURCE_HTTP_ERROR"
     # past LIVE_VOD_MAX_WAIT_HOURS the clip gives up with the last error
     app.extensions["yt"]["db"].videos.update_one(
-        {"_id": doc["_id"]}, {"$set": {"created_at": datetime.now(timezone.utc) - timedelta(days=3)}})
+        {"_id": doc["_id"]},
+        {"$set": {"created_at": datetime.now(timezone.utc) - timedelta(days=3)}})
     with app.app_context():
         live_service.check_clip(video_id)
     assert _doc(app, video_id)["error_code"] == "SOURCE_HTTP_ERROR"
@@ -137,7 +140,8 @@ def test_waiting_too_long_for_the_vod_fails(app, client, bound, fake_youtube):
 
 def test_live_keyword_resolves_the_channel_stream(app, client, bound, fake_youtube):
     _, token = bound
-    fake_youtube.set(CHANNEL_LIVE, stream_info("is_live", time.time() - 120, video_id="LiveStream1"))
+    fake_youtube.set(CHANNEL_LIVE,
+                     stream_info("is_live", time.time() - 120, video_id="LiveStream1"))
     header = f"name=chan&displayName=Chan&provider=youtube&providerId={CHANNEL_ID}"
     r = _save(client, token, "live", headers={"Nightbot-Channel": header}, format="json")
     assert r.status_code == 201 and r.json["youtube_video_id"] is None
@@ -195,6 +199,7 @@ def test_a_lost_first_check_is_picked_up_by_the_sweep(app, client, bound, fake_y
     assert doc["start_time"] is not None
 
 
+@pytest.mark.slow
 def test_stream_save_answers_without_network(app, client, bound, fake_youtube):
     _, token = bound
     fake_youtube.set(watch_url(), stream_info("is_live", time.time() - 60))

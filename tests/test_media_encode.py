@@ -15,10 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from src.media.encode import (CODECS, InvalidMediaError, build_encode_command, encode_time_limit,
-                              encode_to_mp4, probe_video)
+from src.media.encode import (
+    CODECS,
+    InvalidMediaError,
+    build_encode_command,
+    encode_time_limit,
+    encode_to_mp4,
+    probe_video,
+)
 from src.media.ffmpeg import FFmpegError, FFmpegTimeout, ffprobe, run_ffmpeg
 from src.media.probe import UPLOAD_DEMUXERS
+
+pytestmark = pytest.mark.slow  # make test-fast leaves this module out
 
 MEDIA = Path(__file__).parent / "media"
 CLIP = MEDIA / "big_buck_bunny_720p_5s.mp4"

@@ -68,6 +68,7 @@ def _same_packets(ours: list, theirs: list) -> None:
     assert sum(duration for duration, _, _ in ours[:count]) >= 27
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SEGMENTED)
 def test_clip_is_ffmpegs_cut_of_the_manifest(server, tmp_path, shape):
     info = extract_info(server.url(MPD.format(shape)))
@@ -98,6 +99,7 @@ def _read(server, shape) -> list:
     return [p.name for p in folder.iterdir() if server.bytes_served(f"{shape}/{p.name}")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SEGMENTED)
 def test_download_through_the_api(client, auth, server, tmp_path, shape):
     out = tmp_path / "clip.mp4"

@@ -78,6 +78,7 @@ def _reads(server, shape) -> dict:
             for p in folder.iterdir() if server.bytes_served(f"{shape}/{p.name}")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape, resolution, size", CLIPS)
 def test_thirty_seconds_at_five_minutes(clean_shapes_server, tmp_path, shape, resolution, size):
     server, progress = clean_shapes_server, []
@@ -110,6 +111,7 @@ def _joined_fmp4(server, tmp_path):
 @pytest.mark.parametrize("shape, resolution, start", [
     (shape, resolution, 300) for shape, resolution, _ in CLIPS] + [
     ("hls_ts", "720p", 301), ("hls_byterange", "720p", 301), ("hls_fmp4", "720p", 301)])
+@pytest.mark.slow
 def test_packets_are_ffmpegs_cut(clean_shapes_server, tmp_path, shape, resolution, start):
     """Plain ffmpeg, no guard, the same ``-ss START -t 30`` and stream copy, reading the media
     playlist itself (AES-128 decrypted by its crypto protocol) — or, for fMP4, which its hls
@@ -145,6 +147,7 @@ def _same_packets(ours: list, theirs: list) -> None:
     assert sum(d for d, _, _ in ours) >= 29.9  # (with the lead-in the edit list hides)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["hls_ts", "hls_byterange", "hls_fmp4", "hls_aes"])
 @pytest.mark.parametrize("start, end", [(700, 710), (600, 610)])
 def test_past_the_end_is_segment_out_of_range(clean_shapes_server, tmp_path, shape, start, end):
@@ -277,6 +280,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_hostile_playlists_end_in_clear_codes(hostile, tmp_path, case):
     edit, code = HOSTILE[case]
@@ -314,6 +318,7 @@ def test_unplannable_playlists_go_to_ffmpeg(hostile, tmp_path, monkeypatch):
     assert calls == [None, None]
 
 
+@pytest.mark.slow
 def test_a_master_playlist_lists_its_resolutions_and_downloads(client, auth, clean_shapes_server,
                                                                 tmp_path):
     """Issue 12, "Must show": an HLS master playlist's variants (720p and 480p, from

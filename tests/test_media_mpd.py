@@ -5,7 +5,8 @@ Sources: what plain ``ffmpeg -f dash`` writes (scripts/shapes.py, served by the 
 fragments must be the same URLs and durations), ``dash_list`` (``-single_file 1``: SegmentList of
 byte ranges; yt-dlp crashes on it). The multi-period MPD is the one hand-joined source: ffmpeg
 cannot write one, so the Periods of two ffmpeg-written MPDs of consecutive parts of the same
-10-minute file (before and from its keyframe after 5:00) are put into one MPD. Hostile manifests are served by
+10-minute file (before and from its keyframe after 5:00) are put into one MPD. Hostile manifests
+are served by
 a real local server too: they end in a clear error code, never a 500, and fetch nothing they
 name.
 """
@@ -108,6 +109,7 @@ def _framemd5(path, stream="v:0") -> list:
             for line in out.splitlines() if not line.startswith("#")]
 
 
+@pytest.mark.slow
 def test_dash_list_through_the_api(client, auth, server, tmp_path):
     # the spec lists resolutions >= 720p; the 480p rung is in the formats (test above)
     clip_through_api(client, auth, server, server.url(MPD.format("dash_list")),
@@ -123,6 +125,7 @@ def test_dash_list_through_the_api(client, auth, server, tmp_path):
     assert count >= 27 * 25 and ours[:count] == theirs[first:first + count]
 
 
+@pytest.mark.slow
 def test_dash_list_clip_reads_only_its_fragments(server, tmp_path):
     plan = select_formats(extract_info(server.url(MPD.format("dash_list"))), "mp4", "720p")
     server.reset_counters()
@@ -173,6 +176,7 @@ def two_periods(local_sources, tmp_path_factory):
         yield served
 
 
+@pytest.mark.slow
 def test_periods_are_concatenated_at_their_start_times(two_periods):
     info = extract_info(two_periods.url("manifest.mpd"))
     assert info["extractor"] == "mpd"
@@ -206,6 +210,7 @@ def test_periods_are_concatenated_at_their_start_times(two_periods):
     assert flist.init_of(flist.fragments[0])[0].endswith("/a/manifest-stream0.mp4")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start", [100, 400])
 def test_a_clip_inside_either_period_reads_only_its_fragments(two_periods, local_sources,
                                                              tmp_path, start):
@@ -226,6 +231,7 @@ def test_a_clip_inside_either_period_reads_only_its_fragments(two_periods, local
     assert count >= 18 * 25 and ours[:count] == theirs[first:first + count]
 
 
+@pytest.mark.slow
 def test_a_clip_across_periods_is_cut_on_each_side_and_joined(two_periods, local_sources,
                                                               tmp_path):
     """Over the Period boundary (period b restarts its timestamps at 0 in its own file;
@@ -279,7 +285,7 @@ _REP = ('<AdaptationSet contentType="video"><Representation id="v" mimeType="vid
 
 
 def _hostile(entity_url: str) -> dict:
-    laughs = "".join(f'<!ENTITY l{i} "{"&l%d;" % (i - 1) * 10}">' for i in range(1, 10))
+    laughs = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
     return {
         "laughs.mpd": _HEAD + f'<!DOCTYPE MPD [<!ENTITY l0 "lol">{laughs}]>\n'
                       + _BODY.format(_REP.format("<BaseURL>&l9;</BaseURL>")),
@@ -338,6 +344,7 @@ def hostile(tmp_path):
     secrets.server_close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(_hostile("http://127.0.0.1:1/x")))
 def test_hostile_manifest_is_a_clear_error(hostile, name):
     served, hits = hostile
@@ -352,6 +359,7 @@ def test_hostile_manifest_is_a_clear_error(hostile, name):
         or isinstance(parsed.value, mpdparse.NotAnMPD)
 
 
+@pytest.mark.slow
 def test_hostile_manifests_through_the_api_are_422(client, hostile):
     served, hits = hostile
     for name in ("laughs.mpd", "external.mpd", "huge_r.mpd"):

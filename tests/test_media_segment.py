@@ -60,6 +60,7 @@ def _packets(path):
     return [line for line in out.stdout.splitlines() if not line.startswith("#")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["mp4", "dash"])
 def test_fetch_segment_reads_only_the_segment(clean_source_server, tmp_path, source, fetch_path):
     plan = _plan(clean_source_server, source)
@@ -89,6 +90,7 @@ def test_fetch_segment_reads_only_the_segment(clean_source_server, tmp_path, sou
 @pytest.mark.parametrize("source", ["mp4", "dash"])
 @pytest.mark.parametrize("start, end", [(300.0, 330.0), (0.0, 12.5), (123.45, 125.0),
                                         (571.3, 605.0), (0.0, 0.4), (590.0, 601.6)])
+@pytest.mark.slow
 def test_ranged_path_writes_the_same_packets_as_ffmpeg_over_http(
         clean_source_server, tmp_path, monkeypatch, source, start, end):
     plan = _plan(clean_source_server, source)
@@ -100,6 +102,7 @@ def test_ranged_path_writes_the_same_packets_as_ffmpeg_over_http(
     assert sorted(os.listdir(tmp_path)) == ["direct.mp4", "ranged.mp4"]
 
 
+@pytest.mark.slow
 def test_ranged_path_on_a_moov_that_fits_in_the_first_request(local_sources, tmp_path,
                                                                monkeypatch, built):
     """A short progressive MP4: its whole moov arrives with the first request per stream."""
@@ -125,6 +128,7 @@ def test_ranged_path_on_a_moov_that_fits_in_the_first_request(local_sources, tmp
     assert sorted(os.listdir(out)) == ["direct.mp4", "ranged.mp4"]
 
 
+@pytest.mark.slow
 def test_ranged_path_on_a_file_shorter_than_the_first_request(tmp_path, monkeypatch, built):
     """A whole file smaller than the first Range request: the server answers with what there
     is (RFC 9110 §14.1.2: the range is cut at the end), and the ranged path uses it."""
@@ -146,6 +150,7 @@ def test_ranged_path_on_a_file_shorter_than_the_first_request(tmp_path, monkeypa
     assert len(ranged) > 10 and ranged == direct
 
 
+@pytest.mark.slow
 def test_server_without_range_support_falls_back_to_ffmpeg(clean_source_server, tmp_path):
     plan = _plan(clean_source_server, "dash")
     clean_source_server.ranges = False  # 200 + the whole file to every request
@@ -162,6 +167,7 @@ def test_fetch_segment_at_480p_from_dash(clean_source_server, tmp_path):
     assert abs(summary["duration"] - (END - START)) <= 1.5
 
 
+@pytest.mark.slow
 def test_progress_is_reported_while_downloading(clean_source_server, tmp_path, fetch_path):
     plan = _plan(clean_source_server, "dash")
     clean_source_server.rate_bytes_per_sec = 1_000_000  # ~3 MB to read → ~3 s
@@ -195,6 +201,7 @@ def _cancel_past_10_percent(server, source, tmp_path) -> list:
     return processes
 
 
+@pytest.mark.slow
 def test_exception_from_on_progress_stops_ffmpeg(clean_source_server, tmp_path, monkeypatch):
     monkeypatch.setattr(segment, "CONNECTIONS", 0)  # direct path: ffmpeg reads the URL
     processes = _cancel_past_10_percent(clean_source_server, "mp4", tmp_path)
@@ -202,6 +209,7 @@ def test_exception_from_on_progress_stops_ffmpeg(clean_source_server, tmp_path, 
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["mp4", "dash"])
 def test_exception_from_on_progress_stops_the_connections(clean_source_server, tmp_path, source):
     processes = _cancel_past_10_percent(clean_source_server, source, tmp_path)

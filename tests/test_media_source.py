@@ -17,8 +17,12 @@ from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, User
 from src.media import egress, errors
 from src.media.errors import MediaError, classify
 from src.media.ffmpeg import FFmpegError
-from src.media.formats import (available_extensions, available_resolutions,
-                               formats_by_resolution, height_label)
+from src.media.formats import (
+    available_extensions,
+    available_resolutions,
+    formats_by_resolution,
+    height_label,
+)
 from src.media.source import extract_info, select_formats
 
 pytestmark = pytest.mark.usefixtures("local_egress")
@@ -49,12 +53,12 @@ def _as_download_error(exc: Exception) -> DownloadError:
     # messages as yt-dlp's YouTube extractor builds them (reason + subreason)
     ("Video unavailable. The uploader has not made this video available in your country",
      errors.GEO_RESTRICTED),
-    ("Premieres in 2 hours", errors.LIVE_NOT_STARTED),
+    ("Premieres in 2 hours", errors.PREMIERE_NOT_STARTED),  # issue 13, item 6
     ("Join this channel to get access to members-only content like this video, and other "
-     "exclusive perks.", errors.PRIVATE_VIDEO),
+     "exclusive perks.", errors.MEMBERS_ONLY),
     ("This live stream recording is not available.", errors.VIDEO_UNAVAILABLE),
     ("This content isn't available, try again later. The current session has been rate-limited "
-     "by YouTube for up to an hour.", errors.BOT_CHECK),
+     "by YouTube for up to an hour.", errors.RATE_LIMITED),
     ("Sign in to confirm you’re not a bot. This helps protect our community. "
      "YouTube is requiring a captcha challenge before playback", errors.BOT_CHECK),
     ("[youtube] abc: Requested format is not available. Use --list-formats for a list of "
@@ -86,7 +90,7 @@ def test_classify_exception_classes():
     (403, "Forbidden", errors.SOURCE_HTTP_ERROR),
     (404, "Not Found", errors.SOURCE_HTTP_ERROR),
     (503, "Service Unavailable", errors.SOURCE_HTTP_ERROR),
-    (429, "Too Many Requests", errors.BOT_CHECK),
+    (429, "Too Many Requests", errors.RATE_LIMITED),
 ])
 def test_classify_http_error_inside_extractor_error(status, reason, code):
     response = Response(io.BytesIO(b""), "https://rr1.googlevideo.com/videoplayback", {},
@@ -139,7 +143,8 @@ def test_classify_ffmpeg_errors():
                        "http://127.0.0.1:1/x.mp4: Server returned 404 Not Found")
     assert classify(http).code == errors.SOURCE_HTTP_ERROR
     assert "127.0.0.1" not in classify(http).message
-    forbidden = FFmpegError("Error opening input", 1, "Server returned 403 Forbidden (access denied)")
+    forbidden = FFmpegError("Error opening input", 1,
+                            "Server returned 403 Forbidden (access denied)")
     assert classify(forbidden).code == errors.SOURCE_HTTP_ERROR
     server = FFmpegError("Error opening input", 1, "Server returned 5XX Server Error reply")
     assert classify(server).code == errors.SOURCE_HTTP_ERROR
@@ -280,6 +285,7 @@ pytestmark = pytest.mark.usefixtures("local_egress")
 @pytest.mark.parametrize("shape, ext", [("hls_ts/index.m3u8", "mp4"),
                                         ("hls_aes/index.m3u8", "mp4"),
                                         ("webm/cues_end.webm", "webm")])
+@pytest.mark.slow
 def test_formats_without_height_are_probed(client, auth, clean_shapes_server, shape, ext):
     """yt-dlp gives these one format with no height and no codecs; the probe (through the
     guard, a few hundred KB) makes them list as what they are: 720p."""

@@ -63,6 +63,7 @@ SPANS = [(0.0, 10.0), (300.0, 330.0), (301.0, 303.5), (301.99, 302.01), (596.5, 
 @pytest.mark.parametrize("source", ["cues_end", "cues_front"])
 @pytest.mark.parametrize("start,end", SPANS, ids=["start", "middle", "across", "boundary",
                                                    "last-cluster", "past-end"])
+@pytest.mark.slow
 def test_ranged_webm_writes_the_packets_of_ffmpeg_over_http(server, built, tmp_path,
                                                               monkeypatch, source, start, end):
     found = _both(server, _plan(server, source), start, end, tmp_path, monkeypatch)
@@ -72,6 +73,7 @@ def test_ranged_webm_writes_the_packets_of_ffmpeg_over_http(server, built, tmp_p
     assert sorted(os.listdir(tmp_path)) == ["direct.webm", "ranged.webm"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start,end", [(0.0, 5.0), (20.0, 22.0), (28.5, 33.0), (55.0, 61.0)])
 def test_ranged_webm_pair_writes_the_packets_of_ffmpeg_over_http(server, built, tmp_path,
                                                                    monkeypatch, start, end):
@@ -100,6 +102,7 @@ def test_segment_beyond_the_end(server, built, tmp_path, source):
 
 @pytest.mark.parametrize("source,start", [("cues_end", 300.0), ("cues_front", 300.0),
                                           ("hires", 20.0)])
+@pytest.mark.slow
 def test_a_30s_clip_reads_little_more_than_its_bytes(server, built, tmp_path, source, start):
     """Bytes served for a 30 s clip: head (64 KiB), Cues, whole clusters from the keyframe at
     or before the start to the cluster holding end + 1 s (2 s video clusters, ≈ 5 s audio)."""
@@ -110,6 +113,7 @@ def test_a_30s_clip_reads_little_more_than_its_bytes(server, built, tmp_path, so
     assert server.bytes_served() <= 1.2 * summary["size_bytes"]
 
 
+@pytest.mark.slow
 def test_the_1440p_mp4_plan_fetches_its_webm_by_the_cues(server, built, tmp_path, monkeypatch):
     """The ≥1440p MP4 path: yt-dlp's formats of the 1440p ladder, mp4 asked at 1440p → the VP9
     WebM + Opus WebM pair, to be encoded; fetched on the ranged path, in fewer bytes."""
@@ -121,6 +125,7 @@ def test_the_1440p_mp4_plan_fetches_its_webm_by_the_cues(server, built, tmp_path
     assert found["ranged"][1] < 0.8 * found["direct"][1]
 
 
+@pytest.mark.slow
 def test_progress_and_cancellation_on_the_ranged_webm_path(server, built, tmp_path):
     server.rate_bytes_per_sec = 2_000_000  # ≈ 4.5 MB → ≈ 2 s
     updates = []
@@ -173,6 +178,7 @@ def odd_webms(tmp_path_factory) -> dict:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["live", "no_cues", "cues_past_end"])
 def test_webm_without_usable_cues_falls_back_to_ffmpeg(odd_webms, built, tmp_path, name):
     with SourceServer(odd_webms) as server:

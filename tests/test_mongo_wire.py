@@ -151,6 +151,7 @@ def test_two_processes_share_one_store(server, db):
     assert out.stdout.strip() == "2" and db.shared.find_one({"from": "child"}) is not None
 
 
+@pytest.mark.slow
 def test_store_process_killed_and_restarted_keeps_acknowledged_writes(tmp_path):
     srv = MongoWireServer(dump=str(tmp_path / "store.bson"), subprocess=True).start()
     try:
@@ -168,6 +169,7 @@ def test_store_process_killed_and_restarted_keeps_acknowledged_writes(tmp_path):
         srv.stop()
 
 
+@pytest.mark.slow
 def test_app_flows_over_the_wire(server, make_app, auth_factory, source_server):
     """register, login, save a clip, download it (a real job claims it with findAndModify),
     status and list, with the app's MongoDB behind the wire server."""

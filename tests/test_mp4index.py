@@ -244,6 +244,7 @@ def test_truncated_sidx_is_unsupported(data):
         mp4index.sidx_span(data, 0, 0, 10)
 
 
+@pytest.mark.slow
 def test_corrupted_moov_is_a_range_or_unsupported(source):
     """Random bytes in box headers and tables: a byte range or IndexUnsupported, nothing else
     (the sparse reader runs the same walk on what it fetched)."""

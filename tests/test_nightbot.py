@@ -9,7 +9,8 @@ from bson import ObjectId
 
 from tests.youtube_fakes import VIDEO_ID, stream_info, wait_for, watch_url
 
-USER = "name=night_owl&displayName=Night%20Owl&provider=youtube&providerId=UCowl&userLevel=moderator"
+USER = ("name=night_owl&displayName=Night%20Owl&provider=youtube&providerId=UCowl"
+        "&userLevel=moderator")
 CHANNEL = "name=streamer&displayName=Streamer&provider=youtube&providerId=UC" + "c" * 22
 NIGHTBOT = {"Nightbot-User": USER, "Nightbot-Channel": CHANNEL}
 
@@ -43,7 +44,8 @@ def test_reply_shows_the_time_once_the_stream_start_is_known(app, client, bound,
     fake_youtube.set(watch_url(), stream_info("is_live", time.time() - 3600))
     first = _text(client.get(f"/api/video/save/stream/{token}/{VIDEO_ID}", headers=NIGHTBOT), 201)
     assert "being placed" in first
-    wait_for(lambda: app.extensions["yt"]["db"].videos.find_one()["live_phase"] == "waiting_for_vod")
+    wait_for(lambda: app.extensions["yt"]["db"].videos.find_one()["live_phase"]
+             == "waiting_for_vod")
     second = _text(client.get(f"/api/video/save/stream/{token}/{VIDEO_ID}?delay=0",
                               headers=NIGHTBOT), 201)
     assert second.startswith("Clip saved at 0:59:") or second.startswith("Clip saved at 1:00:0")
@@ -90,7 +92,8 @@ def test_revoked_and_rate_limited_replies(make_app, auth_factory):
     url = f"/api/video/save/stream/{issued['token']}/{VIDEO_ID}?t=1"
     _text(client.get(url, headers=NIGHTBOT), 201)
     limited = client.get(url, headers=NIGHTBOT)
-    assert _text(limited, 429).endswith("(RATE_LIMITED)") and int(limited.headers["Retry-After"]) > 0
+    assert _text(limited, 429).endswith("(RATE_LIMITED)")
+    assert int(limited.headers["Retry-After"]) > 0
     client.delete(f"/api/auth/tokens/public/{issued['jti']}", headers=user["headers"])
     app.config["RATE_LIMIT_STREAM_SAVE_TOKEN"] = "100/minute"
     assert _text(client.get(url, headers=NIGHTBOT), 401).endswith("(TOKEN_REVOKED)")

@@ -24,10 +24,12 @@ import pytest
 import schemathesis  # requirements-dev.txt (make install)
 import yt_dlp
 from hypothesis import strategies as st
+from schemathesis.core.media_types import MEDIA_TYPE_STRATEGIES  # noqa: E402
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
 from werkzeug.serving import make_server
-from schemathesis.core.media_types import MEDIA_TYPE_STRATEGIES  # noqa: E402
+
+pytestmark = pytest.mark.slow  # make test-fast leaves this module out
 
 SEED = 16
 MAX_EXAMPLES = 12

@@ -19,6 +19,8 @@ import sys
 import httpx  # requirements-dev.txt (make install)
 import pytest
 
+pytestmark = pytest.mark.slow  # make test-fast leaves this module out
+
 CONFIG = {"project_name_override": "ytd_client", "package_name_override": "ytd_client",
           "content_type_overrides": {"video/mp4": "application/octet-stream",
                                      "video/webm": "application/octet-stream"}}

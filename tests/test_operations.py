@@ -1,5 +1,6 @@
 """Production refusals, gunicorn's refusal of embedded stores with several workers, request ids in
-logs and headers, job lines with durations, GET /api/health, the 507 disk guard, X-Accel-Redirect."""
+logs and headers, job lines with durations, GET /api/health, the 507 disk guard,
+X-Accel-Redirect."""
 from __future__ import annotations
 
 import os
@@ -17,7 +18,8 @@ GOOD = {"APP_ENV": "production", "MONGODB_URI": "mongodb://127.0.0.1:1/ytd",
         "REDIS_URI": "redis://127.0.0.1:6379/15",
         "JWT_PUBLIC_SECRET": "Zq3v" * 11, "JWT_PRIVATE_SECRET": "Wm8k" * 11,
         "FLASK_SECRET_KEY": "c0ffee42" * 8, "CORS_ORIGINS": "https://app.example.org",
-        "CORS_SUPPORTS_CREDENTIALS": True}
+        "CORS_SUPPORTS_CREDENTIALS": True,
+        "COOKIES_ENCRYPTION_KEY": "x3Iu5hA3m0W2YxJkH9p0bq3GQ7kzL1sV4nR8cT6eF2c="}
 
 
 def _refusal(tmp_path, **bad) -> str:
@@ -101,6 +103,7 @@ def test_job_lines_carry_request_id_and_durations(make_app, auth_factory, source
     assert any(f"for video {video_id} ended (completed) after" in ln for ln in lines), lines
 
 
+@pytest.mark.slow
 def test_health_ok_and_503_when_a_dependency_is_down(app, client):
     r = client.get("/api/health")
     assert r.status_code == 200, r.json

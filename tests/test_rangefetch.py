@@ -209,6 +209,7 @@ def test_retry_after_is_respected_up_to_its_cap(origins, session, monkeypatch):
     assert len(origin.requests) == 2
 
 
+@pytest.mark.slow
 def test_retries_are_bounded(origins, session):
     origin = origins(status(503))
     with pytest.raises(MediaError) as info:

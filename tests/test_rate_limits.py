@@ -84,6 +84,7 @@ class Caller:
     ("RATE_LIMIT_STREAM_SAVE_TOKEN", "stream_token"), ("RATE_LIMIT_STREAM_SAVE_IP", "stream_ip"),
     ("RATE_LIMIT_RESOLUTIONS", "resolutions"),
 ])
+@pytest.mark.slow
 def test_each_limit_trips_per_key(make_app, auth_factory, setting, call):
     app = _app(make_app, setting)
     client = app.test_client()
@@ -103,6 +104,7 @@ def _public_token(client, user):
     return client.get("/api/auth/token/public", headers=user["headers"]).status_code
 
 
+@pytest.mark.slow
 def test_limit_resets_after_its_window(make_app, auth_factory):
     app = _app(make_app, "RATE_LIMIT_PUBLIC_TOKEN", "2/2second")
     client = app.test_client()

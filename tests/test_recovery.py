@@ -24,6 +24,8 @@ from bson import ObjectId
 from src import stores
 from src.services import recovery_service
 
+pytestmark = pytest.mark.slow  # make test-fast leaves this module out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LONG_AGO = timedelta(minutes=10)
 
@@ -173,10 +175,11 @@ def _free_port() -> int:
 
 
 def _call(base, method, path, body=None, token=None):
+    headers = {"Content-Type": "application/json",
+               **({"Authorization": f"Bearer {token}"} if token else {})}
     req = urllib.request.Request(base + path, method=method,
                                  data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json",
-                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read() or b"{}")
@@ -212,7 +215,8 @@ def test_real_restart_with_a_mongodb_server(make_app, redis_uri, clean_source_se
                 break
             except OSError:
                 time.sleep(0.2)
-        _call(base, "POST", "/api/auth/register", {"email": "r@example.com", "password": "pw123456"})
+        _call(base, "POST", "/api/auth/register",
+              {"email": "r@example.com", "password": "pw123456"})
         login = _call(base, "POST", "/api/auth/login",
                       {"email": "r@example.com", "password": "pw123456"})[1]
         token, user_id = login["token"], login["user"]["id"]

@@ -29,6 +29,7 @@ def _wait_status(client, user, video_id, statuses=("completed", "failed"), timeo
     raise AssertionError(f"status stayed {seen[-1]['status']}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mp4", "dash"])
 def test_clip_from_minute_five(client, auth, clean_source_server, local_sources, tmp_path, kind):
     """A 30 s clip from minute 5: right duration, height and audio; only the segment fetched;
@@ -106,6 +107,7 @@ def test_new_preferences_make_a_new_file(make_app, auth_factory, source_server, 
     assert app.extensions["yt"]["db"].videos.find_one()["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_failed_source_marks_clip_failed_and_pool_keeps_working(make_app, auth_factory,
                                                                source_server):
     app = make_app(DOWNLOAD_WAIT_SECONDS=60, MAX_CONCURRENT_JOBS=1)
@@ -178,6 +180,7 @@ def highres_mpd(local_sources):
     return "hires/manifest.mpd"
 
 
+@pytest.mark.slow
 def test_1440p_mp4_is_reencoded_to_hevc_and_webm_is_copied(make_app, auth_factory, source_server,
                                                             highres_mpd, tmp_path):
     app = make_app(DOWNLOAD_WAIT_SECONDS=0)
@@ -234,6 +237,7 @@ def test_relative_downloads_dir_is_served(make_app, auth_factory, source_server,
     assert r.status_code == 200 and len(r.data) > 10_000
 
 
+@pytest.mark.slow
 def test_stalled_source_fails_the_job_instead_of_hanging(make_app, auth_factory, monkeypatch):
     """A source that sends headers and then nothing: the job fails once its wall-clock budget
     (download_service.fetch_timeout) is spent; it never stays processing."""
@@ -287,6 +291,7 @@ def test_a_file_gone_between_lookup_and_send_is_410(app):
     assert info.value.status == 410 and info.value.code == "FILE_EXPIRED"
 
 
+@pytest.mark.slow
 def test_a_clip_and_an_encode_on_the_embedded_stores(make_app, auth_factory, source_server,
                                                      tmp_path):
     """Without REDIS_URI — fakeredis, as a first `make run` or `make demo` starts — a clip

@@ -62,6 +62,7 @@ def test_save_then_status_and_list(client, auth, app):
     ("http://music.youtube.com/watch?v=dQw4w9WgXcQ", "dQw4w9WgXcQ"),
     ("http://127.0.0.1:8000/video.mp4", None),
 ])
+@pytest.mark.slow
 def test_save_accepts_url_forms(client, auth, app, url, youtube_id):
     user = auth.user()
     r = _save(client, auth.public_headers(user), url=url, start_time=0, end_time=10,
@@ -86,6 +87,7 @@ def test_save_accepts_url_forms(client, auth, app, url, youtube_id):
     "not a url",
     "",
 ])
+@pytest.mark.slow
 def test_save_rejects_bad_urls(client, auth, url):
     user = auth.user()
     r = _save(client, auth.public_headers(user), url=url, start_time=0, end_time=10,
@@ -104,6 +106,7 @@ def test_save_rejects_bad_urls(client, auth, url):
     ({"start_time": None}, "start_time"),
     ({"clip_offset": "x"}, "clip_offset"),
 ])
+@pytest.mark.slow
 def test_save_validation(client, auth, change, field):
     user = auth.user()
     body = {"url": YT, "start_time": 60, "end_time": 120, "user_id": user["id"], **change}
@@ -190,7 +193,8 @@ def test_stream_save_errors(anonymous, path, status):
     client, auth = anonymous
     user = auth.user()
     token = client.get("/api/auth/token/public").json["token"]    # anonymous: user_id needed
-    url = "/api/video/save/stream/" + path.format(token=token, uid=user["id"], private=user["token"])
+    url = "/api/video/save/stream/" + path.format(token=token, uid=user["id"],
+                                                  private=user["token"])
     r = client.get(url)
     assert r.status_code == status, (path, r.json)
     assert r.json["code"] and r.json["error"]

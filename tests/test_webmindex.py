@@ -53,6 +53,7 @@ def _keyframes(path: Path) -> list:
     return [(float(t), int(p)) for t, p, flags in rows if "K" in flags]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cues_end", "cues_front"])
 def test_cues_are_the_keyframes_ffprobe_lists(webm_files, name):
     path = webm_files[name]
@@ -98,6 +99,7 @@ SPANS = [(0.0, 10.0), (300.0, 330.0), (301.99, 302.01), (596.5, 600.4), (599.0, 
 @pytest.mark.parametrize("name", ["cues_end", "cues_front"])
 @pytest.mark.parametrize("start,end", SPANS, ids=["start", "middle", "boundary", "last-cluster",
                                                    "end"])
+@pytest.mark.slow
 def test_ffmpeg_cuts_the_sparse_copy_like_the_whole_file(webm_files, tmp_path, name, start, end):
     path = webm_files[name]
     kept = _sparse_copy(path, tmp_path / "sparse.webm", _kept_ranges(path, start, end))

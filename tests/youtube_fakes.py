@@ -59,24 +59,92 @@ class FakeYouTube:
     def set(self, url: str, page) -> None:
         self.pages[url] = page
 
-    def extract(self, ydl, url):
+    def extract(self, ydl, url, process: bool = True):
+        """What ``YoutubeDL.extract_info(url, process=process)`` returns for the page: with
+        ``process=False`` (yt-dlp's own call for a ``url_transparent`` result, e.g. a clip page
+        pointing at its video) the raw dict, as the real method does."""
         self.calls.append((url, threading.current_thread().name))
         if self.delay:
             time.sleep(self.delay)
         page = self.pages.get(url)
+        if callable(page) and not isinstance(page, BaseException):
+            page = page(ydl)  # a page that acts on yt-dlp first (e.g. reports a warning)
         if page is None:
             raise as_download_error(TransportError(f"[Errno 101] Network is unreachable: {url}"))
         if isinstance(page, BaseException):
             raise as_download_error(page) if not isinstance(page, DownloadError) else page
+        if not process:
+            return dict(page)
         return ydl.process_ie_result(dict(page), download=False)
+
+    def extractions(self, url: str | None = None) -> int:
+        """How many times yt-dlp was asked for ``url`` (any URL when None)."""
+        return sum(1 for called, _ in self.calls if url is None or called == url)
 
 
 @pytest.fixture
 def fake_youtube(monkeypatch):
     fake = FakeYouTube()
     monkeypatch.setattr(yt_dlp.YoutubeDL, "extract_info",
-                        lambda self, url, download=False, **kw: fake.extract(self, url))
+                        lambda self, url, download=False, **kw: fake.extract(
+                            self, url, kw.get("process", True)))
     return fake
+
+
+def video_page(media_url: str, video_id: str = VIDEO_ID, duration: float = 600,
+               live_status: str = "not_live") -> dict:
+    """A raw YouTube info dict of a VOD whose one 720p H.264/AAC format is ``media_url`` (the
+    local source, with whatever ``expire=`` the test gives it)."""
+    return {"id": video_id, "title": "Video", "extractor": "youtube", "extractor_key": "Youtube",
+            "webpage_url": watch_url(video_id), "display_id": video_id,
+            "duration": duration, "live_status": live_status,
+            "formats": [{"format_id": "22", "ext": "mp4", "width": 1280, "height": 720,
+                         "vcodec": "avc1.64001f", "acodec": "mp4a.40.2", "protocol": "https",
+                         "url": media_url}]}
+
+
+def clip_page(clip_id: str, video_id: str, start_ms: int, end_ms: int) -> dict:
+    """What yt-dlp's YoutubeClipIE returns for ``youtube.com/clip/{clip_id}`` (extractor/youtube/
+    _clip.py ``_real_extract``): a ``url_transparent`` result naming the video and the section."""
+    return {"_type": "url_transparent", "url": watch_url(video_id), "ie_key": "Youtube",
+            "id": clip_id, "media_type": "clip", "section_start": start_ms / 1000,
+            "section_end": end_ms / 1000, "extractor": "youtube:clip",
+            "extractor_key": "YoutubeClip",
+            "_format_sort_fields": ("proto", "res", "quality")}
+
+
+def youtube_error(reason: str, video_id: str = VIDEO_ID, login: bool = False) -> DownloadError:
+    """The DownloadError yt-dlp raises when YouTube's player answer carries no formats but a
+    ``reason`` (extractor/youtube/_video.py ``_real_extract``; with ``login``, the extractor's
+    ``_check_login_required`` instead): the reason extended as the
+    extractor extends it (its cookies hint after "sign in", the rate-limit explanation),
+    raised by the extractor's own ``raise_no_formats(..., expected=True)``, tagged with the
+    video id and IE name as ``InfoExtractor.extract`` does, wrapped as ``YoutubeDL.trouble``
+    wraps it."""
+    from yt_dlp.extractor.youtube import YoutubeIE
+    from yt_dlp.utils import ExtractorError, remove_end
+
+    ie = YoutubeIE(yt_dlp.YoutubeDL({"quiet": True}))
+    if "sign in" in reason.lower():
+        reason = remove_end(reason, "This helps protect our community. Learn more")
+        reason = f"{remove_end(reason.strip(), '.')}. {ie._youtube_login_hint}"
+    elif "This content isn't available, try again later" in reason:
+        reason = (f"{remove_end(reason.strip(), '.')}. The current session has been rate-limited "
+                  "by YouTube for up to an hour. It is recommended to use `-t sleep` to add a "
+                  "delay between video requests to avoid exceeding the rate limit. For more "
+                  "information, refer to  https://github.com/yt-dlp/yt-dlp/wiki/Extractors"
+                  "#this-content-isnt-available-try-again-later")
+    try:
+        try:
+            if login:  # _base.py _check_login_required: common.py raise_login_required
+                ie.raise_login_required(f"{reason} {ie._youtube_login_hint}", method=None)
+            ie.raise_no_formats(reason, expected=True)
+        except ExtractorError as exc:
+            exc.video_id, exc.ie = video_id, ie.IE_NAME
+            raise
+    except ExtractorError as exc:
+        return DownloadError(f"ERROR: {exc}", sys.exc_info())
+    raise AssertionError("raise_no_formats did not raise")
 
 
 def wait_for(predicate, timeout: float = 20.0):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Any, Optional
 
 from pymongo.errors import DuplicateKeyError
 
@@ -39,7 +39,7 @@ def set_password_hash(db, user_id, password_hash: str, expected: Optional[str] =
     """Replace the user's bcrypt hash and touch ``updated_at``; with ``expected``, only while
     the stored hash is still that one (a rehash at login must not undo a password change made
     meanwhile). Returns True when the document changed."""
-    query = {"_id": object_id(user_id)}
+    query: dict[str, Any] = {"_id": object_id(user_id)}
     if expected is not None:
         query["password_hash"] = expected
     return db.users.update_one(query, {"$set": {"password_hash": password_hash,

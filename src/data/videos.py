@@ -6,8 +6,9 @@ overwrite the state of its successor.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Iterable, Optional
+from typing import Any, Optional
 
 import pymongo
 from pymongo import ReturnDocument
@@ -72,7 +73,7 @@ def update(db, video_id, fields: dict, job_id: Optional[str] = None,
     """``$set`` fields; when ``job_id`` is given, only while that job still owns the record, and
     when ``status`` is given, only while the record has that status (so of several processes
     failing the same job, exactly one succeeds). Returns True when a document was updated."""
-    query = {"_id": object_id(video_id)}
+    query: dict[str, Any] = {"_id": object_id(video_id)}
     if job_id is not None:
         query["job_id"] = job_id
     if status is not None:
@@ -88,7 +89,7 @@ def claim(db, video_id, job_id: str, fields: dict,
     The claim succeeds when the status is one of ``from_statuses``, or when the record is held by
     ``stale_job_id`` (a job known to be dead). Returns None when another job holds it.
     """
-    allowed = [{"status": {"$in": list(from_statuses)}}]
+    allowed: list[dict[str, Any]] = [{"status": {"$in": list(from_statuses)}}]
     if stale_job_id:
         allowed.append({"status": "processing", "job_id": stale_job_id})
     update = {"$set": {**fields, "status": "processing", "job_id": job_id, "error_message": None,

@@ -11,7 +11,8 @@ hostile bytes never make a caller loop or allocate: each step moves forward by a
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import Optional
 
 from src.media.mp4index import IndexUnsupported
 

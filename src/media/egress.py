@@ -25,15 +25,19 @@ Rules (one :class:`Policy` per process, :func:`configure` from the app's setting
 A page URL (``webpage_url`` and what a user saves) must match the page list alone.
 Refusals are ``MediaError(SOURCE_NOT_ALLOWED)`` naming ``host:port``, never a path or query
 (media URLs carry signatures).
+
+``YTDLP_PROXY`` (issue 13, item 4) changes only how the guard dials out once a connection is
+allowed (:func:`upstream`, :func:`src.media.httpproxy.connect_via`): the checks stay the same.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
 import socket
-from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Union
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Optional, Union
+from urllib.parse import unquote, urlsplit
 
 from src.media.errors import SOURCE_NOT_ALLOWED, MediaError
 
@@ -200,16 +204,67 @@ def checked_addresses(policy: Policy, host: str, port: int,
     return found
 
 
+@dataclass(frozen=True)
+class UpstreamProxy:
+    """The proxy every connection the guard opens goes through (``YTDLP_PROXY``, issue 13
+    item 4): ``scheme`` http | https | socks5 | socks5h, ``host``, ``port``, optional
+    credentials (never shown: not in ``repr``, not in :meth:`shown`)."""
+
+    scheme: str
+    host: str
+    port: int
+    username: Optional[str] = field(default=None, repr=False)
+    password: Optional[str] = field(default=None, repr=False)
+
+    def shown(self) -> str:
+        """``scheme://host:port`` (for health and logs: no credentials)."""
+        return f"{self.scheme}://{host_port(self.host, self.port)}"
+
+
+#: Default proxy ports per scheme (curl's and urllib3's conventions).
+PROXY_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+
+
+def parse_proxy(value: Optional[str]) -> Optional[UpstreamProxy]:
+    """``YTDLP_PROXY`` (``scheme://[user:pass@]host[:port]``, user and password percent-encoded)
+    as an :class:`UpstreamProxy`; None when empty. Raises ValueError naming the setting but
+    never its value (it may hold a password)."""
+    if not value or not value.strip():
+        return None
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError("YTDLP_PROXY is not a URL (scheme://[user:pass@]host[:port])") from None
+    scheme = parts.scheme.lower()
+    if scheme not in PROXY_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError("YTDLP_PROXY must be http://, https://, socks5:// or socks5h:// "
+                         "followed by [user:pass@]host[:port]")
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return UpstreamProxy(scheme, normalize_host(parts.hostname), port or PROXY_PORTS[scheme],
+                         user, password)
+
+
 _configured = Policy()
+_upstream: Optional[UpstreamProxy] = None
 
 
-def configure(page_hosts: Iterable[str], media_hosts: Iterable[str] = ()) -> Policy:
+def configure(page_hosts: Iterable[str], media_hosts: Iterable[str] = (),
+              proxy: Optional[str] = None) -> Policy:
     """Set (and return) the process's policy: ``create_app`` calls it with
-    ``ALLOWED_SOURCE_HOSTS`` and ``ALLOWED_MEDIA_HOSTS``; until then nothing is allowed. Raises
+    ``ALLOWED_SOURCE_HOSTS``, ``ALLOWED_MEDIA_HOSTS`` and ``YTDLP_PROXY`` (the upstream proxy
+    the guard dials out through, :func:`upstream`); until then nothing is allowed. Raises
     ValueError naming the setting of an unusable entry."""
-    global _configured
+    global _configured, _upstream
+    _upstream = parse_proxy(proxy)
     _configured = Policy(page_hosts, media_hosts)
     return _configured
+
+
+def upstream() -> Optional[UpstreamProxy]:
+    """The configured upstream proxy (``YTDLP_PROXY``), or None: connect directly."""
+    return _upstream
 
 
 def current() -> Policy:

@@ -22,12 +22,18 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable, Optional
+from typing import Optional
 
 from .ffmpeg import FFmpegError, Progress, ffprobe, run_ffmpeg
-from .probe import (INPUT_ALLOW_LIST, UNSUPPORTED_MESSAGE, InvalidMediaError, probe_video,
-                    refused_by_allow_list)
+from .probe import (
+    INPUT_ALLOW_LIST,
+    UNSUPPORTED_MESSAGE,
+    InvalidMediaError,
+    probe_video,
+    refused_by_allow_list,
+)
 
 #: Codec → quality presets, exactly the spec's GET /api/encode/codecs answer.
 CODECS = {

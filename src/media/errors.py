@@ -6,6 +6,15 @@ real cause: ``DownloadError.exc_info`` holds the ``ExtractorError``, whose ``cau
 (GeoRestrictedError, UserNotLive, HTTPError, UnsupportedError, TransportError), then the message
 text YouTube sends (its ``playabilityStatus.reason``, which yt-dlp passes through verbatim, e.g.
 "Sign in to confirm you're not a bot", "Private video", "This live event will begin in 3 hours").
+Issue 13, item 6: what YouTube does to servers gets its own code — BOT_CHECK, RATE_LIMITED
+("This content isn't available, try again later", which yt-dlp extends with "has been
+rate-limited by YouTube for up to an hour"; also an HTTP 429), MEMBERS_ONLY, LOGIN_REQUIRED
+(yt-dlp's ``raise_login_required`` texts and the "Sign in …" reasons it appends its cookies hint
+to), PREMIERE_NOT_STARTED ("Premieres in …") and JS_RUNTIME_MISSING (yt-dlp's warning text
+"No supported JavaScript runtime could be found", and its "n challenge solving failed" /
+"Ensure you have a supported JavaScript runtime" help). Sources: yt-dlp 2026.10.26
+extractor/youtube/_video.py (``_real_extract``: reason handling; ``_get_requested_clients``),
+extractor/common.py (``raise_login_required``, ``_login_hint``).
 A crash of an extractor on input it cannot parse (a plain Python error such as ``KeyError``
 under yt-dlp's ``ExtractorError`` "An extractor error has occurred", e.g. a DASH SegmentList
 with ``mediaRange`` only, issue 12) is FORMAT_UNAVAILABLE, not an unknown error: the source sent
@@ -14,10 +23,17 @@ something, it is just not readable.
 from __future__ import annotations
 
 import re
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import Optional
 
 from yt_dlp.networking.exceptions import HTTPError, TransportError
-from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UnsupportedError, UserNotLive
+from yt_dlp.utils import (
+    DownloadError,
+    ExtractorError,
+    GeoRestrictedError,
+    UnsupportedError,
+    UserNotLive,
+)
 
 from src.media.ffmpeg import FFmpegError
 
@@ -26,6 +42,10 @@ VIDEO_UNAVAILABLE = "VIDEO_UNAVAILABLE"
 PRIVATE_VIDEO = "PRIVATE_VIDEO"
 AGE_RESTRICTED = "AGE_RESTRICTED"
 BOT_CHECK = "BOT_CHECK"
+RATE_LIMITED = "RATE_LIMITED"
+MEMBERS_ONLY = "MEMBERS_ONLY"
+LOGIN_REQUIRED = "LOGIN_REQUIRED"
+PREMIERE_NOT_STARTED = "PREMIERE_NOT_STARTED"
 LIVE_NOT_STARTED = "LIVE_NOT_STARTED"
 NOT_LIVE = "NOT_LIVE"
 GEO_RESTRICTED = "GEO_RESTRICTED"
@@ -45,7 +65,15 @@ MESSAGES = {
     VIDEO_UNAVAILABLE: "This video is unavailable.",
     PRIVATE_VIDEO: "This video is private.",
     AGE_RESTRICTED: "This video is age-restricted and cannot be downloaded.",
-    BOT_CHECK: "YouTube asked to confirm that this server is not a bot. Please try again later.",
+    BOT_CHECK: "YouTube asked to confirm that this server is not a bot; the administrator "
+               "needs to upload cookies or set a PO token provider.",
+    RATE_LIMITED: "This content isn't available, try again later: YouTube is rate-limiting "
+                  "this server.",
+    MEMBERS_ONLY: "This video is for channel members only; upload the cookies of an account "
+                  "that is a member.",
+    LOGIN_REQUIRED: "This video requires a signed-in YouTube account; upload cookies to "
+                    "download it.",
+    PREMIERE_NOT_STARTED: "This premiere has not started yet.",
     LIVE_NOT_STARTED: "This live event has not started yet.",
     NOT_LIVE: "This channel is not live right now.",
     GEO_RESTRICTED: "This video is not available in the server's country.",
@@ -65,17 +93,23 @@ MESSAGES = {
 
 #: (code, pattern) checked in order against the text of the whole exception chain.
 _TEXT_RULES = [
-    (BOT_CHECK, r"confirm you.?re not a bot|captcha challenge|rate.limited by youtube"),
+    (RATE_LIMITED, r"content isn.t available, try again later|rate.limited by youtube"),
+    (BOT_CHECK, r"confirm you.?re not a bot|captcha challenge"),
     (AGE_RESTRICTED, r"confirm your age|age.restricted|inappropriate for some users"),
+    (MEMBERS_ONLY, r"members.only|join this channel to get access"),
     (PRIVATE_VIDEO, r"private video|video is private"),
-    (LIVE_NOT_STARTED, r"live event will begin|premieres in|this live event has not started"),
+    (PREMIERE_NOT_STARTED, r"premieres in|premiere will begin"),
+    (LIVE_NOT_STARTED, r"live event will begin|this live event has not started"),
     (NOT_LIVE, r"not currently live|is not live|channel is offline"),
     (GEO_RESTRICTED, r"available (?:in|from) your (?:country|location)|geo.restrict"),
-    (JS_RUNTIME_MISSING, r"no supported javascript runtime"),
+    (JS_RUNTIME_MISSING, r"no supported javascript runtime|"
+                         r"ensure you have a supported javascript runtime"),
+    (LOGIN_REQUIRED, r"login details are needed|only available for registered users|"
+                     r"--cookies for the authentication|sign in to"),
     (FORMAT_UNAVAILABLE, r"requested format is not available|no video formats found|"
                          r"only images are available"),
-    (PRIVATE_VIDEO, r"members.only|join this channel to get access"),
-    (VIDEO_UNAVAILABLE, r"video unavailable|video is (?:unavailable|no longer available|not available)|"
+    (VIDEO_UNAVAILABLE, r"video unavailable|"
+                        r"video is (?:unavailable|no longer available|not available)|"
                         r"has been removed|content isn.t available|does not exist|unsupported url|"
                         r"recording is not available"),
 ]
@@ -149,9 +183,28 @@ def classify(exc: BaseException) -> MediaError:
     return MediaError(UNKNOWN_ERROR, detail=detail)
 
 
+#: yt-dlp's warnings when it has no JS runtime or cannot solve YouTube's challenges
+#: (extractor/youtube/_video.py): the extraction goes on with fewer clients and formats.
+_JS_WARNINGS = re.compile(r"no supported javascript runtime|challenge solving failed|"
+                          r"ensure you have a supported javascript runtime", re.IGNORECASE)
+#: Failures that a missing JS runtime explains when yt-dlp warned about it.
+_JS_EXPLAINS = (FORMAT_UNAVAILABLE, VIDEO_UNAVAILABLE, UNKNOWN_ERROR)
+
+
+def with_warnings(error: MediaError, warnings: list) -> MediaError:
+    """``error`` re-coded JS_RUNTIME_MISSING when yt-dlp warned, during the extraction that
+    failed, that it found no JavaScript runtime or could not solve a challenge
+    (:data:`_JS_WARNINGS`) and the failure is one that explains (no formats, unavailable,
+    unknown); else ``error`` unchanged. ``warnings``: yt-dlp's warning texts."""
+    if error.code in _JS_EXPLAINS and any(_JS_WARNINGS.search(text) for text in warnings):
+        return MediaError(JS_RUNTIME_MISSING, detail=error.detail)
+    return error
+
+
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     """The exception and the causes yt-dlp stores (exc_info, cause, __cause__), outermost first."""
-    seen, todo = set(), [exc]
+    seen: set[int] = set()
+    todo: list[Optional[BaseException]] = [exc]
     while todo and len(seen) < 10:
         err = todo.pop(0)
         if err is None or id(err) in seen or not isinstance(err, BaseException):
@@ -165,14 +218,14 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def http_error(status, detail: str = "") -> MediaError:
     """The MediaError for an HTTP error ``status`` a source answered (an int, or ffmpeg's
-    ``"4XX"`` when it does not say which): BOT_CHECK for 429 (rate limiting), else
+    ``"4XX"`` when it does not say which): RATE_LIMITED for 429, else
     SOURCE_HTTP_ERROR naming the status; ``.status`` is the status as an int (None for
     ``"4XX"``)."""
     text = str(status)
     number = int(text) if text.isdigit() else None
     if text == "429":
-        return MediaError(BOT_CHECK, "The video source is rate-limiting this server. "
-                                     "Please try again later.", detail, status=number)
+        return MediaError(RATE_LIMITED, "The video source is rate-limiting this server. "
+                                        "Please try again later.", detail, status=number)
     return MediaError(SOURCE_HTTP_ERROR, f"The video source returned an error (HTTP {text}).",
                       detail, status=number)
 

@@ -13,8 +13,9 @@ import signal
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 FFMPEG = os.environ.get("FFMPEG_BINARY", "ffmpeg")
 FFPROBE = os.environ.get("FFPROBE_BINARY", "ffprobe")
@@ -105,8 +106,10 @@ def run_ffmpeg(
            "-progress", "pipe:1", "-stats_period", str(STATS_PERIOD), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env=env)
+    assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
+    stderr = proc.stderr
     stderr_lines: deque = deque(maxlen=30)
-    reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
+    reader = threading.Thread(target=lambda: stderr_lines.extend(stderr), daemon=True)
     reader.start()
     timed_out = threading.Event()
 

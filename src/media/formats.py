@@ -9,7 +9,8 @@ media playlist (``hls_ts``, ``hls_fmp4``, ``hls_aes``, ``hls_byterange``) and a 
 MP4/WebM link (``webm_cues_end``) one format with no ``height`` and no codecs, so the listing
 would be empty although the video is 720p. :func:`probe_missing` asks ffprobe instead, for at
 most :data:`MAX_PROBES` such formats per video, each bounded (``-probesize``, ``-rw_timeout``,
-:data:`PROBE_SECONDS` wall time), through the egress guard (:mod:`src.media.urlinput`, as the direct path reads a URL) with a
+:data:`PROBE_SECONDS` wall time), through the egress guard (:mod:`src.media.urlinput`, as the
+direct path reads a URL) with a
 demuxer whitelist, and fills ``width``/``height``/``vcodec``/``acodec``/``fps``.
 A probe that fails leaves the format as it was: it is not listed (a label cannot be guessed)
 but can still be chosen (unknown heights fit any limit, like yt-dlp's ``[height<=?720]``).

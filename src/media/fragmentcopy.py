@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from src.media import rangefetch
-from src.media.errors import (FORMAT_UNAVAILABLE, SEGMENT_OUT_OF_RANGE, SOURCE_HTTP_ERROR,
-                              MediaError)
+from src.media.errors import FORMAT_UNAVAILABLE, SEGMENT_OUT_OF_RANGE, SOURCE_HTTP_ERROR, MediaError
 from src.media.ffmpeg import mmss
 from src.media.fragments import Fragment, pick
 from src.media.periods import PeriodBoundary
@@ -226,15 +226,16 @@ def _append(source, item: Fragment, out, secrets: dict) -> None:
     source.seek(offset)
     decryptor = unpadder = None
     if item.key:
-        decryptor = Cipher(algorithms.AES(secrets[item.key.url]), modes.CBC(item.key.iv)).decryptor()
+        cipher = Cipher(algorithms.AES(secrets[item.key.url]), modes.CBC(item.key.iv))
+        decryptor = cipher.decryptor()
         unpadder = padding.PKCS7(128).unpadder()
     while left > 0:
         chunk = source.read(min(1024 * 1024, left))
         if not chunk:
             raise MediaError(SOURCE_HTTP_ERROR, _SHORT)
         left -= len(chunk)
-        out.write(unpadder.update(decryptor.update(chunk)) if decryptor else chunk)
-    if decryptor:
+        out.write(unpadder.update(decryptor.update(chunk)) if decryptor and unpadder else chunk)
+    if decryptor and unpadder:  # both are set together, from item.key
         try:
             out.write(unpadder.update(decryptor.finalize()) + unpadder.finalize())
         except ValueError as exc:  # not whole blocks, or the padding is wrong: a bad key

@@ -130,7 +130,8 @@ def from_format(fmt: Optional[dict]) -> Optional[FragmentList]:
         return FragmentList(None, (), "no fragments")
     if len(entries) > MAX_FRAGMENTS:
         return FragmentList(None, (), f"{len(entries)} fragments")
-    init, init_range, found, clock, period = None, None, [], 0.0, None
+    found: list[Fragment] = []
+    init, init_range, clock, period = None, None, 0.0, None
     for index, entry in enumerate(entries):
         url = fragment_url(entry, base)
         span = byte_range(entry.get("byte_range", {})) if url else None
@@ -167,7 +168,8 @@ def byte_range(value):
     if not isinstance(value, dict):
         return False
     first, end = value.get("start"), value.get("end")
-    if any(not isinstance(v, int) or isinstance(v, bool) for v in (first, end)):
+    if not isinstance(first, int) or not isinstance(end, int) \
+            or isinstance(first, bool) or isinstance(end, bool):
         return False
     return (first, end) if 0 <= first < end else False
 

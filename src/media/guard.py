@@ -13,18 +13,26 @@ a ``407`` first), so after a failure the caller can tell "the guard refused evil
 from an ordinary HTTP error. Requests without a known tag are refused; the tag admits nothing
 its policy does not, and is forgotten when the session closes.
 
+With ``YTDLP_PROXY`` set (issue 13, item 4; :func:`src.media.egress.upstream`) the guard opens
+each allowed connection as a tunnel through that proxy instead of directly
+(:func:`src.media.httpproxy.connect_via`), so yt-dlp, ffmpeg and the ranged fetcher — extraction
+and media alike — reach YouTube from the proxy's address; refusals happen before any of it.
+
 Bounded: the request head must arrive within ``HEAD_TIMEOUT``; at most ``MAX_CONNECTIONS`` run
 at once (then ``503``); sizes and idle timeouts as in :mod:`src.media.httpproxy`. One guard per
 process (:func:`guard`, started on first use, again in a forked worker), daemon threads.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import secrets
 import socket
 import socketserver
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional
 
@@ -48,17 +56,48 @@ class Refusal:
     reason: str
 
 
+class Meter:
+    """Bytes the sources sent through the guard for one piece of work (a clip job), over all
+    the sessions opened while it was current (:func:`metered`). Thread-safe."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.received += n
+
+
+_meter: contextvars.ContextVar[Optional[Meter]] = contextvars.ContextVar("meter", default=None)
+
+
+@contextlib.contextmanager
+def metered() -> Iterator[Meter]:
+    """Within the block, every session opened in this context counts what its sources send
+    into the yielded :class:`Meter` (the clip job's ``ytd_clip_fetched_bytes``,
+    src/metrics.py); threads the session is handed to count into it too."""
+    meter = Meter()
+    token = _meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _meter.reset(token)
+
+
 class Session:
     """One caller's use of the guard (a context manager; closing it forgets the tag).
 
     ``proxy_url``: give it to the clients as their HTTP(S) proxy. ``refusals``: what the guard
-    refused for this session so far. Thread-safe.
+    refused for this session so far. ``meter``: the :class:`Meter` current when it was opened
+    (or None). Thread-safe.
     """
 
-    def __init__(self, owner: "Guard", policy: egress.Policy):
+    def __init__(self, owner: Guard, policy: egress.Policy):
         self.policy = policy
         self.tag = secrets.token_hex(16)
         self.proxy_url = f"http://{self.tag}:x@127.0.0.1:{owner.port}"
+        self.meter = _meter.get()
         self._owner = owner
         self._lock = threading.Lock()
         self._refusals: list = []
@@ -81,7 +120,7 @@ class Session:
     def close(self) -> None:
         self._owner._forget(self.tag)
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -128,6 +167,7 @@ class Guard:
 
 
 class _Server(socketserver.ThreadingTCPServer):
+    guard: Guard
     daemon_threads = True
     block_on_close = False
     request_queue_size = 64
@@ -137,6 +177,8 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 class _Handler(socketserver.BaseRequestHandler):
+    server: _Server
+
     def handle(self) -> None:
         owner: Guard = self.server.guard
         acquired = owner._slots.acquire(blocking=False)
@@ -175,11 +217,14 @@ def _serve(owner: Guard, conn: socket.socket) -> None:
     except (OSError, UnicodeError):
         raise httpproxy.BadRequest(502, "Bad Gateway", "The host name does not resolve.") \
             from None
-    upstream = httpproxy.connect(addresses)
+    proxy = egress.upstream()  # YTDLP_PROXY: the same checks, then the tunnel through it
+    upstream = httpproxy.connect_via(proxy, host, port, addresses) if proxy \
+        else httpproxy.connect(addresses)
     if upstream is None:
         raise httpproxy.BadRequest(502, "Bad Gateway", "The source could not be reached.")
     with upstream:
-        httpproxy.forward(conn, upstream, request)
+        httpproxy.forward(conn, upstream, request,
+                          session.meter.add if session.meter is not None else None)
 
 
 _process_guard: Optional[Guard] = None

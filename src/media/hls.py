@@ -27,7 +27,8 @@ import datetime
 import math
 import re
 import urllib.parse
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 from yt_dlp.utils import parse_m3u8_attributes
 
@@ -157,7 +158,8 @@ def parse(data: bytes, url: str) -> FragmentList:
             attributes = parse_m3u8_attributes(value)
             if not attributes.get("URI"):
                 raise _invalid("EXT-X-MAP without URI", number)
-            mapped = (_join(url, attributes["URI"], number), None)
+            mapped: tuple[str, Optional[tuple[int, int]]] = \
+                (_join(url, attributes["URI"], number), None)
             if "BYTERANGE" in attributes:  # the offset defaults to 0 here (§4.3.2.5)
                 offset, length = _range(attributes["BYTERANGE"], number)
                 mapped = (mapped[0], (offset or 0, (offset or 0) + length))

@@ -17,11 +17,13 @@ import base64
 import binascii
 import selectors
 import socket
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
 
-from src.media.egress import host_port, normalize_host
+from src.media.egress import UpstreamProxy, host_port, normalize_host
 
 MAX_HEAD = 16 * 1024
 CONNECT_TIMEOUT = 15.0
@@ -88,13 +90,13 @@ def read_request(conn: socket.socket) -> Request:
                        _tag(headers), bytes(buf[end + 4:]))
     try:
         url = urlsplit(target)
-        port = url.port or 80
+        url_port = url.port or 80
     except ValueError:
         raise BadRequest(400, "Bad Request", "Malformed URL.") from None
     if url.scheme.lower() != "http" or not url.hostname:
         raise BadRequest(400, "Bad Request", "Expected CONNECT or an absolute http:// URL.")
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-    return Request(method, "http", normalize_host(url.hostname), port, path, headers,
+    return Request(method, "http", normalize_host(url.hostname), url_port, path, headers,
                    _tag(headers), bytes(buf[end + 4:]))
 
 
@@ -130,9 +132,79 @@ def connect(addresses: list) -> Optional[socket.socket]:
     return None
 
 
-def forward(conn: socket.socket, upstream: socket.socket, request: Request) -> None:
+def connect_via(proxy: UpstreamProxy, host: str, port: int,
+                addresses: list) -> Optional[socket.socket]:
+    """A tunnel to ``host:port`` through the upstream ``proxy`` (``YTDLP_PROXY``), or None.
+
+    The target is the checked address (each of ``addresses`` in turn), so the proxy cannot be
+    steered elsewhere by its own DNS — except for ``socks5h://``, whose point is that the proxy
+    resolves the name. http(s) proxies get ``CONNECT`` (RFC 9110 §9.3.6) with ``Proxy-
+    Authorization: Basic`` when credentials are set (https: TLS to the proxy first); SOCKS5
+    (RFC 1928, user/password RFC 1929) uses yt-dlp's ``yt_dlp.socks``. Raises BadRequest 502
+    when the proxy refuses (its status only: credentials never appear in a message)."""
+    targets = [host] if proxy.scheme == "socks5h" else [addr[0] for _, addr in addresses]
+    refused = None
+    for target in targets:
+        try:
+            return _socks(proxy, target, port) if proxy.scheme.startswith("socks") \
+                else _connect_tunnel(proxy, target, port)
+        except BadRequest as exc:
+            refused = exc
+        except (OSError, ValueError) as exc:  # yt_dlp.socks.ProxyError is an OSError
+            refused = BadRequest(502, "Bad Gateway", "The upstream proxy could not open a "
+                                 f"connection ({type(exc).__name__}).")
+    raise refused or BadRequest(502, "Bad Gateway", "The source could not be reached.")
+
+
+def _connect_tunnel(proxy: UpstreamProxy, target: str, port: int) -> socket.socket:
+    sock = socket.create_connection((proxy.host, proxy.port), timeout=CONNECT_TIMEOUT)
+    try:
+        if proxy.scheme == "https":
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=proxy.host)
+        authority = host_port(target, port)
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+        if proxy.username is not None:
+            secret = f"{proxy.username}:{proxy.password or ''}".encode()
+            head += f"Proxy-Authorization: Basic {base64.b64encode(secret).decode()}\r\n"
+        sock.sendall((head + "\r\n").encode("latin-1"))
+        answer = bytearray()
+        while b"\r\n\r\n" not in answer:  # nothing follows the head before we speak
+            chunk = sock.recv(1)
+            if not chunk or len(answer) > MAX_HEAD:
+                raise BadRequest(502, "Bad Gateway", "The upstream proxy closed the connection.")
+            answer += chunk
+        status = answer.split(b" ", 2)[1:2]
+        if status != [b"200"]:
+            shown = status[0].decode("latin-1")[:3] if status else "?"
+            raise BadRequest(502, "Bad Gateway", f"The upstream proxy refused the tunnel "
+                                                 f"(HTTP {shown}).")
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _socks(proxy: UpstreamProxy, target: str, port: int) -> socket.socket:
+    from yt_dlp.socks import ProxyType, sockssocket
+
+    sock = sockssocket(socket.AF_INET6 if ":" in proxy.host else socket.AF_INET)
+    sock.setproxy(ProxyType.SOCKS5, proxy.host, proxy.port, rdns=proxy.scheme == "socks5h",
+                  username=proxy.username, password=proxy.password)
+    sock.settimeout(CONNECT_TIMEOUT)
+    try:
+        sock.connect((target, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def forward(conn: socket.socket, upstream: socket.socket, request: Request,
+            on_received: Optional[Callable[[int], None]] = None) -> None:
     """Serve ``request`` over ``upstream``: a tunnel for CONNECT, else the request in
-    origin-form; then relay bytes both ways until the source closes or either side idles."""
+    origin-form; then relay bytes both ways until the source closes or either side idles.
+    ``on_received(n)`` is told the size of each chunk the source sent (bytes on the wire: TLS
+    records for a tunnel)."""
     if request.method == "CONNECT":
         conn.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         first = request.rest
@@ -146,10 +218,11 @@ def forward(conn: socket.socket, upstream: socket.socket, request: Request) -> N
                  "Connection: close\r\n\r\n").encode("latin-1") + request.rest
     if first:
         upstream.sendall(first)
-    _relay(conn, upstream, rewrite=request.method != "CONNECT")
+    _relay(conn, upstream, rewrite=request.method != "CONNECT", on_received=on_received)
 
 
-def _relay(conn: socket.socket, upstream: socket.socket, rewrite: bool) -> None:
+def _relay(conn: socket.socket, upstream: socket.socket, rewrite: bool,
+           on_received: Optional[Callable[[int], None]] = None) -> None:
     """Copy bytes both ways until either side closes or idles IDLE_TIMEOUT.
     ``rewrite``: the source's first response head gets ``Connection: close``."""
     head: Optional[bytearray] = bytearray() if rewrite else None
@@ -164,14 +237,19 @@ def _relay(conn: socket.socket, upstream: socket.socket, rewrite: bool) -> None:
             if not ready:
                 return
             for key, _ in ready:
-                data = key.fileobj.recv(CHUNK)
-                if key.fileobj is conn:
+                sock = conn if key.fileobj is conn else upstream
+                data = sock.recv(CHUNK)
+                while data and isinstance(sock, ssl.SSLSocket) and sock.pending():
+                    data += sock.recv(CHUNK)  # decrypted bytes select() cannot see
+                if sock is conn:
                     if not data:  # the client hung up (no client here half-closes): stop the
                         return    # source at once rather than buffer what nobody reads
                     upstream.sendall(data)
                     continue
                 if not data:
                     return
+                if on_received is not None:
+                    on_received(len(data))
                 if head is not None:
                     head += data
                     if b"\r\n\r\n" not in head[:MAX_HEAD + 4]:

@@ -92,7 +92,7 @@ def top_level_boxes(data: bytes, file_size: int) -> list:
     return boxes
 
 
-def children(data: bytes, start: int, end: int) -> dict:
+def children(data: bytes | bytearray, start: int, end: int) -> dict:
     """Child boxes of a container payload ``data[start:end]``: kind → list of (start, end) of
     each child's payload."""
     found: dict = {}
@@ -110,7 +110,7 @@ def children(data: bytes, start: int, end: int) -> dict:
     return found
 
 
-def box_path(data: bytes, span: tuple, *kinds: str) -> Optional[tuple]:
+def box_path(data: bytes | bytearray, span: tuple, *kinds: str) -> Optional[tuple]:
     """Payload (start, end) of the first ``kinds[0]`` child of the container payload ``span``,
     then of its first ``kinds[1]`` child, and so on; None when one is missing."""
     for kind in kinds:
@@ -121,7 +121,7 @@ def box_path(data: bytes, span: tuple, *kinds: str) -> Optional[tuple]:
     return span
 
 
-def table(data: bytes, span: tuple, fmt: str, skip: int = 8) -> list:
+def table(data: bytes | bytearray, span: tuple, fmt: str, skip: int = 8) -> list:
     """Entries of a full box table: ``count`` at ``skip - 4``, then ``count`` × ``fmt``."""
     count = struct.unpack_from(">I", data, span[0] + skip - 4)[0]
     step = struct.calcsize(fmt)

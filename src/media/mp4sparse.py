@@ -27,8 +27,14 @@ import struct
 from dataclasses import dataclass
 
 from src.media import mp4tables
-from src.media.mp4index import (MARGIN_AFTER, MARGIN_BEFORE, Box, IndexUnsupported, children,
-                                malformed_is_unsupported)
+from src.media.mp4index import (
+    MARGIN_AFTER,
+    MARGIN_BEFORE,
+    Box,
+    IndexUnsupported,
+    children,
+    malformed_is_unsupported,
+)
 from src.media.mp4tables import Track
 
 #: Bytes read from a missing box header on: the small boxes that follow it arrive in the same
@@ -80,7 +86,7 @@ class SparseMoov:
         if a >= b:
             return
         self._buf[a:b] = data[a + shift:b + shift]
-        merged = []
+        merged: list[tuple[int, int]] = []
         for x, y in sorted(self._have + [(a, b)]):
             if merged and x <= merged[-1][1]:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], y))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Optional
 
-from src.media.mp4index import MAX_SAMPLES, IndexUnsupported, children, box_path, table
+from src.media.mp4index import MAX_SAMPLES, IndexUnsupported, box_path, children, table
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Track:
     handler: str
     timescale: int
     stts: list       # (count, delta)
-    keys: list       # stss sample numbers (1-based), None: every sample is a keyframe
+    keys: Optional[list]  # stss sample numbers (1-based), None: every sample is a keyframe
     runs: list       # (first_chunk, last_chunk, samples_per_chunk, first_sample)
     samples: int
     fixed: int       # stsz sample_size; 0: one entry per sample at ``sizes_at``
@@ -49,31 +50,33 @@ def read_track(moov, trak: tuple) -> Track:
     boxes = children(moov, *stbl)
     box = lambda kind: boxes[kind][0] if kind in boxes else None  # noqa: E731
     offsets = box("stco") or box("co64")
-    if not (box("stts") and box("stsz") and box("stsc") and offsets):
+    stts_box, stsz, stsc, stss = box("stts"), box("stsz"), box("stsc"), box("stss")
+    if not (stts_box and stsz and stsc and offsets):
         raise IndexUnsupported("incomplete sample table")
-    stts = table(moov, box("stts"), ">II")
+    stts = table(moov, stts_box, ">II")
     samples = sum(count for count, _ in stts)
     if samples > MAX_SAMPLES:
         raise IndexUnsupported("too many samples")
-    fixed, count = struct.unpack_from(">II", moov, box("stsz")[0] + 4)
+    fixed, count = struct.unpack_from(">II", moov, stsz[0] + 4)
     step = 4 if box("stco") else 8
     chunks = struct.unpack_from(">I", moov, offsets[0] + 4)[0]
     if count != samples:
         raise IndexUnsupported("stts and stsz disagree")
-    if (not fixed and box("stsz")[0] + 12 + 4 * count > box("stsz")[1]) \
+    if (not fixed and stsz[0] + 12 + 4 * count > stsz[1]) \
             or offsets[0] + 8 + step * chunks > offsets[1]:
         raise IndexUnsupported("table longer than its box")
-    keys = [n for (n,) in table(moov, box("stss"), ">I")] if box("stss") else None
+    keys = [n for (n,) in table(moov, stss, ">I")] if stss else None
     return Track(moov[hdlr[0] + 8:hdlr[0] + 12].decode("latin-1"), timescale, stts, keys,
-                 _runs(table(moov, box("stsc"), ">III"), chunks, samples), samples, fixed,
-                 box("stsz")[0] + 12, chunks, offsets[0] + 8, step)
+                 _runs(table(moov, stsc, ">III"), chunks, samples), samples, fixed,
+                 stsz[0] + 12, chunks, offsets[0] + 8, step)
 
 
 def _runs(stsc: list, chunks: int, samples: int) -> list:
     """``stsc`` as runs ``(first_chunk, last_chunk, per_chunk, first_sample)`` up to the last
     sample; IndexUnsupported unless the entries start at chunk 1, increase, stay within the
     ``chunks`` of ``stco`` and cover every sample."""
-    runs, sample = [], 0
+    runs: list[tuple[int, int, int, int]] = []
+    sample = 0
     for i, (first, per, _) in enumerate(stsc):
         last = stsc[i + 1][0] - 1 if i + 1 < len(stsc) else chunks
         if first != (runs[-1][1] + 1 if runs else 1) or last < first or last > chunks:
@@ -109,7 +112,7 @@ def samples_before(stts: list, limit: float, strict: bool) -> int:
     times never decrease, so they are the first ones)."""
     done, t = 0, 0
     for count, delta in stts:
-        def within(j: int) -> bool:
+        def within(j: int, t: int = t, delta: int = delta) -> bool:
             return t + delta * j < limit or (not strict and t + delta * j == limit)
 
         if delta == 0:

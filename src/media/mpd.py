@@ -25,7 +25,8 @@ Representation) and the times come from its ``earliest_presentation_time`` (ISO/
 sum. Reading only the segments near a clip would need a search per clip over a list whose
 positions are unknown until read; all of them cost one round trip per ≈ 8 segments (eight
 connections), measured 1.1 s for the 321 segments of the ``dash_list`` shape locally, 17 KB
-(docs/source-shapes.md). Beyond the cap, or when a ``sidx`` cannot be read, the media entries carry no ``duration`` (the fragment
+(docs/source-shapes.md). Beyond the cap, or when a ``sidx`` cannot be read, the media entries carry
+no ``duration`` (the fragment
 path then does not plan them; ffmpeg reads the manifest). Without ``indexRange`` the MPD's
 durations are used.
 
@@ -106,7 +107,8 @@ def _read_indexes(formats: list, fetcher, policy) -> None:
     :data:`MAX_INDEXED_IN_ALL` for the document), or one whose ``sidx`` cannot be fetched or
     read, keeps no durations. Raises
     MediaError(SOURCE_NOT_ALLOWED) when the guard refused a connection."""
-    jobs, owners = [], []
+    jobs: list[tuple] = []  # (url, first, last, None): fetcher.run's ranges
+    owners = []
     for fmt in formats:
         segments = [seg for _, _, segs in fmt["_periods"] for seg in segs or ()]
         if not any("index" in seg for seg in segments):

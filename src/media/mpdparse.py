@@ -13,7 +13,8 @@ Segment is kept in the list as a mid-list entry without ``duration`` (as yt-dlp'
 Periods cut separately restart their ``tfdt`` at 0, so one local file cannot hold both.
 
 Hostile manifests: the document is capped at :data:`src.media.mpd.MAX_MPD_BYTES`, parsed with
-``defusedxml`` and no DTD (entity bombs and external entities are refused before any expansion or fetch), the
+``defusedxml`` and no DTD (entity bombs and external entities are refused before any expansion or
+fetch), the
 segment count of the whole document is computed before any list is built (:func:`check_size`:
 at most :data:`MAX_DOCUMENT_SEGMENTS`, and :data:`src.media.fragments.MAX_FRAGMENTS` per
 Representation and Period); anything unusable is MediaError(FORMAT_UNAVAILABLE).
@@ -190,7 +191,7 @@ def _segments(q, levels: tuple, attrs: dict, base: str, start: float, end: Optio
         raise bad("a segment timescale or duration is not positive")
     values = {"RepresentationID": attrs.get("id", ""), "Bandwidth": _int(attrs.get("bandwidth"))}
     source = child("Initialization")
-    init = None
+    init: Optional[dict] = None
     if kind == "SegmentTemplate" and seg.get("initialization"):
         init = {"url": urllib.parse.urljoin(base, _fill(seg["initialization"], values))}
     elif source is not None:
@@ -236,9 +237,9 @@ def _fill(template: str, values: dict) -> str:
 
 
 def _range(text: str) -> dict:
-    first, _, last = (text or "").partition("-")
+    first_text, _, last_text = (text or "").partition("-")
     try:
-        first, last = int(first), int(last)
+        first, last = int(first_text), int(last_text)
     except ValueError:
         raise bad(f"a byte range {text[:40]!r} is malformed") from None
     if not 0 <= first <= last:
@@ -263,7 +264,8 @@ def _timeline(timeline, q, nominal, timescale: int, pto: int, start: float,
         for number, (t, d, r) in enumerate(items):
             clock = t if t is not None else clock
             if r == -1:
-                stop = items[number + 1][0] if number + 1 < len(items) else None
+                stop: Optional[float] = items[number + 1][0] if number + 1 < len(items) \
+                    else None
                 if stop is None and end is not None:
                     stop = pto + (end - start) * timescale
                 r = max(0, math.ceil((stop - clock) / d) - 1) if stop is not None else 0
@@ -359,11 +361,12 @@ def check_size(doc, cap: int = MAX_DOCUMENT_SEGMENTS) -> None:
     ``mediaPresentationDuration`` — × timescale / duration, both inherited from an enclosing
     ``SegmentTemplate`` as yt-dlp and §5.3.9.1 do), times the Representations it applies to;
     also when a template asks for a number wider than :data:`MAX_WIDTH` digits (each name
-    built would be that long). yt-dlp expands every one into a Python list before anything else: ``<S d="1"
+    built would be that long). yt-dlp expands every one into a Python list before anything else:
+    ``<S d="1"
     r="999999999999"/>`` grew one worker past 17 GB."""
     parents = {child: parent for parent in doc.iter() for child in parent}
     presentation = parse_duration(doc.get("mediaPresentationDuration")) or 0
-    total = 0
+    total: float = 0
     for element in doc.iter():
         name = element.tag.rpartition("}")[2]
         if name not in ("SegmentTimeline", "SegmentTemplate"):
@@ -375,7 +378,7 @@ def check_size(doc, cap: int = MAX_DOCUMENT_SEGMENTS) -> None:
                              f"{MAX_WIDTH} digits")
         owner = parents.get(element)
         if name == "SegmentTimeline":
-            count = sum(1 + max(0, _int(s.get("r")) or 0) for s in element)
+            count: float = sum(1 + max(0, _int(s.get("r")) or 0) for s in element)
             owner = parents.get(owner)  # the SegmentTemplate/SegmentList's element
         elif element.find("./*") is None or element.get("duration"):
             duration = _inherited(element, parents, "duration") or 0

@@ -26,8 +26,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from src.media.errors import FFMPEG_FAILED, FORMAT_UNAVAILABLE, MediaError
 from src.media.ffmpeg import FFmpegError, mmss, run_ffmpeg
@@ -59,7 +60,8 @@ def join(fetch, plan, start: float, end: float, at: float, out_path,
     deadline = time.monotonic() + timeout if timeout else None
     folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        parts, done = [], 0.0
+        parts: list[Path] = []
+        done = 0.0
         for first, last in ((start, at), (at, end)):
             share = (last - first) / (end - start)
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from src.media import mp4index, mp4sparse, rangefetch, webmcopy
 from src.media.ffmpeg import mmss
@@ -103,6 +104,7 @@ class _Stream:
         """Inclusive ranges of the segment (and probe bytes) missing from the copy."""
         if self.moov is None:
             sidx = self.sidx
+            assert sidx is not None  # __init__ sets it whenever there is no moov to read
             first, last = mp4index.sidx_span(self.data[sidx.offset:sidx.end], sidx.offset,
                                              start, end)
             return rangefetch.missing([(first, last)], len(self.data))

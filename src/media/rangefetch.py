@@ -38,15 +38,22 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Callable, Optional
+from typing import Optional
 
 import urllib3
-from urllib3.exceptions import HTTPError as TransportFailure, MaxRetryError, ProtocolError
+from urllib3.exceptions import HTTPError as TransportFailure
+from urllib3.exceptions import MaxRetryError, ProtocolError
 
 from src.media import guard
-from src.media.errors import (FFMPEG_FAILED, FORMAT_UNAVAILABLE, SOURCE_HTTP_ERROR, MediaError,
-                              http_error)
+from src.media.errors import (
+    FFMPEG_FAILED,
+    FORMAT_UNAVAILABLE,
+    SOURCE_HTTP_ERROR,
+    MediaError,
+    http_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +86,7 @@ class _Budget(urllib3.Retry):
 
     cancel: Optional[threading.Event] = None
 
-    def new(self, **kw) -> "_Budget":
+    def new(self, **kw) -> _Budget:
         fresh = super().new(**kw)
         fresh.cancel = self.cancel
         return fresh
@@ -90,7 +97,11 @@ class _Budget(urllib3.Retry):
         except urllib3.exceptions.InvalidHeader:
             seconds = None
         seconds = seconds or self.get_backoff_time()
-        if seconds > 0 and (self.cancel.wait(seconds) if self.cancel else time.sleep(seconds)):
+        if seconds <= 0:
+            return
+        if self.cancel is None:
+            time.sleep(seconds)
+        elif self.cancel.wait(seconds):
             raise MediaError(FFMPEG_FAILED, "cancelled")
 
 
@@ -177,15 +188,17 @@ class Fetcher:
         except BaseException as exc:
             self._cancel.set()
             wait(futures)
-            refused = self.egress.refused() if isinstance(exc, MediaError) else None
-            if refused and exc.code != refused.code:
-                raise refused from exc
+            if isinstance(exc, MediaError):
+                refused = self.egress.refused()
+                if refused and exc.code != refused.code:
+                    raise refused from exc
             raise
         return [future.result() for future in futures]
 
     def _fetch(self, url: str, first: int, last: Optional[int], fd: Optional[int]):
         whole = last is None
-        kept, state = bytearray(), {"position": 0 if whole else first, "size": None}
+        kept = bytearray()
+        state: dict = {"position": 0 if whole else first, "size": None}
         budget = self._budget
         while True:
             if self._cancel.is_set():
@@ -196,6 +209,7 @@ class Fetcher:
                                limit=first)
                     state["size"] = state["position"]
                 else:
+                    assert last is not None  # not ``whole``
                     response = self._open_range(url, state, last)
                     if state["end"] == state["size"] - 1:  # the file ends before ``last``
                         last = min(last, state["end"])
@@ -227,7 +241,8 @@ class Fetcher:
 
     def _open(self, url: str, headers: dict):
         """GET ``url`` through the guard, following redirects the policy allows; return the
-        2xx response (streaming) and record where it came from in ``final_urls[url]``. Raises MediaError (SOURCE_NOT_ALLOWED for a refused
+        2xx response (streaming) and record where it came from in ``final_urls[url]``. Raises
+        MediaError (SOURCE_NOT_ALLOWED for a refused
         ``Location``, before any connection to it; ``http_error`` for a 3xx or 4xx), _Again
         (RETRY_STATUSES, a connection that failed or dropped before the answer)."""
         asked = url

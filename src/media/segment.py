@@ -48,8 +48,9 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from src.media import egress, fragmentcopy, guard, hls, periods, rangedcopy, urlinput
 from src.media.errors import FFMPEG_FAILED, SEGMENT_OUT_OF_RANGE, MediaError, classify
@@ -117,10 +118,12 @@ def _fetch_once(plan: FetchPlan, start: float, end: float, out_path, on_progress
     deadline = time.monotonic() + timeout if timeout else None
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     os.close(fd)
-    tmp, copies = Path(tmp_name), []
+    tmp = Path(tmp_name)
+    copies: list[Path] = []
     with guard.session(policy) as session:
         try:
-            inputs, seeks = None, start
+            inputs = None
+            seeks: float | list[float] = start  # one seek for all inputs, or one per input
             if CONNECTIONS > 0 and (plan.video_fragments is not None
                                     or plan.video_protocol in hls.PROTOCOLS):
                 lists = hls.stream_lists(plan, session, deadline, on_progress)
@@ -140,8 +143,9 @@ def _fetch_once(plan: FetchPlan, start: float, end: float, out_path, on_progress
                        else None,
                        on_start=on_start, timeout=_remaining(deadline),
                        env=urlinput.ffmpeg_env(session.proxy_url))
-            if session.refused():  # ffmpeg skips an HLS segment it cannot open: a hole
-                raise session.refused()
+            refused = session.refused()
+            if refused:  # ffmpeg skips an HLS segment it cannot open: a hole
+                raise refused
             summary = _summary(tmp)
             os.replace(tmp, out)
             return summary

@@ -29,9 +29,15 @@ from typing import Optional
 import yt_dlp
 from yt_dlp.extractor.common import InfoExtractor
 
-from src.media import egress, fragments, guard, mpd, mpdparse
-from src.media.errors import (FORMAT_UNAVAILABLE, SOURCE_NOT_ALLOWED, VIDEO_UNAVAILABLE,
-                              MediaError, classify)
+from src.media import egress, fragments, guard, mpd, mpdparse, ytdlp_runtime
+from src.media.errors import (
+    FORMAT_UNAVAILABLE,
+    SOURCE_NOT_ALLOWED,
+    VIDEO_UNAVAILABLE,
+    MediaError,
+    classify,
+    with_warnings,
+)
 from src.media.formats import LADDER, SEEKABLE_PROTOCOLS, height_label, probe_missing
 
 log = logging.getLogger(__name__)
@@ -57,7 +63,7 @@ def _bounded_mpd_periods(parse):
         mpdparse.check_size(mpd_doc)
         return parse(self, mpd_doc, *args, **kwargs)
 
-    bounded.bounded = True
+    bounded.bounded = True  # type: ignore[attr-defined]  # a mark on the function object
     return bounded
 
 
@@ -66,7 +72,13 @@ if not getattr(InfoExtractor._parse_mpd_periods, "bounded", False):
 
 
 class _Logger:
-    """Route yt-dlp's console output to logging (it would print to stderr otherwise)."""
+    """Route yt-dlp's console output to logging (it would print to stderr otherwise), keeping
+    the warnings of this extraction (at most 50): yt-dlp reports a missing JavaScript runtime
+    only as a warning, so a failure it explains is told by them
+    (:func:`src.media.errors.with_warnings`), whatever ``LOG_LEVEL`` is."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
 
     def debug(self, msg):
         log.debug("%s", msg)
@@ -74,36 +86,47 @@ class _Logger:
     info = debug
 
     def warning(self, msg):
+        if len(self.warnings) < 50:
+            self.warnings.append(str(msg))
         log.info("yt-dlp: %s", msg)
 
     def error(self, msg):
         log.info("yt-dlp: %s", msg)
 
 
-def _ydl_params(timeout: float = 20, proxy: Optional[str] = None) -> dict:
+def _ydl_params(timeout: float = 20, proxy: Optional[str] = None,
+                cookiefile: Optional[str] = None) -> dict:
+    """YoutubeDL parameters: quiet, no cache, our logger, plus the JS runtime, extractor args and
+    ``cookiefile`` of :func:`src.media.ytdlp_runtime.ydl_params` (issue 13)."""
     params = {"quiet": True, "no_warnings": True, "noprogress": True, "noplaylist": True,
               "socket_timeout": timeout, "cachedir": False, "logger": _Logger(),
               # permissive, so that processing never fails; select_formats does the real choice
-              "format": "bv*+ba/b/bv*/ba"}
+              "format": "bv*+ba/b/bv*/ba", **ytdlp_runtime.ydl_params(cookiefile)}
     if proxy:
         params["proxy"] = proxy  # then yt-dlp ignores the environment's proxies and no_proxy
     return params
 
 
 def _extract(url: str, timeout: float, session: guard.Session,
-             fallback: bool = False) -> Optional[dict]:
+             fallback: bool = False, cookies: Optional[str] = None) -> Optional[dict]:
     """yt-dlp's info dict for a page URL, every request through the guard ``session``; with
     ``fallback``, our own MPD reader when yt-dlp fails on a manifest (:func:`_read_mpd`).
+    ``cookies``: Netscape cookie text, else the server's ``YTDLP_COOKIES_FILE``
+    (:func:`src.media.ytdlp_runtime.cookie_file`: a private 0600 copy, removed afterwards).
     Raises MediaError: SOURCE_NOT_ALLOWED when the page URL or the final ``webpage_url`` is not
     on a page host, or yt-dlp failed after the guard refused a connection; else
     :func:`classify`'s code."""
     policy = session.policy
     policy.check_url(url, page_only=True)
+    params: dict = {}
     try:
-        with yt_dlp.YoutubeDL(_ydl_params(timeout, session.proxy_url)) as ydl:
-            info = ydl.extract_info(url, download=False)
+        with ytdlp_runtime.cookie_file(cookies) as cookiefile:
+            params = _ydl_params(timeout, session.proxy_url, cookiefile)
+            with yt_dlp.YoutubeDL(params) as ydl:
+                info = ydl.extract_info(url, download=False)
     except Exception as exc:  # yt-dlp raises DownloadError wrapping the real cause
-        error = session.refused() or classify(exc)
+        warned = params["logger"].warnings if params else []
+        error = session.refused() or with_warnings(classify(exc), warned)
         if not fallback or not _may_be_mpd(url, error):
             raise error from exc
         info = _read_mpd(url, session, timeout, error)
@@ -114,14 +137,18 @@ def _extract(url: str, timeout: float, session: guard.Session,
 
 #: yt-dlp failures after which the document may be an MPD it cannot read (issue 12): an
 #: extractor crash or "no formats" (FORMAT_UNAVAILABLE) on any URL, or "unsupported"/unknown on
-#: a URL whose path ends in ``.mpd``.
+#: a URL whose path ends in ``.mpd`` — never on a YouTube page.
 _MPD_RETRY_CODES = ("VIDEO_UNAVAILABLE", "UNKNOWN_ERROR")
 
 
 def _may_be_mpd(url: str, error: MediaError) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host in ("youtu.be", "youtube.com") or host.endswith(".youtube.com"):
+        return False  # a YouTube page is never an MPD: no second fetch of the page
     if error.code == FORMAT_UNAVAILABLE:
         return True
-    path = urllib.parse.urlsplit(url).path.lower()
+    path = parts.path.lower()
     return error.code in _MPD_RETRY_CODES and path.endswith(".mpd")
 
 
@@ -179,24 +206,27 @@ def _selector_ydl() -> yt_dlp.YoutubeDL:
     return _local.ydl
 
 
-def extract_info(url: str, timeout: float = 20, probe: bool = False) -> dict:
-    """Extract the info dict of one video (no download, no cookies, no cache writes).
+def extract_info(url: str, timeout: float = 20, probe: bool = False,
+                 cookies: Optional[str] = None) -> dict:
+    """Extract the info dict of one video (no download, no cache writes).
 
-    ``timeout`` is yt-dlp's ``socket_timeout`` in seconds (per network operation). Returns the
-    processed info dict: ``formats`` sorted worst → best, each with ``url``, ``protocol``,
+    ``cookies``: Netscape cookie text of the owner (None: the server's ``YTDLP_COOKIES_FILE``,
+    if any); yt-dlp gets them in a private temporary file, deleted afterwards. ``timeout`` is
+    yt-dlp's ``socket_timeout`` in seconds (per network operation). Returns the processed
+    info dict: ``formats`` sorted worst → best, each with ``url``, ``protocol``,
     ``ext``, ``width``/``height``, ``vcodec``/``acodec`` (``"none"`` when absent) and
     ``http_headers`` — only formats whose URLs the egress policy allows. A DASH manifest yt-dlp
     cannot read (a SegmentList of byte ranges) is read by :mod:`src.media.mpd`. With ``probe``
     (for listing resolutions), video formats without a height (an HLS media playlist, a direct
     link) are probed (:func:`src.media.formats.probe_missing`); a clip job does not need it
-    (unknown heights fit any limit; the fetched file says what it is). Raises :class:`MediaError` (see
-    :func:`src.media.errors.classify`); SOURCE_NOT_ALLOWED (module docstring);
-    VIDEO_UNAVAILABLE when the URL is a playlist; FORMAT_UNAVAILABLE for a manifest neither
-    yt-dlp nor :mod:`src.media.mpd` can read.
+    (unknown heights fit any limit; the fetched file says what it is). Raises
+    :class:`MediaError` (see :func:`src.media.errors.classify`); SOURCE_NOT_ALLOWED (module
+    docstring); VIDEO_UNAVAILABLE when the URL is a playlist; FORMAT_UNAVAILABLE for a
+    manifest neither yt-dlp nor :mod:`src.media.mpd` can read.
     """
     policy = egress.current()
     with guard.session(policy) as session:
-        info = _extract(url, timeout, session, fallback=True)
+        info = _extract(url, timeout, session, fallback=True, cookies=cookies)
         if not info or info.get("_type") == "playlist" or not info.get("formats"):
             raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
         _drop_refused_formats(info, policy)
@@ -210,7 +240,7 @@ def extract_info(url: str, timeout: float = 20, probe: bool = False) -> dict:
 LIVE_KEYS = ("live_status", "release_timestamp", "timestamp", "duration")
 
 
-def live_info(url: str, timeout: float = 15) -> dict:
+def live_info(url: str, timeout: float = 15, cookies: Optional[str] = None) -> dict:
     """The live facts of a video, or of a channel's current stream when ``url`` is
     ``https://www.youtube.com/channel/{id}/live`` (yt-dlp resolves it to the video).
 
@@ -219,10 +249,10 @@ def live_info(url: str, timeout: float = 15) -> dict:
     :class:`MediaError`: NOT_LIVE (yt-dlp's ``UserNotLive``: the channel is not live),
     LIVE_NOT_STARTED, PRIVATE_VIDEO, VIDEO_UNAVAILABLE, FORMAT_UNAVAILABLE ("No video formats
     found", e.g. a VOD still being processed), SOURCE_NOT_ALLOWED, … (see
-    :func:`src.media.errors.classify` and :func:`extract_info`).
+    :func:`src.media.errors.classify` and :func:`extract_info`; ``cookies`` as there).
     """
     with guard.session(egress.current()) as session:
-        info = _extract(url, timeout, session)
+        info = _extract(url, timeout, session, cookies=cookies)
     if not info or info.get("_type") == "playlist":
         raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
     return {"video_id": info.get("id"), **{key: info.get(key) for key in LIVE_KEYS}}
@@ -341,6 +371,9 @@ def _plan(chosen: dict, needs_encode: bool) -> FetchPlan:
     headers: dict = {}
     for part in parts:
         headers.update(part.get("http_headers") or {})
+    cookie = _cookie_header(parts)
+    if cookie:
+        headers["Cookie"] = cookie
     return FetchPlan(
         video_url=video["url"],
         audio_url=audio["url"] if audio else None,
@@ -357,3 +390,32 @@ def _plan(chosen: dict, needs_encode: bool) -> FetchPlan:
         video_protocol=video.get("protocol") or "https",
         audio_protocol=(audio.get("protocol") or "https") if audio else None,
     )
+
+
+def _cookie_header(parts: list) -> Optional[str]:
+    """The ``Cookie`` header for the chosen formats, or None.
+
+    yt-dlp drops ``Cookie`` from ``http_headers`` (advisory GHSA-v8mc-9377-rwjj: unscoped
+    cookies leak to other hosts) and puts the cookies of each format's own URL in its
+    ``cookies`` field (``name=value; Domain=…; Path=…``, ``YoutubeDL._calc_headers``). The
+    plan's headers go to every URL it names (both streams, manifests, fragments), so the header
+    is sent only when all those URLs are on the one host the cookies were scoped to; otherwise
+    the cookies stay out (logged without their values). Never for HLS (``m3u8*``): a media
+    playlist names its segments and keys only when it is read, possibly on other hosts, and
+    they get the same headers. On YouTube this costs nothing: the googlevideo.com media URLs
+    are signed and a youtube.com cookie jar has nothing for them.
+    """
+    from yt_dlp.cookies import LenientSimpleCookie
+
+    cookies = {part["cookies"] for part in parts if part.get("cookies")}
+    if not cookies:
+        return None
+    hosts = {urllib.parse.urlsplit(url).netloc.lower()
+             for part in parts for url in _format_urls(part)}
+    hls = any(str(part.get("protocol") or "").startswith("m3u8") for part in parts)
+    if len(cookies) > 1 or len(hosts) > 1 or hls:
+        log.info("format cookies not sent: %s", "HLS segments may be on other hosts" if hls
+                 else f"the plan's URLs span {len(hosts)} hosts")
+        return None
+    jar = LenientSimpleCookie(cookies.pop())
+    return "; ".join(f"{name}={morsel.coded_value}" for name, morsel in jar.items()) or None

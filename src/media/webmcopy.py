@@ -24,6 +24,7 @@ back to ffmpeg reading the URL (input seeking, ``-ss`` before ``-i``).
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 from src.media import ebml, rangefetch, webmindex
 from src.media.errors import SEGMENT_OUT_OF_RANGE, MediaError
@@ -46,7 +47,9 @@ class WebmStream:
 
     def __init__(self, url: str, size: int, head: bytes, connections: int):
         self.url, self.size, self.data = url, size, head
-        self.head, self.cues, self.pending = None, None, []
+        self.head: Optional[webmindex.Head] = None
+        self.cues: Optional[webmindex.Cues] = None
+        self.pending: list = []
         self.cues_blob, self.cues_at = b"", 0
         self._parse_head()
 
@@ -74,8 +77,10 @@ class WebmStream:
     def add(self, offset: int, data: bytes) -> None:
         """Keep fetched bytes: more head (``offset`` = the head's length) or the Cues range
         :meth:`reads` asked for. Raises IndexUnsupported for a short read or bad Cues."""
-        if self.cues is None and self.head is not None and offset == self.head.need[0]:
-            if len(data) != self.head.need[1] - offset + 1:
+        # parse_head names the Cues range (``need``) whenever the head does not hold them
+        need = self.head.need if self.cues is None and self.head is not None else None
+        if self.head is not None and need is not None and offset == need[0]:
+            if len(data) != need[1] - offset + 1:
                 raise IndexUnsupported("the Cues range came back short")
             self.cues = webmindex.parse_cues(data, offset, self.head)
             self.cues_blob, self.cues_at = data, offset
@@ -99,6 +104,7 @@ class WebmStream:
         keyframe and cut the last cluster instead of nothing, as it does over HTTP."""
         if self.cues is None:
             raise IndexUnsupported("the WebM Cues were not read")
+        assert self.head is not None  # the Cues are only read after the head
         if self.head.duration is not None and start >= self.head.duration:
             raise MediaError(SEGMENT_OUT_OF_RANGE, "The requested segment starts after the end "
                                                    f"of the video ({self.head.duration:.1f} s).")

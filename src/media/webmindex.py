@@ -111,7 +111,8 @@ def parse_head(data: bytes, file_size: int) -> Head:
     """
     end = min(len(data), file_size)
     seg_start, seg_end = _segment(data, end, file_size)
-    seen, cluster, pos, stop = {}, None, seg_start, min(end, seg_end)
+    seen: dict[int, tuple] = {}  # id → (offset, payload start, payload end)
+    cluster, pos, stop = None, seg_start, min(end, seg_end)
     while pos < stop:  # the top-level elements up to the first Cluster: id → (offset, a, b)
         try:
             eid, a, b = ebml.element(data, pos, stop)

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, current_app, jsonify, request
 from flask_limiter import Limiter
@@ -47,7 +49,7 @@ def _refused(response) -> bool:
 
 #: endpoint → [(setting, key kind[, deduct_when])]; the key kinds are the functions below.
 #: With ``deduct_when`` a request counts only when its response passes that test.
-LIMITS = {
+LIMITS: dict[str, list[tuple]] = {
     "auth.login": [("RATE_LIMIT_LOGIN_IP", "ip"), ("RATE_LIMIT_LOGIN_EMAIL", "email")],
     "auth.register": [("RATE_LIMIT_REGISTER", "ip", _created),
                       ("RATE_LIMIT_REGISTER_FAILED", "failed_ip", _refused)],
@@ -120,7 +122,7 @@ def init_app(app: Flask) -> Limiter:
                       RATELIMIT_HEADERS_ENABLED=False)
     limiter = Limiter(key_func=_ip, app=app)
     for endpoint, rules in LIMITS.items():
-        view = app.view_functions[endpoint]
+        view: Callable[..., Any] = app.view_functions[endpoint]
         for name, kind, *deduct_when in rules:  # the same as decorating the view, but per app
             view = limiter.limit(_limit_value(name), key_func=KEY_FUNCS[kind],
                                  override_defaults=False,

@@ -17,9 +17,10 @@ from webargs.flaskparser import FlaskParser
 from ..schemas import ErrorSchema
 
 #: Security requirements (OpenAPI 3.0 ``security``; schemes declared in src/app.py).
-PRIVATE = [{"bearer": []}]  # a private token (login), ``Authorization: Bearer …``
-PUBLIC = [{"publicToken": []}]  # a public token, ``Authorization: Bearer …``
-PRIVATE_OPTIONAL = [{"bearer": []}, {}]  # anonymous, or a private token (checked when sent)
+PRIVATE: list = [{"bearer": []}]  # a private token (login), ``Authorization: Bearer …``
+PUBLIC: list = [{"publicToken": []}]  # a public token, ``Authorization: Bearer …``
+# anonymous, or a private token (checked when sent)
+PRIVATE_OPTIONAL: list = [{"bearer": []}, {}]
 NONE: list = []  # no authentication (the stream save carries its token in the path)
 
 #: Machine codes of a refused private / public token (src/middleware/auth.py, src/services/*token*).

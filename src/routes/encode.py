@@ -6,8 +6,8 @@ from marshmallow import Schema, fields, validate
 
 from ..errors import ApiError
 from ..media.encode import CODECS
-from ..schemas import BINARY, OBJECT_ID, EncodeStatusSchema, ProcessingResponse
 from ..middleware.auth import private_token_required
+from ..schemas import BINARY, OBJECT_ID, EncodeStatusSchema, ProcessingResponse
 from ..services import encoding_service, upload_service
 from ..utils.files import file_available, send_media  # X-Accel-Redirect when enabled
 from . import NONE, PRIVATE, PRIVATE_401, Blueprint
@@ -55,7 +55,8 @@ UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
         "and its content be one of the accepted containers"}}}, "encoding": {"video": {
             "contentType": "application/octet-stream", "headers": {
                 "Content-Disposition": {"schema": {
-                    "type": "string", "example": 'form-data; name="video"; filename="clip.mp4"'}}}}}}}}
+                    "type": "string",
+                    "example": 'form-data; name="video"; filename="clip.mp4"'}}}}}}}}
 FILE_200 = {"200": {"description": "The encoded MP4", "content": {"video/mp4": BINARY},
                     "headers": {"Content-Disposition": {
                         "description": 'attachment; filename="{name}_{codec}_{preset}.mp4"',

@@ -18,7 +18,12 @@ probes = Blueprint("probes", __name__, description="Probes")
 @blp.alt_response(503, schema=schemas.HealthSchema, description="MongoDB, Redis or ffmpeg down")
 @blp.doc(security=NONE)
 def health():
-    """MongoDB, Redis, ffmpeg, free disk and jobs; 503 when a dependency is down."""
+    """MongoDB, Redis, ffmpeg, free disk, jobs and yt-dlp; 503 when a dependency is down.
+
+    ``checks.yt_dlp``: yt-dlp's version, the JS runtime (name + version, or null), the
+    yt-dlp-ejs version, the PO-token provider (configured, reachable), the server cookies file
+    (present, earliest expiry) and the proxy (configured, scheme); no secret is shown.
+    """
     return health_service.health()
 
 
@@ -37,5 +42,6 @@ def livez():
                      "the checks that fail")
 @probes.doc(security=NONE)
 def readyz():
-    """Readiness: MongoDB, Redis, ffmpeg, free disk, yt-dlp; 503 naming what fails."""
+    """Readiness: MongoDB, Redis, ffmpeg, free disk, yt-dlp and its JS runtime; 503 naming
+    what fails."""
     return health_service.ready()

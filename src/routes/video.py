@@ -6,8 +6,7 @@ from datetime import datetime, timezone
 from flask import Response, g, request
 
 from .. import schemas
-from ..middleware.auth import (private_token_required, public_token_in_path,
-                               public_token_required)
+from ..middleware.auth import private_token_required, public_token_in_path, public_token_required
 from ..services import download_service, stream_service, video_service
 from ..utils.files import send_media  # X-Accel-Redirect when enabled
 from . import NONE, PRIVATE, PRIVATE_401, PUBLIC, PUBLIC_401, RETRY_AFTER, Blueprint
@@ -23,6 +22,11 @@ MEDIA_500 = "SOURCE_HTTP_ERROR, FFMPEG_FAILED, JS_RUNTIME_MISSING, BOT_CHECK, UN
 SAVE_ERRORS = {400: "VALIDATION_ERROR (time range, unknown user_id), INVALID_URL",
                403: "TOKEN_USER_MISMATCH (a bound token saving for another user)",
                429: "RATE_LIMITED, PENDING_CLIPS_LIMIT", 413: "REQUEST_TOO_LARGE"}
+#: A youtube.com/clip/ URL is read at save time (issue 13, item 9): its media errors too.
+CLIP_SAVE_ERRORS = {422: MEDIA_422 + " (a youtube.com/clip/ URL)",
+                    500: MEDIA_500 + " (a youtube.com/clip/ URL)"}
+#: YouTube rate-limiting this server (issue 13, item 6), with Retry-After.
+MEDIA_429 = "RATE_LIMITED (the video source rate-limits this server; retry after Retry-After)"
 #: The clip file: Content-Disposition names it ``video_{id}.{ext}``.
 FILE_200 = {"200": {"description": "The clip's file", "content": {
     mimetype: schemas.BINARY for mimetype in MIMETYPES.values()}, "headers": {
@@ -34,10 +38,10 @@ FILE_200 = {"200": {"description": "The clip's file", "content": {
 @public_token_required
 @blp.arguments(schemas.SaveVideoSchema)
 @blp.response(201, schemas.SavedResponse)
-@blp.errors({401: PUBLIC_401, **SAVE_ERRORS})
+@blp.errors({401: PUBLIC_401, **SAVE_ERRORS, **CLIP_SAVE_ERRORS})
 @blp.doc(security=PUBLIC)
 def save(body):
-    """Save a clip request (public token)."""
+    """Save a clip request (public token); a youtube.com/clip/ URL is saved with its section."""
     video_id = video_service.save_clip(body, g.public_token)
     return {"message": "Video info saved successfully", "video_id": video_id}
 
@@ -115,7 +119,7 @@ def _text_errors(response):
 @blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)", 404: "NOT_FOUND",
              410: "FILE_EXPIRED (ask again: a new job starts)", 413: "REQUEST_TOO_LARGE",
              400: "VALIDATION_ERROR, SOURCE_NOT_ALLOWED", 422: MEDIA_422,
-             429: "TOO_MANY_JOBS", 500: MEDIA_500 + ", JOB_INTERRUPTED",
+             429: "TOO_MANY_JOBS, " + MEDIA_429, 500: MEDIA_500 + ", JOB_INTERRUPTED",
              507: "INSUFFICIENT_STORAGE"})
 @blp.doc(security=PRIVATE, responses=FILE_200)
 def download(prefs, video_id):
@@ -157,7 +161,8 @@ def list_videos():
 @private_token_required
 @blp.response(200, schemas.FormatsResponse)
 @blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)", 404: "NOT_FOUND",
-             400: "INVALID_ID, SOURCE_NOT_ALLOWED", 422: MEDIA_422, 500: MEDIA_500})
+             400: "INVALID_ID, SOURCE_NOT_ALLOWED", 422: MEDIA_422, 429: MEDIA_429,
+             500: MEDIA_500})
 @blp.doc(security=PRIVATE)
 def formats(video_id):
     """Resolutions and containers available for a clip (document id) or a YouTube id."""
@@ -168,7 +173,8 @@ def formats(video_id):
 @blp.arguments(schemas.ResolutionsQuery)
 @blp.response(200, schemas.ResolutionsResponse)
 @blp.errors({400: "VALIDATION_ERROR, INVALID_URL, SOURCE_NOT_ALLOWED", 422: MEDIA_422,
-             429: "RATE_LIMITED", 413: "REQUEST_TOO_LARGE", 500: MEDIA_500})
+             429: "RATE_LIMITED (this endpoint's limit, or " + MEDIA_429 + ")",
+             413: "REQUEST_TOO_LARGE", 500: MEDIA_500})
 @blp.doc(security=NONE)
 def resolutions(body):
     """Resolutions available for a video URL (no authentication)."""

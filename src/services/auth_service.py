@@ -138,7 +138,7 @@ def authenticate_private(token: str) -> dict:
     if cached is None:
         session = sessions.find_live(db(), token_hash)
         user = users.find_by_id(db(), session["user_id"]) if session else None
-        if not user:
+        if not session or not user:  # no user without a session
             raise ApiError(401, "Session expired or revoked; please log in again",
                            "SESSION_REVOKED")
         expires_at = session["expires_at"]

@@ -24,6 +24,7 @@ import time
 from typing import Optional
 
 from cachetools import TTLCache
+from redis.client import PubSub
 from redis.exceptions import RedisError
 
 log = logging.getLogger("yt_downloader")
@@ -54,9 +55,11 @@ class SessionCache:
         self.redis = redis
         self.local_seconds = local_seconds
         self._lock = threading.Lock()
-        self._entries = TTLCache(MAX_LOCAL_SESSIONS, local_seconds or 1)
+        self._entries: TTLCache[str, dict] = TTLCache(MAX_LOCAL_SESSIONS, local_seconds or 1)
         self._generation = 0  # bumped by every revocation seen; guards late inserts
-        self._pubsub, self._pid, self._retry_at = None, None, 0.0
+        self._pubsub: Optional[PubSub] = None
+        self._pid: Optional[int] = None
+        self._retry_at = 0.0
 
     def get(self, token_hash: str) -> Optional[dict]:
         """The session ``{"user_id", "email", "session_id"}`` of a token hash, or None when
@@ -104,16 +107,21 @@ class SessionCache:
     def _take_revocations(self) -> bool:
         """Apply every revocation that has arrived (caller holds the lock). True when this
         process is subscribed, i.e. its copy may be used."""
-        if self._pid != os.getpid():  # first use, or a forked child: the parent's socket is not ours
+        # first use, or a forked child: the parent's socket is not ours
+        if self._pid != os.getpid():
             self._pubsub, self._pid = None, os.getpid()
             self._entries.clear()
         try:
             if self._pubsub is None and not self._subscribe():
                 return False
+            assert self._pubsub is not None  # _subscribe set it when it returned True
             while True:
                 message = self._pubsub.get_message(timeout=0)
                 if message is None:  # nothing, or redis-py's own health-check PONG
-                    if not self._pubsub.connection.can_read(timeout=0):
+                    # redis-py leaves PubSub.connection un-annotated (inferred None); a
+                    # subscribed PubSub always has one
+                    if not self._pubsub.connection.can_read(  # type: ignore[attr-defined]
+                            timeout=0):
                         return True
                 elif message["type"] == "message":
                     self._forget([message["data"]])

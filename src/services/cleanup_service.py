@@ -120,11 +120,14 @@ def sweep_orphans(now_ts: Optional[float] = None) -> list[str]:
             for entry in os.listdir(path):
                 if os.path.join(path, entry) not in keep:
                     _remove(os.path.join(path, entry), "partial or stale file", removed)
-            if not os.listdir(path) and videos.get(db(), doc["_id"])["status"] != "processing":
-                try:
-                    os.rmdir(path)
-                except OSError:  # a job claimed the clip and wrote into it just now
-                    continue
+            if not os.listdir(path):
+                current = videos.get(db(), doc["_id"])
+                assert current is not None  # as before: a record deleted meanwhile is not handled
+                if current["status"] != "processing":
+                    try:
+                        os.rmdir(path)
+                    except OSError:  # a job claimed the clip and wrote into it just now
+                        continue
     return removed
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from contextlib import suppress
 from functools import partial
-from typing import Callable
 
 from ..data import videos
 from ..extensions import db, jobs, redis, setting

@@ -9,6 +9,8 @@ name made by the server). A new job counts against ``MAX_JOBS_PER_USER``
 (src/services/job_limits.py). A record in ``processing`` whose owner process died (no heartbeat)
 is declared failed, so no clip stays ``processing`` forever. A media URL that answers 403/410
 (an expired signed URL) is extracted again once before the job fails (:func:`run_download`).
+The info comes from the shared info cache (src/services/info_cache.py, issue 13 item 5): ten
+clips of one video extract once; the refused entry is dropped before that one re-extraction.
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from .. import metrics
 from ..data import videos
+from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
-from ..media import segment, source
+from ..media import guard, segment, source
 from ..media.errors import MESSAGES, MediaError
 from ..utils.files import file_available
-from . import clip_encode, folders, health_service, job_limits, progress_cache
+from . import clip_encode, folders, health_service, info_cache, job_limits, progress_cache
 from .jobs import JobCancelled
 from .live_service import PHASES
 from .video_service import get_owned, media_api_error
@@ -50,8 +54,9 @@ def reap_if_dead(doc: dict) -> dict:
                                         "file_size_bytes": None},
                      job_id=doc.get("job_id"), status="processing"):
         folders.empty(folders.path_of(doc))
-        log.warning("video %s: job %s had no heartbeat; marked failed", doc["_id"], doc.get("job_id"))
-    return videos.get(db(), doc["_id"])
+        log.warning("video %s: job %s had no heartbeat; marked failed", doc["_id"],
+                    doc.get("job_id"))
+    return videos.get(db(), doc["_id"]) or doc
 
 
 def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
@@ -101,6 +106,8 @@ def _wait(video_id: str, seconds: float) -> dict:
     deadline = time.monotonic() + seconds
     while True:
         doc = videos.get(db(), video_id)
+        if doc is None:  # deleted while the request waited
+            raise ApiError(404, "Video not found", "NOT_FOUND")
         if doc["status"] == "completed" and file_available(doc):
             return {"file": doc["file_path"], "ext": doc["file_format"]}
         if doc["status"] == "failed":
@@ -160,15 +167,17 @@ def run_download(video_id: str, job_id: str) -> None:
         progress_cache.beat(redis(), video_id, job_id)
 
     try:
-        try:
-            fetched = _extract_and_fetch(video_id, doc, job_id, on_progress)
-        except MediaError as exc:
-            if exc.status not in EXPIRED_STATUSES:
-                raise
-            log.info("video %s: job %s: a media URL answered HTTP %s; extracting the info "
-                     "again for fresh URLs", video_id, job_id, exc.status)
-            on_progress({"download_progress": 0.0, "speed": None, "fps": 0.0, "eta": None})
-            fetched = _extract_and_fetch(video_id, doc, job_id, on_progress)
+        with guard.metered() as meter:  # what the sources sent for this clip (src/metrics.py)
+            try:
+                fetched = _extract_and_fetch(video_id, doc, job_id, on_progress)
+            except MediaError as exc:
+                if exc.status not in EXPIRED_STATUSES:
+                    raise
+                log.info("video %s: job %s: a media URL answered HTTP %s; extracting the info "
+                         "again for fresh URLs", video_id, job_id, exc.status)
+                on_progress({"download_progress": 0.0, "speed": None, "fps": 0.0, "eta": None})
+                fetched = _extract_and_fetch(video_id, doc, job_id, on_progress)
+        metrics.CLIP_FETCHED.observe(meter.received)
     except JobCancelled:
         log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
         return
@@ -182,15 +191,29 @@ def run_download(video_id: str, job_id: str) -> None:
     if fetched is None:  # the encode phase runs in the encode lane and records the end
         return
     out_path, summary = fetched
+    metrics.CLIP_FILE.observe(os.path.getsize(out_path))
     _finish(video_id, job_id, doc, out_path, summary["width"], summary["height"])
     log.info("video %s: job %s fetched in %.1f s", video_id, job_id, time.monotonic() - started)
 
 
 def _extract_and_fetch(video_id: str, doc: dict, job_id: str, on_progress):
-    """One extraction and one fetch of the clip's segment: ``(out_path, fetch_segment's
-    summary)`` when the file is there, None when the ≥1440p MP4 path handed the encode phase to the encode lane.
-    Raises MediaError (``.status`` set for an HTTP error), JobCancelled."""
-    info = source.extract_info(doc["url"])
+    """One info look-up (the info cache: the owner's entry, else one extraction) and one fetch
+    of the clip's segment: ``(out_path, fetch_segment's summary)`` when the file is there, None
+    when the ≥1440p MP4 path handed the encode phase to the encode lane. A media URL answering
+    :data:`EXPIRED_STATUSES` drops the cache entry the info came from before the error goes
+    up, so the retry extracts afresh. Raises MediaError (``.status`` set for an HTTP error),
+    JobCancelled."""
+    info = info_cache.get_info(doc["url"], user_id=str(doc["user_id"]))
+    try:
+        return _fetch(video_id, doc, job_id, on_progress, info)
+    except MediaError as exc:
+        if exc.status in EXPIRED_STATUSES:
+            info_cache.drop(info)
+        raise
+
+
+def _fetch(video_id: str, doc: dict, job_id: str, on_progress, info: dict):
+    """The fetch half of :func:`_extract_and_fetch` for one ``info``."""
     start, end = resolve_segment(doc, info)
     plan = source.select_formats(info, doc["format_preference"], doc["resolution_preference"])
     videos.update(db(), video_id, {"start_time": start, "end_time": end}, job_id=job_id)

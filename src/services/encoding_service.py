@@ -16,7 +16,9 @@ import time
 import uuid
 from contextlib import suppress
 from datetime import datetime, timedelta, timezone
+from typing import Optional
 
+from .. import metrics
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
@@ -93,12 +95,13 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
             jobs().submit(encode_id, job_id, run_encode, lane="encode")
     deadline = time.monotonic() + setting("DOWNLOAD_WAIT_SECONDS")
     while True:
-        doc = videos.get(db(), encode_id)
-        if file_available(doc):
+        current = videos.get(db(), encode_id)
+        assert current is not None  # as before: a record deleted meanwhile is not handled
+        if file_available(current):
             return {"message": "Video encoded successfully", "encode_id": encode_id,
-                    "file_size_mb": round(doc["file_size_bytes"] / 1_048_576, 1)}
-        if doc["status"] == "failed":
-            raise failure_error(doc)
+                    "file_size_mb": round(current["file_size_bytes"] / 1_048_576, 1)}
+        if current["status"] == "failed":
+            raise failure_error(current)
         if time.monotonic() >= deadline:
             return {"processing": True}
         jobs().wait_briefly(encode_id, POLL_SECONDS)
@@ -167,8 +170,12 @@ def run_encode(encode_id: str, job_id: str) -> None:
             job_id=job_id):
         _remove_other_outputs(folders.path_of(doc), keep=out_path)
         progress_cache.set_progress(redis(), encode_id, {"encoding_progress": 100, "eta": "00:00"})
+    elapsed = time.monotonic() - started
+    duration = (doc.get("metadata") or {}).get("duration")
+    if duration and elapsed > 0:
+        metrics.ENCODE_SPEED.labels(codec, preset).observe(duration / elapsed)
     log.info("encode %s: job %s (%s/%s) completed in %.1f s", encode_id, job_id, codec, preset,
-             time.monotonic() - started)
+             elapsed)
 
 
 def _remove_other_outputs(folder: str, keep: str | None) -> None:
@@ -179,7 +186,8 @@ def _remove_other_outputs(folder: str, keep: str | None) -> None:
                 os.remove(path)
 
 
-def _fail(encode_id: str, job_id: str, message: str, code: str = "ENCODE_FAILED") -> bool:
+def _fail(encode_id: str, job_id: Optional[str], message: str,
+          code: str = "ENCODE_FAILED") -> bool:
     """Record a failure of ``job_id`` (its outputs removed first); False if it lost the record."""
     doc = videos.get(db(), encode_id)
     if not doc or doc.get("job_id") != job_id or doc["status"] != "processing":
@@ -196,8 +204,11 @@ def reap_if_dead(doc: dict) -> dict:
     kept) and return the current document."""
     if progress_cache.job_is_dead(redis(), doc) and \
             _fail(str(doc["_id"]), doc.get("job_id"), INTERRUPTED, "JOB_INTERRUPTED"):
-        log.warning("encode %s: job %s had no heartbeat; marked failed", doc["_id"], doc.get("job_id"))
-    return videos.get(db(), doc["_id"])
+        log.warning("encode %s: job %s had no heartbeat; marked failed", doc["_id"],
+                    doc.get("job_id"))
+    current = videos.get(db(), doc["_id"])
+    assert current is not None  # as before: a record deleted meanwhile is not handled
+    return current
 
 
 def status_view(doc: dict) -> dict:

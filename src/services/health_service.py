@@ -1,16 +1,26 @@
 """Health of the service and its dependencies (issue 4: ``GET /api/health``; issue 16: the
-``/livez`` and ``/readyz`` probes), and the free-disk guard that refuses new jobs (507) when ``DOWNLOADS_DIR``/``UPLOADS_DIR`` run short of space.
+``/livez`` and ``/readyz`` probes), and the free-disk guard that refuses new jobs (507) when
+``DOWNLOADS_DIR``/``UPLOADS_DIR`` run short of space.
 
 Sizes are MiB (``free_mb``, rounded to 0.1 like the spec's ``_mb`` fields).
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from flask import current_app
 
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
+from ..media import ytdlp_runtime
 from ..media.ffmpeg import FFMPEG, FFPROBE
+from ..utils import netscape_cookies
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +76,82 @@ def _jobs() -> dict:
         {"status": "processing"})}
 
 
+#: How long the health check waits for the PO-token provider's ``/ping`` (a loopback service).
+POT_PING_TIMEOUT = 2.0
+
+
 def _ytdlp() -> dict:
+    """yt-dlp imports and, unless ``YTDLP_JS_RUNTIME=none``, its JS runtime is found (without
+    one yt-dlp solves no YouTube challenge and drops formats: issue 13, item 1)."""
     from yt_dlp.version import __version__
 
-    return {"version": __version__}
+    runtime = ytdlp_runtime.runtime_info()
+    body: dict = {"version": __version__, "js_runtime": runtime and {
+        "name": runtime["name"], "version": runtime["version"]}}
+    if ytdlp_runtime.current().js_runtime.strip().lower() != "none" and not (
+            runtime and runtime["supported"]):
+        body.update(ok=False, error="no supported JavaScript runtime found (YTDLP_JS_RUNTIME)")
+    return body
+
+
+def _pot_reachable(base_url: str) -> bool:
+    """GET ``{base_url}/ping`` (the bgutil provider's health route) answers JSON within
+    :data:`POT_PING_TIMEOUT`; no proxy (the plugin calls it without one, too)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(base_url + "/ping", timeout=POT_PING_TIMEOUT) as response:
+            json.loads(response.read(65536))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _cookies_file() -> dict:
+    """``YTDLP_COOKIES_FILE``: set, present, valid, and its earliest expiry (ISO 8601 UTC, or
+    None when all are session cookies) — never a path, a name or a value."""
+    path = ytdlp_runtime.current().cookies_file
+    status: dict = {"configured": bool(path), "present": False, "earliest_expiry": None}
+    if not path:
+        return status
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            text = file.read()
+    except OSError:
+        return status
+    status["present"] = True
+    try:
+        expiry = netscape_cookies.summary(text)["earliest_expiry"]
+    except netscape_cookies.CookiesFormatError as exc:
+        return {**status, "valid": False, "error": str(exc)}
+    status["valid"] = True
+    if expiry:
+        status["earliest_expiry"] = datetime.fromtimestamp(expiry, timezone.utc).isoformat()
+    return status
+
+
+def _proxy_scheme(url: Optional[str]) -> Optional[str]:
+    return (urllib.parse.urlsplit(url).scheme or None) if url else None
+
+
+def _ytdlp_details() -> dict:
+    """:func:`_ytdlp` plus what real YouTube needs (issue 13, item 8): the ``yt-dlp-ejs``
+    version, the PO-token provider (configured, reachable), the server cookies file and the
+    proxy (configured, scheme only — a proxy URL may hold credentials)."""
+    settings = ytdlp_runtime.current()
+    pot = settings.pot_provider_url
+    proxy = current_app.config.get("YTDLP_PROXY")
+    return {**_ytdlp(), "ejs_version": ytdlp_runtime.ejs_version(),
+            "pot_provider": {"configured": bool(pot),
+                             "reachable": _pot_reachable(pot) if pot else False},
+            "cookies_file": _cookies_file(),
+            "proxy": {"configured": bool(proxy), "scheme": _proxy_scheme(proxy)}}
 
 
 def ready() -> tuple[dict, int]:
     """Readiness (``GET /readyz``): can this process take work now? MongoDB and Redis answer a
     ping, ffmpeg/ffprobe are on PATH, both media folders have ``MIN_FREE_DISK_MB`` free and
-    yt-dlp imports. Returns ``({"status": "ready" | "unavailable", "failing": [names],
+    yt-dlp imports with its JS runtime found (unless ``YTDLP_JS_RUNTIME=none``).
+    Returns ``({"status": "ready" | "unavailable", "failing": [names],
     "checks": {...}}, 200 | 503)``; each check as in :func:`health`. Liveness is the route
     alone (``/livez`` calls nothing): a load balancer takes an unready worker out of rotation,
     a supervisor restarts only one that does not answer."""
@@ -97,22 +173,28 @@ def health() -> tuple[dict, int]:
     Returns ``(body, status)``: 200 with ``status: "ok"``, 200 ``"degraded"`` when only the disk
     is short (downloads of finished files still work, new jobs get 507), 503 ``"unavailable"``
     when MongoDB, Redis or ffmpeg is down. Body: ``{"status", "checks": {"mongodb", "redis",
-    "ffmpeg", "disk", "jobs"}}``; each check has ``ok`` and, when failing, ``error``.
+    "ffmpeg", "disk", "jobs", "yt_dlp"}}``; each check has ``ok`` and, when failing, ``error``.
+    ``yt_dlp`` (:func:`_ytdlp_details`): ``version``, ``js_runtime`` (``{name, version}`` or
+    None), ``ejs_version``, ``pot_provider`` ``{configured, reachable}``, ``cookies_file``
+    ``{configured, present, valid?, earliest_expiry}``, ``proxy`` ``{configured, scheme}``;
+    not ok (→ ``degraded``) when no JS runtime is found though one is configured.
     ``jobs``: ``running`` and ``queued`` in this process (also per lane: ``lanes.clip`` and
     ``lanes.encode``, src/services/jobs.py), ``processing_all_workers`` in the store.
     """
-    checks = {
+    checks: dict[str, Any] = {
         "mongodb": _probe(lambda: db().command("ping") and None),
         "redis": _probe(lambda: redis().ping() and None),
         "ffmpeg": _probe(_ffmpeg),
         "disk": _probe(_disk),
     }
     checks["jobs"] = _probe(_jobs)
+    checks["yt_dlp"] = _probe(_ytdlp_details)
     embedded = [name for name in ("MONGODB_URI", "REDIS_URI") if not setting(name)]
     if embedded:
         checks["embedded"] = embedded
     down = [name for name in ("mongodb", "redis", "ffmpeg") if not checks[name]["ok"]]
     if down:
         return {"status": "unavailable", "checks": checks}, 503
-    status = "ok" if checks["disk"]["ok"] and checks["jobs"]["ok"] else "degraded"
+    status = "ok" if all(checks[name]["ok"] for name in ("disk", "jobs", "yt_dlp")) \
+        else "degraded"
     return {"status": status, "checks": checks}, 200

@@ -18,12 +18,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 from bson import ObjectId
 
-from ..logging_setup import bind_request_id, current_request_id, reset_request_id
+from .. import metrics
+from ..logging_setup import (
+    bind_job_id,
+    bind_request_id,
+    current_request_id,
+    reset_job_id,
+    reset_request_id,
+)
 from . import progress_cache
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,7 @@ class JobPool:
         except BaseException:  # not queued: stop beating for it, so the claim is reaped
             self._release(video_id, job_id)
             raise
+        metrics.JOBS_QUEUED.labels(lane).inc()
 
     def hand_off(self, video_id: str, job_id: str, fn: Callable[[str, str], None]) -> None:
         """From inside the running job ``job_id``: once its current function returns, queue
@@ -118,9 +126,12 @@ class JobPool:
     def _run(self, video_id: str, job_id: str, fn, lane: str = "clip", request_id: str = "-",
              queued_at: float = 0.0) -> None:
         token = bind_request_id(request_id)  # the job's log lines carry the request's id
+        job_token = bind_job_id(job_id)
         started = time.monotonic()
         with self._lock:
             self._running[lane] += 1
+        metrics.JOBS_QUEUED.labels(lane).dec()
+        metrics.JOBS_RUNNING.labels(lane).inc()
         name = getattr(getattr(fn, "func", fn), "__name__", "job")  # functools.partial too
         log.info("job %s (%s, %s lane) for video %s started after %.1f s in the queue", job_id,
                  name, lane, video_id, started - (queued_at or started))
@@ -132,6 +143,7 @@ class JobPool:
         except Exception:  # the job records its own failure; this is a last resort
             log.exception("job %s for video %s crashed", job_id, video_id)
         finally:
+            metrics.JOBS_RUNNING.labels(lane).dec()
             with self._lock:
                 self._running[lane] -= 1
                 after = self._next.pop((video_id, job_id), None) if returned else None
@@ -141,7 +153,10 @@ class JobPool:
             if after is None or not self._queue_next(video_id, job_id, after, request_id):
                 self._release(video_id, job_id)
                 progress_cache.clear_heartbeat(self.redis, video_id, job_id)
-                self._log_end(video_id, job_id, time.monotonic() - started)
+                after = None
+            self._log_end(video_id, job_id, lane, time.monotonic() - started,
+                          final=after is None)
+            reset_job_id(job_token)
             reset_request_id(token)
 
     def _queue_next(self, video_id: str, job_id: str, fn, request_id: str) -> bool:
@@ -150,6 +165,7 @@ class JobPool:
         try:
             self._lanes["encode"].submit(self._run, video_id, job_id, fn, "encode", request_id,
                                          time.monotonic())
+            metrics.JOBS_QUEUED.labels("encode").inc()
             return True
         except RuntimeError:
             log.warning("job %s for video %s: not handed to the encode lane (shutting down)",
@@ -163,18 +179,29 @@ class JobPool:
                 self._lane_of.pop(video_id, None)
                 self._finished.pop(video_id).set()
 
-    def _log_end(self, video_id: str, job_id: str, seconds: float) -> None:
-        """One line per finished job with its outcome (read back from the record) and duration."""
+    def _log_end(self, video_id: str, job_id: str, lane: str, seconds: float,
+                 final: bool = True) -> None:
+        """Observe one run of a job (``ytd_job_duration_seconds`` per lane: a clip handed to the
+        encode lane counts once in each), and when it ended (``final``) log one line with its
+        outcome, read back from the record, and count a failure by its code."""
         try:
             doc = self._app.extensions["yt"]["db"].videos.find_one(
                 {"_id": ObjectId(video_id)}, {"status": 1, "job_id": 1, "error_code": 1})
         except Exception:  # the store is away: still say the job ended
             doc = None
-        if doc and doc.get("job_id") == job_id and doc.get("status") == "failed":
-            log.warning("job %s for video %s failed (%s) after %.1f s", job_id, video_id,
-                        doc.get("error_code"), seconds)
+        outcome = (doc.get("status") or "unknown") if doc and doc.get("job_id") == job_id \
+            else "superseded"
+        if not final:
+            outcome = "handed_off"
+        metrics.JOB_DURATION.labels(lane, outcome).observe(seconds)
+        if not final:
+            return
+        if outcome == "failed":
+            code = str(doc.get("error_code") or "UNKNOWN_ERROR")
+            metrics.JOB_FAILURES.labels(lane, code).inc()
+            log.warning("job %s for video %s failed (%s) after %.1f s", job_id, video_id, code,
+                        seconds)
         else:
-            outcome = doc.get("status") if doc and doc.get("job_id") == job_id else "superseded"
             log.info("job %s for video %s ended (%s) after %.1f s", job_id, video_id, outcome,
                      seconds)
 

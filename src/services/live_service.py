@@ -2,7 +2,8 @@
 
 A stream clip saved without ``t`` stores the request time (``clip_moment_at``) and waits in
 ``pending`` with ``live_phase`` ``resolving`` (first look-up) or ``waiting_for_vod``. A resolver
-reads the video's live facts with yt-dlp (:func:`src.media.source.live_info`) and places the clip:
+reads the video's live facts from its info (src/services/info_cache.py, one extraction shared
+with the video's other look-ups) and places the clip:
 
     moment = request time − release_timestamp − delay      (seconds into the stream)
     start  = max(0, moment − offset);  end = start + duration
@@ -32,6 +33,7 @@ from ..media import errors as media_errors
 from ..media import source
 from ..media.errors import MediaError
 from ..utils.validators import youtube_watch_url
+from . import info_cache
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ LEASE_SECONDS = 300
 SWEEP_BATCH = 100
 #: Look-up failures worth another try later (the source or the VOD may come back).
 RETRYABLE = {media_errors.SOURCE_HTTP_ERROR, media_errors.BOT_CHECK, media_errors.UNKNOWN_ERROR,
+             media_errors.RATE_LIMITED,
              media_errors.FORMAT_UNAVAILABLE, media_errors.JS_RUNTIME_MISSING}
 FACTS_TTL_SECONDS = 12 * 3600
 
@@ -74,13 +77,17 @@ def cached_facts(youtube_id: Optional[str] = None, channel_id: Optional[str] = N
 
 
 def _read_facts(doc: dict) -> dict:
-    """Live facts for the clip's video, from a fresh cache entry or from yt-dlp (then cached)."""
+    """Live facts for the clip's video, from a fresh cache entry or from the shared info
+    (src/services/info_cache.py: live and upcoming streams are kept there only
+    ``LIVE_INFO_CACHE_SECONDS``, so a re-check sees the stream's new state)."""
     channel_id = doc.get("live_channel_id") if not doc.get("youtube_video_id") else None
     fresh = cached_facts(doc.get("youtube_video_id"), channel_id,
                          max_age=setting("LIVE_INFO_CACHE_SECONDS"))
     if fresh:
         return fresh
-    facts = {**source.live_info(doc["url"]), "read_at": _now().timestamp()}
+    info = info_cache.get_info(doc["url"], user_id=str(doc["user_id"]))
+    facts = {"video_id": info.get("id"), **{key: info.get(key) for key in source.LIVE_KEYS},
+             "read_at": _now().timestamp()}
     for key in filter(None, [f"live:video:{facts['video_id']}",
                              channel_id and f"live:channel:{channel_id}"]):
         redis().set(key, json.dumps(facts), ex=FACTS_TTL_SECONDS)
@@ -107,7 +114,8 @@ def check_clip(video_id: str) -> Optional[str]:
     status, started = facts.get("live_status"), facts.get("release_timestamp")
     update: dict = {}
     if doc.get("live_channel_id") and not doc.get("youtube_video_id"):
-        update = {"youtube_video_id": facts["video_id"], "url": youtube_watch_url(facts["video_id"])}
+        update = {"youtube_video_id": facts["video_id"],
+                  "url": youtube_watch_url(facts["video_id"])}
     if status == "is_upcoming":
         return _fail(doc, media_errors.LIVE_NOT_STARTED, None)
     if status not in ("is_live", "post_live", "was_live"):

@@ -80,7 +80,11 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
                      next_check_at=requested_at + timedelta(seconds=live_service.LEASE_SECONDS),
                      live_channel_id=channel_id if youtube_id is None else None)
         position = _known_position(youtube_id, channel_id, requested_at, delay)
-    url = youtube_watch_url(youtube_id) if youtube_id else live_service.channel_live_url(channel_id)
+    if youtube_id:
+        url = youtube_watch_url(youtube_id)
+    else:
+        assert channel_id  # "live" without a channel was refused above
+        url = live_service.channel_live_url(channel_id)
     video_id = video_service.new_clip(user, url, youtube_id, start, end,
                                       fill_formats=youtube_id is not None and start is not None,
                                       **extra)

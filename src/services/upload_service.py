@@ -56,7 +56,8 @@ def save_upload(file_storage, user_id: str) -> dict:
     ``file_storage``: a werkzeug FileStorage (already spooled to disk by werkzeug's parser, copied
     here in chunks). Raises ApiError 400: NO_FILE, INVALID_FORMAT (extension not allowed),
     FILE_TOO_LARGE, INVALID_VIDEO (not a decodable video), UNSUPPORTED_FORMAT (content not one
-    of the accepted containers, whatever its name), VIDEO_TOO_LONG, RESOLUTION_TOO_HIGH, RESOLUTION_TOO_LOW,
+    of the accepted containers, whatever its name), VIDEO_TOO_LONG, RESOLUTION_TOO_HIGH,
+    RESOLUTION_TOO_LOW,
     FRAME_RATE_TOO_HIGH (over a cap of :func:`limits`); 507 INSUFFICIENT_STORAGE. On any error
     nothing stays on disk.
     """

@@ -2,32 +2,48 @@
 endpoint 2, the stream save, is in stream_service)."""
 from __future__ import annotations
 
+import re
 from typing import Optional
+from urllib.parse import urlsplit
 
 from ..data import users, videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
-from ..media import formats, source
+from ..media import egress, formats
 from ..media.errors import MediaError
 from ..utils.dates import iso
 from ..utils.files import file_available
-from ..utils.validators import (InvalidSourceURL, is_video_id, validate_source_url,
-                                youtube_watch_url)
-from . import progress_cache, public_token_service
+from ..utils.validators import (
+    YOUTUBE_HOSTS,
+    InvalidSourceURL,
+    is_video_id,
+    validate_source_url,
+    youtube_watch_url,
+)
+from . import info_cache, progress_cache, public_token_service
 
 #: Media error codes that describe the video the user asked for (a 4xx), not a server failure.
 USER_SIDE_CODES = {"VIDEO_UNAVAILABLE", "PRIVATE_VIDEO", "AGE_RESTRICTED", "GEO_RESTRICTED",
                    "FORMAT_UNAVAILABLE", "NOT_LIVE", "LIVE_NOT_STARTED", "SEGMENT_OUT_OF_RANGE",
-                   "WAITING_FOR_VOD", "TIMESTAMP_REQUIRED", "VOD_UNAVAILABLE"}
+                   "WAITING_FOR_VOD", "TIMESTAMP_REQUIRED", "VOD_UNAVAILABLE",
+                   # issue 13, item 6: what only the video's owner (cookies) or time can change
+                   "MEMBERS_ONLY", "LOGIN_REQUIRED", "PREMIERE_NOT_STARTED"}
 #: Media error codes that say the request itself is refused (a 400): the source tried to reach
 #: a host or address the egress policy does not allow (issue 11, item 4).
 REFUSED_CODES = {"SOURCE_NOT_ALLOWED"}
+#: YouTube rate-limits this server (issue 13, item 6): 429 with ``Retry-After``
+#: (``RATE_LIMITED_RETRY_AFTER_SECONDS``; YouTube's own text says "for up to an hour").
+RETRY_LATER_CODES = {"RATE_LIMITED"}
 
 
 def media_api_error(code: str, message: str) -> ApiError:
     """An ApiError for a media failure: 400 when the egress policy refused the source, 422 when
-    it is about the requested video, else 500 (the spec's "500: Download failed"), always with
-    the media error's code."""
+    it is about the requested video, 429 with ``Retry-After`` (seconds) when the source
+    rate-limits this server, else 500 (the spec's "500: Download failed": BOT_CHECK,
+    JS_RUNTIME_MISSING and other failures of the server), always with the media error's code."""
+    if code in RETRY_LATER_CODES:
+        return ApiError(429, message, code, headers={
+            "Retry-After": str(int(setting("RATE_LIMITED_RETRY_AFTER_SECONDS")))})
     status = 400 if code in REFUSED_CODES else 422 if code in USER_SIDE_CODES else 500
     return ApiError(status, message, code)
 
@@ -80,18 +96,75 @@ def save_clip(body: dict, token_claims: dict) -> str:
     ``body``: url, start_time, end_time (seconds), user_id, additional_message, clip_offset.
     ``token_claims``: the public token's claims (a bound token saves only for its ``user_id``).
     Raises ApiError 400 on a bad URL, range or unknown user, 403 TOKEN_USER_MISMATCH, 429
-    PENDING_CLIPS_LIMIT. Makes no network call: the available formats are filled in the
-    background.
+    PENDING_CLIPS_LIMIT. Makes no network call (the available formats are filled in the
+    background) except for a ``youtube.com/clip/{id}`` URL (:func:`resolve_youtube_clip`).
     """
+    clip_id = youtube_clip_id(body["url"])
+    if clip_id:
+        user = owner(public_token_service.check_owner(token_claims, body["user_id"]))
+        url, youtube_id, start, end = resolve_youtube_clip(body["url"], clip_id, str(user["_id"]))
+        _check_range(start, end)
+        extra: dict = {"youtube_clip_id": clip_id}
+    else:
+        try:
+            url, youtube_id = validate_source_url(body["url"], setting("ALLOWED_SOURCE_HOSTS"))
+        except InvalidSourceURL as exc:
+            raise ApiError(400, str(exc), "INVALID_URL", {"url": [str(exc)]}) from None
+        start, end, extra = body["start_time"], body["end_time"], {}
+        _check_range(start, end)
+        user = owner(public_token_service.check_owner(token_claims, body["user_id"]))
+    return new_clip(user, url, youtube_id, start, end,
+                    additional_message=body.get("additional_message"),
+                    clip_offset=body.get("clip_offset"), origin="api", **extra)
+
+
+#: ``youtube.com/clip/{id}`` (yt-dlp's YoutubeClipIE; clip ids are ``Ugk…``, 26-36 characters).
+_CLIP_PATH = re.compile(r"^/clip/([A-Za-z0-9_-]{10,64})/?$")
+
+
+def youtube_clip_id(url: str) -> Optional[str]:
+    """The clip id of a YouTube clip URL on a YouTube page host (www., m., music. or none),
+    else None."""
     try:
-        url, youtube_id = validate_source_url(body["url"], setting("ALLOWED_SOURCE_HOSTS"))
-    except InvalidSourceURL as exc:
-        raise ApiError(400, str(exc), "INVALID_URL", {"url": [str(exc)]}) from None
-    _check_range(body["start_time"], body["end_time"])
-    user = owner(public_token_service.check_owner(token_claims, body["user_id"]))
-    return new_clip(user, url, youtube_id, body["start_time"], body["end_time"],
-                     additional_message=body.get("additional_message"),
-                     clip_offset=body.get("clip_offset"), origin="api")
+        parts = urlsplit(url.strip())
+    except (ValueError, AttributeError):
+        return None
+    host = (parts.hostname or "").lower().rstrip(".")
+    if host not in YOUTUBE_HOSTS or host == "youtu.be":
+        return None
+    match = _CLIP_PATH.match(parts.path)
+    return match.group(1) if match else None
+
+
+def resolve_youtube_clip(url: str, clip_id: str, user_id: str) -> tuple:
+    """``(watch_url, youtube_id, start, end)`` of a YouTube clip: the video it was cut from and
+    its section (seconds), read by yt-dlp's YoutubeClipIE through the info cache: an
+    extraction at save time (the clip page names neither without it; cached under the clip
+    URL, so saving the same clip again reads nothing). The saved clip is then an ordinary clip
+    of the video: its format look-up and download share the video's own entry (yt-dlp gives
+    the clip's info the section's ``duration``, so it is not stored as the video's). The clip's
+    section replaces the body's ``start_time``/``end_time`` (the spec requires them; any valid
+    pair will do).
+
+    The page host must be in ``ALLOWED_SOURCE_HOSTS``; the extraction reads
+    ``https://www.youtube.com/clip/{id}`` (the only host yt-dlp's clip extractor accepts).
+    Raises ApiError 400 INVALID_URL (host, or no video/section on the page), the media
+    error's status otherwise (:func:`media_api_error`)."""
+    try:
+        egress.Policy(setting("ALLOWED_SOURCE_HOSTS")).check_url(url.strip(), page_only=True)
+    except MediaError as exc:
+        raise ApiError(400, exc.message, "INVALID_URL", {"url": [exc.message]}) from None
+    try:
+        info = info_cache.get_info(f"https://www.youtube.com/clip/{clip_id}", user_id=user_id)
+    except MediaError as exc:
+        raise media_api_error(exc.code, exc.message) from None
+    video_id = next((v for v in (info.get("display_id"), info.get("id")) if is_video_id(v or "")),
+                    None)
+    start, end = info.get("section_start"), info.get("section_end")
+    if not video_id or start is None or end is None:
+        message = "This YouTube clip does not name its video and section."
+        raise ApiError(400, message, "INVALID_URL", {"url": [message]})
+    return youtube_watch_url(video_id), video_id, float(start), float(end)
 
 
 def fill_available_formats(video_id: str) -> None:
@@ -100,7 +173,8 @@ def fill_available_formats(video_id: str) -> None:
     if not doc:
         return
     try:
-        resolutions = formats.available_resolutions(source.extract_info(doc["url"], probe=True))
+        info = info_cache.get_info(doc["url"], probe=True, user_id=str(doc["user_id"]))
+        resolutions = formats.available_resolutions(info)
         videos.update(db(), video_id, {"available_formats": resolutions, "formats_error": None})
     except MediaError as exc:
         videos.update(db(), video_id, {"formats_error": exc.code})
@@ -168,7 +242,7 @@ def formats_for(video_id: str, user_id: str) -> dict:
         raise ApiError(400, "Expected a video document id or an 11-character YouTube id",
                        "INVALID_ID")
     try:
-        info = source.extract_info(url, probe=True)
+        info = info_cache.get_info(url, probe=True, user_id=user_id)
     except MediaError as exc:
         raise media_api_error(exc.code, exc.message) from None
     by_resolution = formats.formats_by_resolution(info)
@@ -186,7 +260,7 @@ def resolutions_for(url: str) -> dict:
     except InvalidSourceURL as exc:
         raise ApiError(400, str(exc), "INVALID_URL", {"url": [str(exc)]}) from None
     try:
-        info = source.extract_info(url, probe=True)
+        info = info_cache.get_info(url, probe=True)
     except MediaError as exc:
         raise media_api_error(exc.code, exc.message) from None
     return {"video_id": youtube_id, "url": url, "resolutions": formats.available_resolutions(info)}

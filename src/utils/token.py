@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 import jwt
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
 from ..media import egress

@@ -82,7 +82,8 @@ def test_another_users_ids_are_refused_on_every_id_route(client, auth):
         ("POST", f"/api/video/download/{clip}", {}),
         ("GET", f"/api/video/status/{clip}", None),
         ("GET", f"/api/video/formats/{clip}", None),
-        ("POST", f"/api/encode/start/{upload}", {"video_codec": "h264", "quality_preset": "medium"}),
+        ("POST", f"/api/encode/start/{upload}",
+         {"video_codec": "h264", "quality_preset": "medium"}),
         ("GET", f"/api/encode/status/{upload}", None),
         ("POST", f"/api/encode/download/{upload}", None),
     ]
@@ -138,6 +139,7 @@ def test_nosql_operators_in_ids_and_user_id_are_refused(client, auth):
     "//www.youtube.com/watch?v=dQw4w9WgXcQ",                        # no scheme
     "https://www.youtube.com/watch?v=dQw4w9WgXcQ\r\nX-Evil: 1",     # header injection
 ])
+@pytest.mark.slow
 def test_page_urls_that_confuse_parsers_or_name_files_are_refused(client, auth, url):
     user = auth.user()
     r = _save(client, auth.public_headers(user), user["id"], url)
@@ -147,6 +149,7 @@ def test_page_urls_that_confuse_parsers_or_name_files_are_refused(client, auth, 
     assert client.get("/api/video/list", headers=user["headers"]).json["videos"] == []
 
 
+@pytest.mark.slow
 def test_file_names_cannot_inject_headers(client, auth):
     user = auth.user()
     with open(MEDIA, "rb") as fh:

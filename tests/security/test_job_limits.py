@@ -26,6 +26,8 @@ from bson import ObjectId
 from src.media import encode
 from src.media.ffmpeg import ffprobe
 
+pytestmark = pytest.mark.slow  # make test-fast leaves this module out
+
 CLIP = Path(__file__).resolve().parent.parent / "media" / "big_buck_bunny_720p_5s.mp4"
 SLOW = {"video_codec": "av1", "quality_preset": "lossless"}
 FAST = {"video_codec": "h264", "quality_preset": "medium"}

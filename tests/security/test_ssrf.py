@@ -130,6 +130,7 @@ def _download(client, auth, user, url, start=300, end=304):
 
 # --- the page redirects inside -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_page_redirect_to_another_port_is_refused_and_never_fetched(make_app, auth_factory,
                                                                     servers, local_sources):
     internal = servers(serving(Path(local_sources["mp4"])))     # what must stay unreachable
@@ -195,6 +196,7 @@ def no_proxy_everywhere(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "*")
 
 
+@pytest.mark.slow
 def test_format_url_redirect_is_refused_on_both_fetch_paths(make_app, auth_factory, servers,
                                                             local_sources, fetch_path,
                                                             no_proxy_everywhere):
@@ -238,6 +240,7 @@ def hls_clip(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("segments_on", ["allowed", "internal"])
 def test_hls_segments_on_another_port_are_never_fetched(make_app, auth_factory, servers,
                                                         hls_clip, segments_on,

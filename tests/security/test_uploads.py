@@ -19,6 +19,8 @@ from src.media import probe
 from src.media.ffmpeg import ffprobe
 from src.services.upload_service import ALLOWED_EXTENSIONS
 
+pytestmark = pytest.mark.slow  # make test-fast leaves this module out
+
 CLIP = Path(__file__).resolve().parent.parent / "media" / "big_buck_bunny_720p_5s.mp4"
 
 

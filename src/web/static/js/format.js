@@ -56,7 +56,13 @@ const MESSAGES = {
   VIDEO_UNAVAILABLE: 'This video is unavailable.',
   PRIVATE_VIDEO: 'This video is private.',
   AGE_RESTRICTED: 'This video is age-restricted and cannot be downloaded.',
-  BOT_CHECK: 'YouTube asked the server to prove it is not a bot. Try again later.',
+  BOT_CHECK: 'YouTube asked the server to prove it is not a bot. Upload your YouTube cookies '
+    + '(Account) or try again later.',
+  LOGIN_REQUIRED: 'YouTube wants a signed-in viewer for this video: upload your YouTube cookies '
+    + '(Account).',
+  MEMBERS_ONLY: "This video is for the channel's members: upload the cookies of a member's "
+    + 'account (Account).',
+  PREMIERE_NOT_STARTED: 'This premiere has not started yet.',
   LIVE_NOT_STARTED: 'This live event has not started yet.',
   NOT_LIVE: 'The channel is not live right now.',
   GEO_RESTRICTED: "This video is not available in the server's country.",
@@ -97,4 +103,21 @@ export function describe(err) {
     if (parts.length) text += ` — ${parts.join('; ')}`;
   }
   return text;
+}
+
+const YOUTUBE_HOSTS = /(^|\.)(youtube\.com|youtube-nocookie\.com)$|^youtu\.be$/;
+
+/**
+ * The start a YouTube URL carries, in seconds, or null: ``t`` (or ``start``) in its query or
+ * its ``#t=`` fragment, as YouTube writes it: "90", "90s", "1m30s", "1h2m3s".
+ */
+export function youtubeStart(text) {
+  let url;
+  try { url = new URL(String(text ?? '').trim()); } catch { return null; }
+  if (!YOUTUBE_HOSTS.test(url.hostname.toLowerCase())) return null;
+  const fragment = new URLSearchParams(url.hash.slice(1));
+  const raw = url.searchParams.get('t') ?? url.searchParams.get('start') ?? fragment.get('t');
+  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$/i.exec((raw || '').trim());
+  if (!raw || !match || !(match[1] || match[2] || match[3])) return null;
+  return Number(match[1] || 0) * 3600 + Number(match[2] || 0) * 60 + Number(match[3] || 0);
 }

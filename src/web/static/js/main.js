@@ -2,6 +2,7 @@
 import { session, setSession, setUnauthorizedHandler } from './api.js';
 import { initAuth, loggedIn } from './auth.js';
 import { loadClips, stopPolling } from './clips.js';
+import { initCookies, loadCookies } from './cookies.js';
 import { $, flash } from './dom.js';
 import { initEncode, resetEncode, showEncode } from './encode.js';
 import { describe } from './format.js';
@@ -9,7 +10,7 @@ import { initNightbot, loadTokens, resetNightbot } from './nightbot.js';
 import { initSave } from './save.js';
 
 const VIEWS = ['clips', 'save', 'encode', 'nightbot', 'account'];
-const LOADERS = { clips: loadClips, encode: showEncode, nightbot: loadTokens };
+const LOADERS = { clips: loadClips, encode: showEncode, nightbot: loadTokens, account: loadCookies };
 
 function currentView() {
   const name = window.location.hash.slice(1);
@@ -74,6 +75,7 @@ initSave({
 });
 initEncode();
 initNightbot();
+initCookies();
 $('clips-refresh').addEventListener('click', () => loadClips().catch((err) => {
   if (err.status !== 401) flash(describe(err), 'error');
 }));

@@ -1,7 +1,7 @@
 // Save a clip by URL: start/end typed as H:MM:SS or seconds, checked before sending.
 import { post, session } from './api.js';
 import { $, busy, fieldError, flash } from './dom.js';
-import { checkRange, describe, hms } from './format.js';
+import { checkRange, describe, hms, youtubeStart } from './format.js';
 import { saveToken } from './tokens.js';
 
 const FIELDS = { url: 'save-url', start_time: 'save-start', end_time: 'save-end' };
@@ -30,8 +30,24 @@ async function send(body) {
   }
 }
 
+/**
+ * A pasted YouTube URL with ``t`` (youtu.be/…?t=90, watch?…&t=1m30s) fills an empty start with
+ * that moment in seconds; a start filled this way follows the URL until the user edits it.
+ */
+function prefillStart() {
+  const start = $('save-start');
+  let filled = null;
+  $('save-url').addEventListener('input', (event) => {
+    const seconds = youtubeStart(event.target.value);
+    if (start.value.trim() !== '' && start.value !== filled) return;
+    filled = seconds === null ? null : String(seconds);
+    start.value = filled ?? '';
+  });
+}
+
 /** ``onSaved(videoId)`` is called after a successful save. */
 export function initSave({ onSaved }) {
+  prefillStart();
   $('save-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const form = event.currentTarget;
