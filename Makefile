@@ -25,8 +25,8 @@ demo: install  ## local source from the bundled clip → API → save a 30 s cli
 test: install  ## the whole test suite
 	$(PY) -m pytest -q
 
-test-fast: install  ## the inner loop: everything but tests marked slow (encodes, browsers, processes)
-	$(PY) -m pytest -q -m "not slow"
+test-fast: install  ## the inner loop: all but tests marked slow (encodes, browsers, processes), 2 workers
+	$(PY) -m pytest -q -m "not slow" -n auto
 
 check: install  ## ruff (lint, import order) and mypy (types of src/), settings in pyproject.toml
 	$(VENV)/bin/ruff check .

@@ -27,8 +27,9 @@ from src.services import cookies_service
 from src.utils import netscape_cookies
 
 URL = "/api/auth/cookies"
-SOON = int(time.time()) + 3 * 86400
-LATER = int(time.time()) + 300 * 86400
+_TODAY = int(time.time()) // 86400 * 86400  # whole days: the same test ids in every xdist worker
+SOON = _TODAY + 3 * 86400
+LATER = _TODAY + 300 * 86400
 SECRET_VALUE = "AKEyXzWnGo0V3mt9Qm0N7D8q-secret"
 #: As "Get cookies.txt LOCALLY" exports a logged-in youtube.com tab (values shortened).
 FILE = (
@@ -263,7 +264,7 @@ def test_production_refuses_to_start_without_a_key(tmp_path):
 
 @pytest.mark.parametrize("env", ["development", "production"])
 @pytest.mark.parametrize("key", ["not-a-key", base64.urlsafe_b64encode(b"short").decode(),
-                                 Fernet.generate_key().decode() + ",oops"])
+                                 base64.urlsafe_b64encode(b"k" * 32).decode() + ",oops"])
 def test_a_malformed_key_stops_the_start(tmp_path, env, key):
     with pytest.raises(ConfigError, match="COOKIES_ENCRYPTION_KEY must be Fernet keys"):
         create_app({**PRODUCTION, "APP_ENV": env, "COOKIES_ENCRYPTION_KEY": key,
