@@ -3,9 +3,10 @@
 1. builds a 10-minute local source from the bundled real clip and serves it over HTTP
    (YouTube is not needed: ALLOWED_SOURCE_HOSTS admits 127.0.0.1:<its port> for the demo only);
 2. starts the API (`python run.py`) with the embedded defaults;
-3. registers a user, gets a public token bound to them (anonymous public tokens are off by
-   default), saves a 30 s clip from the middle (5:00-5:30), asks for the download,
-   polls the status endpoint while the job runs, then downloads the file;
+3. prints what GET /api/health found for yt-dlp (its JS runtime, yt-dlp-ejs), registers a
+   user, gets a public token bound to them (anonymous public tokens are off by default), saves
+   a 30 s clip from the middle (5:00-5:30), asks for the download, polls the status endpoint
+   while the job runs, then downloads the file;
 4. prints the file's path and its ffprobe summary.
 """
 from __future__ import annotations
@@ -82,6 +83,11 @@ def main() -> None:
 
 
 def run_demo(base: str, url: str) -> None:
+    _, health = call(base, "GET", "/api/health")
+    ytdlp = health["checks"]["yt_dlp"]
+    runtime = ytdlp.get("js_runtime") or {}
+    print(f"GET /api/health -> {health['status']}; yt-dlp {ytdlp.get('version')}, JS runtime "
+          f"{runtime.get('name')} {runtime.get('version')}, yt-dlp-ejs {ytdlp.get('ejs_version')}")
     email, password = f"demo-{int(time.time())}@example.com", "demo-password-1"
     status, body = call(base, "POST", "/api/auth/register", {"email": email, "password": password})
     print(f"POST /api/auth/register -> {status} {body}")

@@ -3,8 +3,8 @@ Media fixtures (the local HTTP source built from the real clip) live in tests/me
 
 Redis: the real server when it answers, fakeredis otherwise: ``TEST_REDIS_URI`` when set, else
 a database of redis://127.0.0.1:6379 that no other test run holds (:func:`_claim_redis_db`), so
-two suites on one machine (or two pytest-xdist workers) never flush each other's keys. MongoDB: mongomock, or a real server
-when ``MONGODB_TEST_URI`` is set.
+two suites on one machine (or two pytest-xdist workers) never flush each other's keys.
+MongoDB: mongomock, or a real server when ``MONGODB_TEST_URI`` is set.
 
 No test reaches the network (tests/network_guard.py), and yt-dlp never contacts YouTube: an
 extraction of a YouTube URL that no test registered with ``fake_youtube`` fails as it would
