@@ -195,6 +195,12 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
         check(resp.status == 200 and resp.headers["Server"].startswith("nginx")
               and re.fullmatch(r"[0-9a-f]{32}", resp.headers.get("X-Request-ID", "")),
               "GET /api/health through nginx: 200 with nginx's X-Request-ID echoed by the app")
+        ytdlp = json.loads(resp.read())["checks"]["yt_dlp"]
+    runtime = ytdlp.get("js_runtime") or {}
+    check(runtime.get("name") == "deno" and ytdlp.get("ejs_version"),
+          f"GET /api/health: yt-dlp {ytdlp.get('version')} finds its JS runtime "
+          f"({runtime.get('name')} {runtime.get('version')}) and yt-dlp-ejs "
+          f"{ytdlp.get('ejs_version')} under gunicorn (no PATH to the venv needed)")
     for probe, status in (("/livez", "alive"), ("/readyz", "ready")):
         with urllib.request.urlopen(base + probe, timeout=10) as resp:
             check(resp.status == 200 and json.loads(resp.read())["status"] == status,
