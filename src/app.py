@@ -17,6 +17,7 @@ from .errors import UPLOAD_ENDPOINT, body_too_large, register_error_handlers
 from .media import egress, ytdlp_runtime
 from .middleware import rate_limits
 from .routes import auth as auth_routes
+from .routes import batch as batch_routes
 from .routes import cookies as cookies_routes
 from .routes import encode as encode_routes
 from .routes import health as health_routes
@@ -76,6 +77,7 @@ def create_app(config: dict | None = None) -> Flask:
     api.register_blueprint(auth_routes.blp)
     api.register_blueprint(cookies_routes.blp)
     api.register_blueprint(video_routes.blp)
+    api.register_blueprint(batch_routes.blp)
     api.register_blueprint(encode_routes.blp)
     api.register_blueprint(health_routes.blp)
     api.register_blueprint(health_routes.probes)

@@ -80,6 +80,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "RATE_LIMIT_PUBLIC_TOKEN": (str, "10/hour"),
     "RATE_LIMIT_SAVE_TOKEN": (str, "30/minute"),
     "RATE_LIMIT_SAVE_IP": (str, "60/minute"),
+    "RATE_LIMIT_SAVE_BATCH_TOKEN": (str, "5/minute;200/day"),  # issue 18: up to 50 clips each
     "RATE_LIMIT_STREAM_SAVE_TOKEN": (str, "20/minute;500/day"),
     "RATE_LIMIT_STREAM_SAVE_IP": (str, "600/minute"),
     "RATE_LIMIT_RESOLUTIONS": (str, "10/minute;100/day"),
@@ -117,6 +118,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Real YouTube (issue 13): per-owner cookies
     "COOKIES_ENCRYPTION_KEY": (str, None),
     # -- end issue 13 cookies --
+    "RATE_LIMIT_INFO": (str, "10/minute;100/day"),  # issue 18
 }
 
 SECRET_NAMES = ("JWT_PUBLIC_SECRET", "JWT_PRIVATE_SECRET", "FLASK_SECRET_KEY")

@@ -147,6 +147,12 @@ class DownloadSchema(Schema):
         ("lossless", "high", "medium")), metadata={
         "description": "H.265 quality when an MP4 above 1080p must be re-encoded from WebM "
                        "(default HIGHRES_MP4_PRESET)"})
+    format_id = fields.String(load_default=None, validate=validate.Regexp(
+        r"^[A-Za-z0-9_.-]{1,64}(\+[A-Za-z0-9_.-]{1,64})?$"), metadata={
+        "description": "exactly these formats (issue 18): one format id with video, or "
+                       "`video+audio` (ids from GET /api/video/formats/{id}?detail=true); no "
+                       "format logic runs. Absent: the clip's (a format or resolution preference "
+                       "without it returns to the format logic)"})
 
 
 class ProcessingResponse(MessageSchema):
@@ -187,6 +193,10 @@ class VideoStatusSchema(VideoSummarySchema):
     file_size_mb = fields.Float(allow_none=True)
     expires_at = fields.String(allow_none=True)
     progress = fields.Nested(ProgressSchema, allow_none=True)
+    format_id = fields.String(allow_none=True, metadata={
+        "description": "the format id(s) the download names, if any (issue 18)"})
+    video_info = fields.Nested("VideoInfoSchema", allow_none=True, metadata={
+        "description": "filled by the background format look-up after the save (issue 18)"})
 
 
 class VideoListSchema(Schema):
@@ -198,6 +208,88 @@ class FormatsResponse(Schema):
     resolutions = fields.List(fields.String())
     extensions = fields.List(fields.String())
     formats = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    details = fields.List(fields.Nested("FormatDetailSchema"), metadata={
+        "description": "with ?detail=true only: every format labelled (issue 18)"})
+
+
+class FormatsQuery(Schema):
+    detail = fields.Boolean(load_default=False, metadata={
+        "description": "true: add `details`, every format labelled"})
+
+
+class FormatDetailSchema(Schema):
+    """One format labelled (issue 18): sizes in bytes for the clip's duration (a stored clip)
+    or the whole video (a YouTube id); null when unknown."""
+
+    format_id = fields.String(allow_none=True)
+    ext = fields.String(allow_none=True)
+    resolution = fields.String(allow_none=True, metadata={"description": "`1280x720` or "
+                                                                         "`audio only`"})
+    height = fields.Integer(allow_none=True)
+    fps = fields.Float(allow_none=True)
+    vcodec = fields.String(allow_none=True, metadata={
+        "description": "H.264, H.265, VP9, AV1, … or `none`"})
+    acodec = fields.String(allow_none=True, metadata={
+        "description": "AAC, Opus, MP3, … or `none`"})
+    vcodec_raw = fields.String(allow_none=True)
+    acodec_raw = fields.String(allow_none=True)
+    tbr = fields.Float(allow_none=True, metadata={"description": "kbit/s"})
+    filesize = fields.Integer(allow_none=True)
+    filesize_approx = fields.Integer(allow_none=True)
+    protocol = fields.String(metadata={"description": "http, https, dash or hls"})
+    dynamic_range = fields.String(allow_none=True)
+    hdr = fields.Boolean()
+
+
+class SubtitleLanguageSchema(Schema):
+    lang = fields.String()
+    automatic = fields.Boolean(metadata={"description": "true: automatic captions"})
+    exts = fields.List(fields.String())
+
+
+class VideoInfoSchema(Schema):
+    """What a video is (issue 18): sizes in SI units (1 MB = 10^6 bytes), dates ISO-8601 UTC;
+    null when the source does not say."""
+
+    id = fields.String(allow_none=True)
+    title = fields.String(allow_none=True)
+    uploader = fields.String(allow_none=True)
+    uploader_id = fields.String(allow_none=True)
+    uploader_url = fields.String(allow_none=True)
+    channel = fields.String(allow_none=True)
+    channel_id = fields.String(allow_none=True)
+    channel_url = fields.String(allow_none=True)
+    duration = fields.Float(allow_none=True, metadata={"description": "seconds"})
+    duration_hms = fields.String(allow_none=True, metadata={"description": "H:MM:SS"})
+    upload_date = fields.String(allow_none=True, metadata={"description": "YYYY-MM-DD"})
+    timestamp = fields.String(allow_none=True)
+    release_timestamp = fields.String(allow_none=True, metadata={
+        "description": "a stream's (scheduled) start"})
+    live_status = fields.String(allow_none=True)
+    thumbnail = fields.String(allow_none=True)
+    filesize = fields.Integer(allow_none=True, metadata={
+        "description": "bytes of the whole video in the formats a default clip chooses"})
+    filesize_human = fields.String(allow_none=True, metadata={"description": "e.g. `12.3 MB`"})
+    audio_languages = fields.List(fields.String())
+    subtitles = fields.List(fields.Nested(SubtitleLanguageSchema))
+    has_subtitles = fields.Boolean()
+    availability = fields.String(allow_none=True)
+    is_geo_restricted = fields.Boolean(allow_none=True, metadata={
+        "description": "null: unknown (yt-dlp's info has no geo field; a video this server "
+                       "cannot reach is the 422 GEO_RESTRICTED error instead)"})
+    allowed_countries = fields.List(fields.String(), allow_none=True)
+    blocked_countries = fields.List(fields.String(), allow_none=True)
+
+
+class VideoInfoResponse(VideoInfoSchema):
+    video_id = fields.String(allow_none=True, metadata={"description": "the YouTube id, if any"})
+    url = fields.String()
+
+
+class InfoQuery(Schema):
+    """The video URL to look up (a query string)."""
+
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
 
 
 class ResolutionsQuery(Schema):

@@ -10,8 +10,9 @@ fails on the loopback; the egress policy admits only YouTube's page hosts and th
 Generation follows the document, plus the rules it states in words because OpenAPI 3.0 cannot
 express them (:func:`_within_stated_rules`, applied to positive cases only, so negative cases
 still test the refusals): a save's ``end_time`` after its ``start_time`` and at most
-``MAX_VIDEO_DURATION`` later, its ``url`` on an allowed host (``ALLOWED_SOURCE_HOSTS``, a
-setting); ``live`` with a ``channel``; an upload is a video whose name has an allowed
+``MAX_VIDEO_DURATION`` later, its ``url`` (and the info's) on an allowed host
+(``ALLOWED_SOURCE_HOSTS``, a setting); a download's ``format_id`` one the video offers;
+``live`` with a ``channel``; an upload is a video whose name has an allowed
 extension; a change of password to a new one. Logout and change-password end the session the
 run uses and are excluded (the issue allows it); test_auth.py covers them.
 """
@@ -97,6 +98,11 @@ def _within_stated_rules(case, limit: float) -> None:
         start = min(body["start_time"], 1e6)
         span = min(max(body["end_time"] - body["start_time"], 1.0), limit)
         case.body = {**body, "start_time": start, "end_time": start + span}
+    if path == "/api/video/info":  # issue 18: a URL on an allowed host, as for resolutions
+        case.query = {**(case.query or {}), "url": SOURCE}
+    if path == "/api/video/download/{video_id}" and isinstance(body, dict) \
+            and body.get("format_id"):  # issue 18: a format id the video offers
+        case.body = {**body, "format_id": "22"}
     if path.startswith("/api/video/save/stream/"):
         query = dict(case.query or {})
         if case.path_parameters.get("youtube_id") == "live":

@@ -124,3 +124,65 @@ def _probe(url: str, headers: dict, proxy_url: str) -> list:
             "-probesize", "2000000", "-analyzeduration", "2000000"]
     return ffprobe(url, timeout=PROBE_SECONDS, input_args=args,
                    env=urlinput.ffmpeg_env(proxy_url)).get("streams") or []
+
+
+# --- Labelled formats (issue 18, item 4) ---------------------------------------------------------
+
+#: Codec string prefixes (RFC 6381 names as YouTube/DASH give them, or ffprobe's codec_name
+#: after :func:`probe_missing`) → the names people know. First match wins.
+_CODEC_NAMES = (("avc", "H.264"), ("h264", "H.264"), ("hvc1", "H.265"), ("hev1", "H.265"),
+                ("hevc", "H.265"), ("h265", "H.265"), ("vp09", "VP9"), ("vp9", "VP9"),
+                ("vp08", "VP8"), ("vp8", "VP8"), ("av01", "AV1"), ("av1", "AV1"),
+                ("mp4a.40.34", "MP3"), ("mp4a.6b", "MP3"), ("mp3", "MP3"), ("mp4a", "AAC"),
+                ("aac", "AAC"), ("opus", "Opus"), ("vorbis", "Vorbis"), ("ec-3", "E-AC-3"),
+                ("eac3", "E-AC-3"), ("ac-3", "AC-3"), ("ac3", "AC-3"), ("flac", "FLAC"))
+
+
+def codec_name(codec: Optional[str]) -> Optional[str]:
+    """``"avc1.64001f"`` → ``"H.264"``, ``"mp4a.40.2"`` → ``"AAC"``, ``"none"`` → ``"none"``
+    (no such stream), None → None (unknown); an unlisted codec keeps its own string."""
+    if codec is None or codec == "none":
+        return codec
+    lowered = codec.lower()
+    return next((name for prefix, name in _CODEC_NAMES if lowered.startswith(prefix)), codec)
+
+
+def protocol_family(fmt: dict) -> str:
+    """``hls`` (yt-dlp's ``m3u8*``), ``dash`` (a DASH fragment list or a stream of a DASH
+    manifest: ``container`` ``*_dash``), else ``https``/``http`` (a direct link)."""
+    protocol = str(fmt.get("protocol") or "https")
+    if protocol.startswith("m3u8"):
+        return "hls"
+    if protocol.startswith("http_dash") or str(fmt.get("container") or "").endswith("_dash"):
+        return "dash"
+    return "http" if protocol == "http" else "https"
+
+
+def format_detail(fmt: dict, scale: float = 1.0) -> dict:
+    """One format labelled (``GET /api/video/formats/{id}?detail=true``): ``format_id``,
+    ``ext``, ``resolution`` (``1280x720`` / ``audio only``), ``height``, ``fps``, ``vcodec`` /
+    ``acodec`` (human names) with ``vcodec_raw`` / ``acodec_raw``, ``tbr`` (kbit/s),
+    ``filesize`` / ``filesize_approx`` in bytes × ``scale`` (the clip's share of the video;
+    None when yt-dlp does not know), ``protocol`` (:func:`protocol_family`),
+    ``dynamic_range`` (yt-dlp's: SDR, HDR10, HLG…) and ``hdr``."""
+    video = fmt.get("vcodec") != "none"
+    resolution = fmt.get("resolution") if fmt.get("resolution") not in (None, "unknown") \
+        else None
+    if not video:
+        resolution = "audio only"
+    elif resolution is None and fmt.get("width") and fmt.get("height"):
+        resolution = f"{fmt['width']}x{fmt['height']}"
+    dynamic_range = fmt.get("dynamic_range") if video else None
+
+    def scaled(name: str) -> Optional[int]:
+        value = fmt.get(name)
+        return round(value * scale) if isinstance(value, (int, float)) else None
+
+    return {"format_id": fmt.get("format_id"), "ext": fmt.get("ext"), "resolution": resolution,
+            "height": fmt.get("height") if video else None, "fps": fmt.get("fps") if video
+            else None, "vcodec": codec_name(fmt.get("vcodec")),
+            "acodec": codec_name(fmt.get("acodec")), "vcodec_raw": fmt.get("vcodec"),
+            "acodec_raw": fmt.get("acodec"), "tbr": fmt.get("tbr"),
+            "filesize": scaled("filesize"), "filesize_approx": scaled("filesize_approx"),
+            "protocol": protocol_family(fmt), "dynamic_range": dynamic_range,
+            "hdr": bool(dynamic_range and dynamic_range != "SDR")}

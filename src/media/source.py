@@ -419,3 +419,37 @@ def _cookie_header(parts: list) -> Optional[str]:
         return None
     jar = LenientSimpleCookie(cookies.pop())
     return "; ".join(f"{name}={morsel.coded_value}" for name, morsel in jar.items()) or None
+
+
+#: A download's ``format_id`` (issue 18, item 4): one yt-dlp format id, or ``video+audio``.
+FORMAT_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}(\+[A-Za-z0-9_.-]{1,64})?$"
+
+
+def plan_for_format_id(info: dict, format_id: str) -> FetchPlan:
+    """The plan for exactly the named formats of ``info``, no format logic (issue 18, item 4).
+
+    ``format_id``: one id of ``info["formats"]`` (a format with video, combined or video only),
+    or ``"V+A"``: a video format then an audio-only one (yt-dlp's merge syntax, two ids only).
+    The container is WebM when every named format is WebM, else MP4 (stream copy; MP4 also
+    holds VP9/AV1/Opus). Raises MediaError(FORMAT_UNAVAILABLE) with a message naming the id
+    when an id is not offered, not fetchable (a protocol we cannot cut, DRM), an audio-only
+    format is named alone or first, or the second of two has video."""
+    ids = format_id.split("+")
+    by_id = {str(f.get("format_id")): f for f in info.get("formats") or []}
+    parts = []
+    for one in ids:
+        fmt = by_id.get(one)
+        if fmt is None:
+            raise MediaError(FORMAT_UNAVAILABLE, f"Format {one!r} is not offered for this "
+                             "video; GET /api/video/formats/{id}?detail=true lists them.")
+        if fmt.get("protocol", "http") not in SEEKABLE_PROTOCOLS or fmt.get("has_drm"):
+            raise MediaError(FORMAT_UNAVAILABLE, f"Format {one!r} cannot be fetched by parts "
+                             f"(protocol {fmt.get('protocol')}).")
+        parts.append(fmt)
+    if parts[0].get("vcodec") == "none":
+        raise MediaError(FORMAT_UNAVAILABLE, f"Format {ids[0]!r} has no video; name a video "
+                         "format, or video+audio.")
+    if len(parts) == 2 and (parts[1].get("vcodec") != "none" or parts[1].get("acodec") == "none"):
+        raise MediaError(FORMAT_UNAVAILABLE, f"Format {ids[1]!r} is not audio only; the "
+                         "second of video+audio must be.")
+    return _plan(parts[0] if len(parts) == 1 else {"requested_formats": parts}, False)

@@ -58,6 +58,8 @@ LIMITS: dict[str, list[tuple]] = {
     "video.save_stream": [("RATE_LIMIT_STREAM_SAVE_TOKEN", "path_token"),
                           ("RATE_LIMIT_STREAM_SAVE_IP", "ip")],
     "video.resolutions": [("RATE_LIMIT_RESOLUTIONS", "ip")],
+    "batch.save_batch": [("RATE_LIMIT_SAVE_BATCH_TOKEN", "bearer"), ("RATE_LIMIT_SAVE_IP", "ip")],
+    "video.info": [("RATE_LIMIT_INFO", "ip")],  # issue 18: it runs yt-dlp for anyone too
 }
 
 

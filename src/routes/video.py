@@ -118,7 +118,8 @@ def _text_errors(response):
                   success=True)
 @blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)", 404: "NOT_FOUND",
              410: "FILE_EXPIRED (ask again: a new job starts)", 413: "REQUEST_TOO_LARGE",
-             400: "VALIDATION_ERROR, SOURCE_NOT_ALLOWED", 422: MEDIA_422,
+             400: "VALIDATION_ERROR, SOURCE_NOT_ALLOWED, FORMAT_ID_UNAVAILABLE (the body's "
+                  "format_id is not offered or not fetchable)", 422: MEDIA_422,
              429: "TOO_MANY_JOBS, " + MEDIA_429, 500: MEDIA_500 + ", JOB_INTERRUPTED",
              507: "INSUFFICIENT_STORAGE"})
 @blp.doc(security=PRIVATE, responses=FILE_200)
@@ -159,14 +160,16 @@ def list_videos():
     {"in": "path", "name": "video_id", "description": "a clip's id or an 11-character YouTube "
      "video id", "schema": {"type": "string", "pattern": r"^([0-9a-f]{24}|[A-Za-z0-9_-]{11})$"}}])
 @private_token_required
+@blp.arguments(schemas.FormatsQuery, location="query")
 @blp.response(200, schemas.FormatsResponse)
 @blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)", 404: "NOT_FOUND",
-             400: "INVALID_ID, SOURCE_NOT_ALLOWED", 422: MEDIA_422, 429: MEDIA_429,
-             500: MEDIA_500})
+             400: "INVALID_ID, SOURCE_NOT_ALLOWED, VALIDATION_ERROR", 422: MEDIA_422,
+             429: MEDIA_429, 500: MEDIA_500})
 @blp.doc(security=PRIVATE)
-def formats(video_id):
-    """Resolutions and containers available for a clip (document id) or a YouTube id."""
-    return video_service.formats_for(video_id, g.current_user["user_id"])
+def formats(query, video_id):
+    """Resolutions and containers available for a clip (document id) or a YouTube id;
+    `?detail=true` adds every format labelled (sizes for the clip's duration)."""
+    return video_service.formats_for(video_id, g.current_user["user_id"], query["detail"])
 
 
 @blp.post("/resolutions")
@@ -179,3 +182,17 @@ def formats(video_id):
 def resolutions(body):
     """Resolutions available for a video URL (no authentication)."""
     return video_service.resolutions_for(body["url"])
+
+
+@blp.get("/info")
+@blp.arguments(schemas.InfoQuery, location="query")
+@blp.response(200, schemas.VideoInfoResponse)
+@blp.errors({400: "VALIDATION_ERROR, INVALID_URL, SOURCE_NOT_ALLOWED",
+             422: MEDIA_422 + " (GEO_RESTRICTED: details.allowed_countries when known)",
+             429: "RATE_LIMITED (this endpoint's limit, or " + MEDIA_429 + ")",
+             413: "REQUEST_TOO_LARGE", 500: MEDIA_500})
+@blp.doc(security=NONE)
+def info(query):
+    """What a video is: title, channel, duration, dates, live status, thumbnail, size estimate,
+    audio and subtitle languages (no authentication; issue 18)."""
+    return video_service.info_for(query["url"])

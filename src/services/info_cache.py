@@ -59,9 +59,13 @@ FAILURE_SECONDS = 15
 MAX_ENTRY_BYTES = 2 * 1024 * 1024
 #: Parts of yt-dlp's info nobody here reads, some of them large (YouTube's captions list runs
 #: to hundreds of kilobytes); and ``cookies`` (a format's cookie values: never stored in Redis).
+#: ``thumbnail`` (one URL) is kept for the video info (issue 18); the two subtitle dicts are
+#: kept only as :data:`SUBTITLE_KEYS` (:func:`compact_subtitles`).
 DROPPED_KEYS = {"subtitles", "automatic_captions", "requested_subtitles", "thumbnails",
-                "thumbnail", "heatmap", "chapters", "description", "tags", "categories",
+                "heatmap", "chapters", "description", "tags", "categories",
                 "comments", "cookies"}
+#: yt-dlp's subtitle dicts → their compact ``{lang: [ext, …]}`` form (no URLs), issue 18.
+SUBTITLE_KEYS = {"subtitles": "subtitle_exts", "automatic_captions": "automatic_caption_exts"}
 LIVE_STATES = ("is_live", "is_upcoming", "post_live")
 #: Where the entry an info came from is noted in the returned dict (for :func:`drop`).
 ORIGIN = "_info_cache"
@@ -181,6 +185,7 @@ def _extract(key: str, url: str, probe: bool, cookies: Optional[str]) -> dict:
             pause = setting("INFO_RATE_LIMIT_BACKOFF_SECONDS") * 2 ** attempt
             log.info("info cache: rate-limited by the source; trying again in %.1f s", pause)
             time.sleep(pause)
+    info.update(compact_subtitles(info))
     entry = _store(key, info, probe)
     alias = _video_key(key, info, cookies)
     if alias:
@@ -255,6 +260,23 @@ def _as_video(info: dict) -> dict:
     video_id = info.get("display_id") if is_video_id(info.get("display_id") or "") \
         else info.get("id")
     return {**info, "id": video_id, "webpage_url": f"https://www.youtube.com/watch?v={video_id}"}
+
+
+def compact_subtitles(info: dict) -> dict:
+    """``{"subtitle_exts": {lang: [ext, …]}, "automatic_caption_exts": {…}}`` from yt-dlp's
+    ``subtitles`` / ``automatic_captions`` (``{lang: [{"ext", "url", …}, …]}``): languages and
+    formats only, so a cached info answers what a fresh one does (issue 18). An info without
+    them (already compact) keeps what it has."""
+    compact = {}
+    for raw, kept in SUBTITLE_KEYS.items():
+        tracks = info.get(raw)
+        if isinstance(tracks, dict):
+            compact[kept] = {str(lang): [str(t.get("ext")) for t in entries or []
+                                         if isinstance(t, dict) and t.get("ext")]
+                             for lang, entries in tracks.items() if lang != "live_chat"}
+        elif kept in info:
+            compact[kept] = info[kept]
+    return compact
 
 
 def storable(value: Any, depth: int = 0) -> Any:

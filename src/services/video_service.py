@@ -20,7 +20,7 @@ from ..utils.validators import (
     validate_source_url,
     youtube_watch_url,
 )
-from . import info_cache, progress_cache, public_token_service
+from . import info_cache, info_service, progress_cache, public_token_service
 
 #: Media error codes that describe the video the user asked for (a 4xx), not a server failure.
 USER_SIDE_CODES = {"VIDEO_UNAVAILABLE", "PRIVATE_VIDEO", "AGE_RESTRICTED", "GEO_RESTRICTED",
@@ -168,14 +168,16 @@ def resolve_youtube_clip(url: str, clip_id: str, user_id: str) -> tuple:
 
 
 def fill_available_formats(video_id: str) -> None:
-    """Background task: store the clip's available resolutions (``available_formats``)."""
+    """Background task: store the clip's available resolutions (``available_formats``) and its
+    video information (``video_info``, :func:`src.services.info_service.video_info`; issue 18)."""
     doc = videos.get(db(), video_id)
     if not doc:
         return
     try:
         info = info_cache.get_info(doc["url"], probe=True, user_id=str(doc["user_id"]))
         resolutions = formats.available_resolutions(info)
-        videos.update(db(), video_id, {"available_formats": resolutions, "formats_error": None})
+        videos.update(db(), video_id, {"available_formats": resolutions, "formats_error": None,
+                                       "video_info": info_service.video_info(info)})
     except MediaError as exc:
         videos.update(db(), video_id, {"formats_error": exc.code})
 
@@ -214,6 +216,7 @@ def status_view(doc: dict) -> dict:
         "resolution_preference": doc.get("resolution_preference"),
         "file_size_mb": round(size / 1_048_576, 1) if size and file_available(doc) else None,
         "expires_at": iso(doc.get("expires_at")), "progress": None,
+        "format_id": doc.get("format_id"), "video_info": doc.get("video_info"),
     }
     if doc["status"] == "processing":
         view["progress"] = progress_cache.get_progress(redis(), view["video_id"]) \
@@ -226,18 +229,22 @@ def list_clips(user_id: str) -> list[dict]:
     return [summary_view(doc) for doc in videos.list_for_user(db(), user_id)]
 
 
-def formats_for(video_id: str, user_id: str) -> dict:
+def formats_for(video_id: str, user_id: str, detail: bool = False) -> dict:
     """Formats of a stored clip (document id) or of a YouTube video (11-char id).
 
-    Returns ``{"video_id", "resolutions", "extensions", "formats"}`` (spec, Video Endpoints 6).
+    Returns ``{"video_id", "resolutions", "extensions", "formats"}`` (spec, Video Endpoints 6);
+    with ``detail`` also ``details``: every format labelled, sizes for the clip's duration (a
+    stored clip) or the whole video (a YouTube id) (:func:`info_service.format_details`).
     Raises ApiError 404/403 for a document id, 400 for an id of neither form or
     SOURCE_NOT_ALLOWED, 422/500 on other media errors.
     """
     if is_video_id(video_id):
-        url, shown_id = youtube_watch_url(video_id), video_id
+        url, shown_id, seconds = youtube_watch_url(video_id), video_id, None
     elif len(video_id) == 24:
         doc = get_owned(video_id, user_id)
         url, shown_id = doc["url"], doc.get("youtube_video_id") or video_id
+        start, end = doc.get("start_time"), doc.get("end_time")
+        seconds = end - start if start is not None and end is not None else None
     else:
         raise ApiError(400, "Expected a video document id or an 11-character YouTube id",
                        "INVALID_ID")
@@ -246,21 +253,39 @@ def formats_for(video_id: str, user_id: str) -> dict:
     except MediaError as exc:
         raise media_api_error(exc.code, exc.message) from None
     by_resolution = formats.formats_by_resolution(info)
-    return {"video_id": shown_id, "resolutions": list(by_resolution),
-            "extensions": sorted({ext for exts in by_resolution.values() for ext in exts}),
-            "formats": by_resolution}
+    answer = {"video_id": shown_id, "resolutions": list(by_resolution),
+              "extensions": sorted({ext for exts in by_resolution.values() for ext in exts}),
+              "formats": by_resolution}
+    if detail:
+        answer["details"] = info_service.format_details(info, seconds)
+    return answer
 
 
-def resolutions_for(url: str) -> dict:
-    """Public resolution look-up for a URL (spec, Video Endpoints 7). Raises ApiError 400
-    INVALID_URL (the page URL is refused) or SOURCE_NOT_ALLOWED (a redirect, API call or format
-    of the page is), 422/500 on other media errors."""
+def _public_info(url: str, probe: bool) -> tuple:
+    """``(url, youtube_id, info)`` of a URL anyone may look up. Raises ApiError 400 INVALID_URL
+    (the page URL is refused) or SOURCE_NOT_ALLOWED (a redirect, API call or format of the page
+    is), 422 GEO_RESTRICTED with ``details.allowed_countries`` when yt-dlp knows them, 422/500
+    on other media errors."""
     try:
         url, youtube_id = validate_source_url(url, setting("ALLOWED_SOURCE_HOSTS"))
     except InvalidSourceURL as exc:
         raise ApiError(400, str(exc), "INVALID_URL", {"url": [str(exc)]}) from None
     try:
-        info = info_cache.get_info(url, probe=True)
+        return url, youtube_id, info_cache.get_info(url, probe=probe)
     except MediaError as exc:
-        raise media_api_error(exc.code, exc.message) from None
+        raise info_service.geo_error(exc) or media_api_error(exc.code, exc.message) from None
+
+
+def resolutions_for(url: str) -> dict:
+    """Public resolution look-up for a URL (spec, Video Endpoints 7); errors as
+    :func:`_public_info`."""
+    url, youtube_id, info = _public_info(url, probe=True)
     return {"video_id": youtube_id, "url": url, "resolutions": formats.available_resolutions(info)}
+
+
+def info_for(url: str) -> dict:
+    """Public video information for a URL (GET /api/video/info, issue 18):
+    :func:`info_service.video_info` plus ``video_id`` (YouTube id or None) and ``url``; errors:
+    :func:`_public_info`."""
+    url, youtube_id, info = _public_info(url, probe=False)
+    return {**info_service.video_info(info), "video_id": youtube_id, "url": url}
