@@ -281,9 +281,29 @@ class VideoInfoSchema(Schema):
     blocked_countries = fields.List(fields.String(), allow_none=True)
 
 
+class PlaylistEntrySchema(Schema):
+    video_id = fields.String(allow_none=True)
+    title = fields.String(allow_none=True)
+    duration = fields.Float(allow_none=True, metadata={"description": "seconds"})
+    url = fields.String(allow_none=True)
+
+
+class PlaylistSchema(Schema):
+    """A playlist page's entries, listed without extracting any (issue 18, item 5)."""
+
+    id = fields.String(allow_none=True)
+    title = fields.String(allow_none=True)
+    uploader = fields.String(allow_none=True)
+    count = fields.Integer(metadata={"description": "entries listed (at most 200)"})
+    truncated = fields.Boolean(metadata={"description": "the playlist has more entries"})
+    entries = fields.List(fields.Nested(PlaylistEntrySchema))
+
+
 class VideoInfoResponse(VideoInfoSchema):
     video_id = fields.String(allow_none=True, metadata={"description": "the YouTube id, if any"})
     url = fields.String()
+    playlist = fields.Nested(PlaylistSchema, metadata={
+        "description": "a YouTube playlist page: its entries (then no video fields)"})
 
 
 class InfoQuery(Schema):
@@ -302,6 +322,8 @@ class ResolutionsResponse(Schema):
     video_id = fields.String(allow_none=True)
     url = fields.String()
     resolutions = fields.List(fields.String())
+    playlist = fields.Nested(PlaylistSchema, metadata={
+        "description": "a YouTube playlist page: its entries (then `resolutions` is empty)"})
 
 
 # --- The OpenAPI document (issue 16, item 1): error shape, path ids, files, health ------------

@@ -99,6 +99,8 @@ def _ydl_params(timeout: float = 20, proxy: Optional[str] = None,
     """YoutubeDL parameters: quiet, no cache, our logger, plus the JS runtime, extractor args and
     ``cookiefile`` of :func:`src.media.ytdlp_runtime.ydl_params` (issue 13)."""
     params = {"quiet": True, "no_warnings": True, "noprogress": True, "noplaylist": True,
+              # a playlist's entries are listed, never extracted one by one (issue 18)
+              "extract_flat": "in_playlist", "playlistend": MAX_PLAYLIST_ENTRIES,
               "socket_timeout": timeout, "cachedir": False, "logger": _Logger(),
               # permissive, so that processing never fails; select_formats does the real choice
               "format": "bv*+ba/b/bv*/ba", **ytdlp_runtime.ydl_params(cookiefile)}
@@ -233,6 +235,33 @@ def extract_info(url: str, timeout: float = 20, probe: bool = False,
         if probe:
             probe_missing(info, session)
     return info
+
+
+#: Most entries of a playlist listed (yt-dlp's ``playlistend``: it stops paging there).
+MAX_PLAYLIST_ENTRIES = 200
+
+
+def playlist_info(url: str, timeout: float = 20) -> dict:
+    """The entries of a playlist page, listed without extracting any of them (issue 18, item 5:
+    a client chooses, the service never downloads the whole playlist).
+
+    Returns ``{"id", "title", "uploader", "count": entries listed, "truncated": bool (more
+    than :data:`MAX_PLAYLIST_ENTRIES`), "entries": [{"video_id", "title", "duration" (seconds
+    or None), "url"}]}``. Raises MediaError: VIDEO_UNAVAILABLE when ``url`` is not a playlist;
+    else as :func:`extract_info`."""
+    with guard.session(egress.current()) as session:
+        info = _extract(url, timeout, session)
+    if not info or info.get("_type") != "playlist":
+        raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a playlist.")
+    entries = [entry for entry in info.get("entries") or [] if isinstance(entry, dict)]
+    listed = [{"video_id": entry.get("id"), "title": entry.get("title"),
+               "duration": entry.get("duration"),
+               "url": entry.get("url") or entry.get("webpage_url")}
+              for entry in entries[:MAX_PLAYLIST_ENTRIES]]
+    total = info.get("playlist_count")
+    return {"id": info.get("id"), "title": info.get("title"),
+            "uploader": info.get("uploader") or info.get("channel"), "count": len(listed),
+            "truncated": bool(total and total > len(listed)), "entries": listed}
 
 
 #: yt-dlp's ``live_status`` values: is_upcoming | is_live | post_live (ended, VOD still being

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from ..data import users, videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
-from ..media import egress, formats
+from ..media import egress, formats, source
 from ..media.errors import MediaError
 from ..utils.dates import iso
 from ..utils.files import file_available
@@ -17,6 +17,7 @@ from ..utils.validators import (
     YOUTUBE_HOSTS,
     InvalidSourceURL,
     is_video_id,
+    parse_youtube_playlist_id,
     validate_source_url,
     youtube_watch_url,
 )
@@ -262,30 +263,39 @@ def formats_for(video_id: str, user_id: str, detail: bool = False) -> dict:
 
 
 def _public_info(url: str, probe: bool) -> tuple:
-    """``(url, youtube_id, info)`` of a URL anyone may look up. Raises ApiError 400 INVALID_URL
-    (the page URL is refused) or SOURCE_NOT_ALLOWED (a redirect, API call or format of the page
-    is), 422 GEO_RESTRICTED with ``details.allowed_countries`` when yt-dlp knows them, 422/500
-    on other media errors."""
+    """``(url, youtube_id, info, playlist)`` of a URL anyone may look up: ``info`` of a video,
+    or ``playlist`` (:func:`src.media.source.playlist_info`, the other None) for a YouTube
+    playlist page. Raises ApiError 400 INVALID_URL (the page URL is refused) or
+    SOURCE_NOT_ALLOWED (a redirect, API call or format of the page is), 422 GEO_RESTRICTED
+    with ``details.allowed_countries`` when yt-dlp knows them, 422/500 on other media errors."""
     try:
-        url, youtube_id = validate_source_url(url, setting("ALLOWED_SOURCE_HOSTS"))
+        url, youtube_id = validate_source_url(url, setting("ALLOWED_SOURCE_HOSTS"),
+                                              allow_playlist=True)
     except InvalidSourceURL as exc:
         raise ApiError(400, str(exc), "INVALID_URL", {"url": [str(exc)]}) from None
     try:
-        return url, youtube_id, info_cache.get_info(url, probe=probe)
+        if youtube_id is None and parse_youtube_playlist_id(url):
+            return url, None, None, source.playlist_info(url)
+        return url, youtube_id, info_cache.get_info(url, probe=probe), None
     except MediaError as exc:
         raise info_service.geo_error(exc) or media_api_error(exc.code, exc.message) from None
 
 
 def resolutions_for(url: str) -> dict:
-    """Public resolution look-up for a URL (spec, Video Endpoints 7); errors as
-    :func:`_public_info`."""
-    url, youtube_id, info = _public_info(url, probe=True)
+    """Public resolution look-up for a URL (spec, Video Endpoints 7); a playlist page lists its
+    entries instead (``playlist``, no resolutions). Errors as :func:`_public_info`."""
+    url, youtube_id, info, playlist = _public_info(url, probe=True)
+    if playlist is not None:
+        return {"video_id": None, "url": url, "resolutions": [], "playlist": playlist}
     return {"video_id": youtube_id, "url": url, "resolutions": formats.available_resolutions(info)}
 
 
 def info_for(url: str) -> dict:
     """Public video information for a URL (GET /api/video/info, issue 18):
-    :func:`info_service.video_info` plus ``video_id`` (YouTube id or None) and ``url``; errors:
+    :func:`info_service.video_info` plus ``video_id`` (YouTube id or None) and ``url``; a
+    playlist page gives only ``video_id`` (None), ``url`` and ``playlist``. Errors:
     :func:`_public_info`."""
-    url, youtube_id, info = _public_info(url, probe=False)
+    url, youtube_id, info, playlist = _public_info(url, probe=False)
+    if playlist is not None:
+        return {"video_id": None, "url": url, "playlist": playlist}
     return {**info_service.video_info(info), "video_id": youtube_id, "url": url}

@@ -44,7 +44,22 @@ def parse_youtube_video_id(url: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def validate_source_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, Optional[str]]:
+_PLAYLIST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{10,64}$")
+
+
+def parse_youtube_playlist_id(url: str) -> Optional[str]:
+    """The list id of a YouTube playlist page (``youtube.com/playlist?list=ID`` on a YouTube
+    host), else None. A watch URL with ``&list=`` is a video, not a playlist page."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    if host not in YOUTUBE_HOSTS or host == "youtu.be" or parts.path.rstrip("/") != "/playlist":
+        return None
+    candidate = (parse_qs(parts.query).get("list") or [""])[0]
+    return candidate if _PLAYLIST_ID_RE.match(candidate) else None
+
+
+def validate_source_url(url: str, allowed_hosts: Iterable[str],
+                        allow_playlist: bool = False) -> tuple[str, Optional[str]]:
     """Check a clip's source URL; return (url, youtube_video_id or None).
 
     Rules: scheme http or https; no user info (``https://youtube.com@evil.com`` tricks); the
@@ -52,7 +67,9 @@ def validate_source_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, Op
     matching, so ``youtube.com.evil.com`` and ``evilyoutube.com`` fail) and the port must be the
     scheme's default unless that entry names it (``127.0.0.1:8765``, ``host:*``) — the egress
     policy's page rule, :class:`src.media.egress.Policy`; a YouTube URL must carry a parseable
-    video id. Raises :class:`InvalidSourceURL` (and ValueError for an unusable entry).
+    video id — or, with ``allow_playlist`` (the look-ups, not a save), be a playlist page
+    (:func:`parse_youtube_playlist_id`). Raises :class:`InvalidSourceURL` (and ValueError for
+    an unusable entry).
     """
     if not isinstance(url, str) or not url.strip():
         raise InvalidSourceURL("URL is required")
@@ -77,6 +94,7 @@ def validate_source_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, Op
     if not policy.allows(host, port, scheme, page_only=True):
         raise InvalidSourceURL(f"Port {port} of host '{host}' is not an allowed video source")
     video_id = parse_youtube_video_id(url)
-    if host in YOUTUBE_HOSTS and video_id is None:
+    if host in YOUTUBE_HOSTS and video_id is None \
+            and not (allow_playlist and parse_youtube_playlist_id(url)):
         raise InvalidSourceURL("Not a YouTube video URL (no video id found)")
     return url, video_id
