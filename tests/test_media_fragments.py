@@ -14,9 +14,10 @@ import pytest
 
 from scripts.shapes import DEFAULT_CACHE
 from src.media import fragmentcopy, fragments, segment
+from src.media.choice import select_formats
 from src.media.errors import MediaError
 from src.media.segment import fetch_segment
-from src.media.source import extract_info, select_formats
+from src.media.source import extract_info
 from tests.media_fixtures import clip_through_api
 from tests.security.test_ssrf import Server, _app, _download, redirect, send_file
 

@@ -21,9 +21,10 @@ import pytest
 
 from scripts.shapes import DEFAULT_CACHE
 from src.media import egress, fragmentcopy, fragments, hls
+from src.media.choice import FetchPlan, select_formats
 from src.media.errors import MediaError
 from src.media.segment import fetch_segment
-from src.media.source import FetchPlan, extract_info, select_formats
+from src.media.source import extract_info
 from tests.media_fixtures import clip_through_api
 from tests.security.test_ssrf import Server, redirect, send_file
 from tests.test_media_fragments import _streams

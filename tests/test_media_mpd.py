@@ -23,10 +23,11 @@ import pytest
 from scripts.local_source import SourceServer
 from scripts.shapes import DEFAULT_CACHE
 from src.media import fragments, guard, mpd, mpdparse
+from src.media.choice import select_formats
 from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
-from src.media.source import extract_info, select_formats
+from src.media.source import extract_info
 from tests.media_fixtures import clip_through_api
 
 pytestmark = pytest.mark.usefixtures("local_egress")

@@ -11,10 +11,11 @@ import pytest
 
 from scripts.local_source import SourceServer
 from src.media import errors, mp4index, rangedcopy, rangefetch, segment
+from src.media.choice import FetchPlan, select_formats
 from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.segment import fetch_segment
-from src.media.source import FetchPlan, extract_info, select_formats
+from src.media.source import extract_info
 
 pytestmark = pytest.mark.usefixtures("local_egress")
 

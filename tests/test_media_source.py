@@ -15,6 +15,7 @@ from yt_dlp.networking.exceptions import HTTPError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UserNotLive
 
 from src.media import egress, errors
+from src.media.choice import select_formats
 from src.media.errors import MediaError, classify
 from src.media.ffmpeg import FFmpegError
 from src.media.formats import (
@@ -23,7 +24,7 @@ from src.media.formats import (
     formats_by_resolution,
     height_label,
 )
-from src.media.source import extract_info, select_formats
+from src.media.source import extract_info
 
 pytestmark = pytest.mark.usefixtures("local_egress")
 

@@ -15,11 +15,12 @@ import pytest
 from scripts.local_source import SourceServer
 from scripts.shapes import DEFAULT_CACHE
 from src.media import errors, rangedcopy, segment, webmcopy, webmindex
+from src.media.choice import FetchPlan, select_formats
 from src.media.errors import MediaError
 from src.media.ffmpeg import ffprobe
 from src.media.mp4index import IndexUnsupported
 from src.media.segment import fetch_segment
-from src.media.source import FetchPlan, extract_info, select_formats
+from src.media.source import extract_info
 from tests.test_media_segment import _packets, _settle
 
 pytestmark = pytest.mark.usefixtures("local_egress")

@@ -30,8 +30,9 @@ from yt_dlp.extractor.youtube.jsc.provider import (
 from yt_dlp.extractor.youtube.pot._director import initialize_pot_director
 
 from src.media import source, ytdlp_runtime
+from src.media.choice import select_formats
 from src.media.errors import MediaError
-from src.media.source import extract_info, select_formats
+from src.media.source import extract_info
 
 pytestmark = pytest.mark.usefixtures("local_egress")
 

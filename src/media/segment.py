@@ -53,10 +53,10 @@ from pathlib import Path
 from typing import Optional
 
 from src.media import egress, fragmentcopy, guard, hls, periods, rangedcopy, urlinput
+from src.media.choice import FetchPlan
 from src.media.errors import FFMPEG_FAILED, SEGMENT_OUT_OF_RANGE, MediaError, classify
 from src.media.ffmpeg import FFmpegError, Progress, ffprobe, mmss, run_ffmpeg
 from src.media.probe import INPUT_ALLOW_LIST
-from src.media.source import FetchPlan
 
 _MUXERS = {"mp4": ["-f", "mp4", "-movflags", "+faststart"], "webm": ["-f", "webm"]}
 #: Parallel connections per stream for the ranged path; 0 turns it off (direct path only).

@@ -24,7 +24,7 @@ from .. import metrics
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
-from ..media import guard, segment, source
+from ..media import choice, guard, segment
 from ..media.errors import MESSAGES, MediaError
 from ..utils.files import file_available
 from . import clip_encode, folders, health_service, info_cache, job_limits, progress_cache
@@ -111,7 +111,7 @@ def _format_id(doc: dict, prefs: dict):
     if not format_id or (doc.get("file_format_id") == format_id and file_available(doc)):
         return format_id
     try:
-        source.plan_for_format_id(info_cache.get_info(doc["url"], user_id=str(doc["user_id"])),
+        choice.plan_for_format_id(info_cache.get_info(doc["url"], user_id=str(doc["user_id"])),
                                   format_id)
     except MediaError as exc:
         if exc.code == "FORMAT_UNAVAILABLE":
@@ -242,8 +242,8 @@ def _extract_and_fetch(video_id: str, doc: dict, job_id: str, on_progress):
 def _fetch(video_id: str, doc: dict, job_id: str, on_progress, info: dict):
     """The fetch half of :func:`_extract_and_fetch` for one ``info``."""
     start, end = resolve_segment(doc, info)
-    plan = source.plan_for_format_id(info, doc["format_id"]) if doc.get("format_id") else \
-        source.select_formats(info, doc["format_preference"], doc["resolution_preference"])
+    plan = choice.plan_for_format_id(info, doc["format_id"]) if doc.get("format_id") else \
+        choice.select_formats(info, doc["format_preference"], doc["resolution_preference"])
     videos.update(db(), video_id, {"start_time": start, "end_time": end}, job_id=job_id)
     progress_cache.set_progress(redis(), video_id, {"current_phase": "downloading"})
     folder = folders.path_of(doc)

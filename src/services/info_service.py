@@ -22,7 +22,7 @@ from typing import Optional
 
 from ..errors import ApiError
 from ..extensions import setting
-from ..media import formats, source
+from ..media import choice, formats
 from ..media.errors import GEO_RESTRICTED, MediaError
 
 _UNITS = ("B", "kB", "MB", "GB", "TB")
@@ -60,12 +60,12 @@ def _iso_date(value) -> Optional[str]:
 
 def estimated_size(info: dict) -> Optional[int]:
     """Bytes of the whole video in the formats a default clip chooses
-    (:func:`src.media.source.select_formats` with ``DEFAULT_VIDEO_FORMAT`` /
+    (:func:`src.media.choice.select_formats` with ``DEFAULT_VIDEO_FORMAT`` /
     ``DEFAULT_VIDEO_RESOLUTION``): each chosen format's ``filesize``, else
     ``filesize_approx``, else ``tbr`` (kbit/s) × duration. None when one of them is unknown or
     nothing fits."""
     try:
-        plan = source.select_formats(info, setting("DEFAULT_VIDEO_FORMAT"),
+        plan = choice.select_formats(info, setting("DEFAULT_VIDEO_FORMAT"),
                                      setting("DEFAULT_VIDEO_RESOLUTION"))
     except (MediaError, ValueError):
         return None

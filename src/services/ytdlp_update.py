@@ -165,7 +165,7 @@ def self_check() -> dict:
 
     from scripts.local_source import SourceServer
     from src.config import load_config
-    from src.media import egress, source, ytdlp_runtime
+    from src.media import choice, egress, source, ytdlp_runtime
 
     report: dict = {"ok": False, "yt_dlp": __version__}
     try:
@@ -178,9 +178,9 @@ def self_check() -> dict:
         egress.configure(["127.0.0.1:*"])
         with SourceServer(CHECK_CLIP.parent) as server:
             info = source.extract_info(server.url(CHECK_CLIP.name), timeout=10)
-            plan = source.select_formats(info, "mp4", "best")
+            chosen = choice.select_formats(info, "mp4", "best")
         report["formats"] = len(info["formats"])
-        report["ok"] = bool(plan.video_url)
+        report["ok"] = bool(chosen.video_url)
     except Exception as exc:  # noqa: BLE001 - whatever breaks is what the check reports
         report["error"] = f"{type(exc).__name__}: {exc}"[:300]
     return report
