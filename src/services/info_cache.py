@@ -44,7 +44,7 @@ from typing import Any, Optional
 from ..extensions import redis, setting
 from ..media import egress, formats, guard, source
 from ..media.errors import RATE_LIMITED, MediaError
-from ..utils.validators import is_video_id, parse_youtube_video_id
+from ..utils.validators import parse_youtube_video_id, youtube_id_of, youtube_watch_url
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +248,7 @@ def _video_key(key: str, info: dict, cookies: Optional[str]) -> Optional[str]:
     if not str(info.get("extractor_key") or "").startswith("Youtube") \
             or info.get("section_start") is not None or info.get("section_end") is not None:
         return None
-    video_id = next((v for v in (info.get("display_id"), info.get("id")) if is_video_id(v or "")),
-                    None)
+    video_id = youtube_id_of(info)
     alias = f"info:{video_id}" + (f":{_cookie_hash(cookies)}" if cookies else "") \
         if video_id else None
     return alias if alias != key else None
@@ -257,9 +256,8 @@ def _video_key(key: str, info: dict, cookies: Optional[str]) -> Optional[str]:
 
 def _as_video(info: dict) -> dict:
     """The info of a channel's live page as the video's own (its id and watch URL)."""
-    video_id = info.get("display_id") if is_video_id(info.get("display_id") or "") \
-        else info.get("id")
-    return {**info, "id": video_id, "webpage_url": f"https://www.youtube.com/watch?v={video_id}"}
+    video_id = youtube_id_of(info)
+    return {**info, "id": video_id, "webpage_url": youtube_watch_url(video_id or "")}
 
 
 def compact_subtitles(info: dict) -> dict:

@@ -19,6 +19,7 @@ from ..utils.validators import (
     is_video_id,
     parse_youtube_playlist_id,
     validate_source_url,
+    youtube_id_of,
     youtube_watch_url,
 )
 from . import info_cache, info_service, progress_cache, public_token_service
@@ -159,8 +160,7 @@ def resolve_youtube_clip(url: str, clip_id: str, user_id: str) -> tuple:
         info = info_cache.get_info(f"https://www.youtube.com/clip/{clip_id}", user_id=user_id)
     except MediaError as exc:
         raise media_api_error(exc.code, exc.message) from None
-    video_id = next((v for v in (info.get("display_id"), info.get("id")) if is_video_id(v or "")),
-                    None)
+    video_id = youtube_id_of(info)
     start, end = info.get("section_start"), info.get("section_end")
     if not video_id or start is None or end is None:
         message = "This YouTube clip does not name its video and section."

@@ -28,6 +28,14 @@ def youtube_watch_url(video_id: str) -> str:
     return f"https://www.youtube.com/watch?v={video_id}"
 
 
+def youtube_id_of(info: dict) -> Optional[str]:
+    """The YouTube video id an extracted info names: its ``display_id`` (a clip's or a
+    channel's live page's info carries the video's id there), else its ``id``, when either is
+    an 11-character video id; else None."""
+    return next((v for v in (info.get("display_id"), info.get("id"))
+                 if isinstance(v, str) and is_video_id(v)), None)
+
+
 def parse_youtube_video_id(url: str) -> Optional[str]:
     """The video id of a YouTube URL (watch, shorts, live, embed and youtu.be forms), else None."""
     parts = urlsplit(url)
