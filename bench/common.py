@@ -109,16 +109,18 @@ http {{
         return self.log.stat().st_size if self.log.exists() else 0
 
     def bytes_since(self, offset: int, settle: float = 0.3) -> dict:
-        """Body bytes nginx logged after ``offset``, per status (``{200: n, 206: n}``) and in
-        all (``"all"``). A log line is written when a request ends, so this waits ``settle`` s
-        for connections the client just closed."""
+        """Body bytes nginx logged after ``offset``, per status (``{200: n, 206: n}``), in all
+        (``"all"``) and per URI path (``"uris": {"/dash/audio.m4a": n}``). A log line is
+        written when a request ends, so this waits ``settle`` s for connections the client
+        just closed."""
         time.sleep(settle)
-        counts = {"all": 0}
+        counts: dict = {"all": 0, "uris": {}}
         with open(self.log, "rb") as fh:
             fh.seek(offset)
             for line in fh.read().decode().splitlines():
-                _, status, sent = line.split()
+                uri, status, sent = line.split()
                 counts[int(status)] = counts.get(int(status), 0) + int(sent)
+                counts["uris"][uri] = counts["uris"].get(uri, 0) + int(sent)
                 counts["all"] += int(sent)
         return counts
 

@@ -9,6 +9,12 @@ import math
 from marshmallow import Schema, ValidationError, fields, validate
 
 FORMATS = ("mp4", "webm", "best")
+#: An audio clip's formats and bitrates (issue 18, src/media/audio.py).
+AUDIO_FORMATS = ("mp3", "m4a", "opus")
+AUDIO_BITRATES = (64, 96, 128, 160, 192, 256, 320)
+#: A subtitle language as yt-dlp names them (BCP 47 tags like ``en``, ``pt-BR``, ``zh-Hans``;
+#: YouTube's ``en-orig``): also a file-name part of the clip's sidecar files.
+LANGUAGE = r"^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8}){0,3}$"
 RESOLUTIONS = ("720p", "1080p", "1440p", "2160p", "4320p", "best")
 
 
@@ -141,8 +147,23 @@ class SavedResponse(MessageSchema):
 class DownloadSchema(Schema):
     """Optional download preferences; missing ones keep the clip's."""
 
-    format_preference = fields.String(load_default=None, validate=validate.OneOf(FORMATS))
+    format_preference = fields.String(load_default=None, validate=validate.OneOf(
+        FORMATS + AUDIO_FORMATS), metadata={
+        "description": "mp4 | webm | best, or an audio-only clip: mp3 | m4a | opus (issue 18)"})
     resolution_preference = fields.String(load_default=None, validate=validate.OneOf(RESOLUTIONS))
+    audio_bitrate = fields.Integer(load_default=None, strict=True, validate=validate.OneOf(
+        AUDIO_BITRATES), metadata={
+        "description": "kbit/s of an audio clip's encode (default 192; opus 128). m4a and opus "
+                       "copy the source's AAC/Opus unless a lower bitrate is asked"})
+    subtitles = fields.List(fields.String(validate=validate.Regexp(LANGUAGE)), load_default=None,
+                            validate=validate.Length(max=10), metadata={
+        "description": "languages (GET /api/video/formats/{id} lists them): the cues of the "
+                       "segment, shifted to the clip's time; [] for none"})
+    subtitles_mode = fields.String(load_default=None, validate=validate.OneOf(
+        ("embed", "sidecar")), metadata={
+        "description": "embed (default for mp4/webm: mov_text / WebVTT tracks) or sidecar "
+                       "(WebVTT files: GET /api/video/download/{id}/subtitles/{lang}.vtt; "
+                       "the only mode of an audio clip)"})
     quality_preset = fields.String(load_default=None, validate=validate.OneOf(
         ("lossless", "high", "medium")), metadata={
         "description": "H.265 quality when an MP4 above 1080p must be re-encoded from WebM "
@@ -197,6 +218,19 @@ class VideoStatusSchema(VideoSummarySchema):
         "description": "the format id(s) the download names, if any (issue 18)"})
     video_info = fields.Nested("VideoInfoSchema", allow_none=True, metadata={
         "description": "filled by the background format look-up after the save (issue 18)"})
+    audio_bitrate = fields.Integer(allow_none=True)
+    subtitles_mode = fields.String(allow_none=True)
+    subtitles = fields.List(fields.Nested("ClipSubtitleSchema"), metadata={
+        "description": "the subtitle files of the finished file (issue 18)"})
+    subtitle_errors = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "languages asked for but left out, with the reason"})
+
+
+class ClipSubtitleSchema(Schema):
+    lang = fields.String()
+    automatic = fields.Boolean()
+    cues = fields.Integer()
+    url = fields.String(metadata={"description": "the WebVTT file (private token)"})
 
 
 class VideoListSchema(Schema):
@@ -210,6 +244,10 @@ class FormatsResponse(Schema):
     formats = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
     details = fields.List(fields.Nested("FormatDetailSchema"), metadata={
         "description": "with ?detail=true only: every format labelled (issue 18)"})
+    audio_formats = fields.List(fields.String(), metadata={
+        "description": "audio-only clip formats offered (mp3, m4a, opus); empty without audio"})
+    subtitles = fields.List(fields.Nested("SubtitleLanguageSchema"), metadata={
+        "description": "subtitle languages a download may ask for (issue 18)"})
 
 
 class FormatsQuery(Schema):

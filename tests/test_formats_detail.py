@@ -42,7 +42,8 @@ def test_detail_of_a_youtube_id_labels_every_format(client, auth, fake_youtube, 
     user = auth.user()
     compact = client.get(f"/api/video/formats/{VIDEO_ID}", headers=user["headers"])
     assert compact.status_code == 200, compact.json
-    assert set(compact.json) == {"video_id", "resolutions", "extensions", "formats"}
+    assert set(compact.json) == {"video_id", "resolutions", "extensions", "formats",
+                                 "audio_formats", "subtitles"}
     r = client.get(f"/api/video/formats/{VIDEO_ID}?detail=true", headers=user["headers"])
     assert r.status_code == 200, r.json
     assert {k: v for k, v in r.json.items() if k != "details"} == compact.json

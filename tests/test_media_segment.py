@@ -136,7 +136,7 @@ def test_ranged_path_on_a_file_shorter_than_the_first_request(tmp_path, monkeypa
     tiny = tmp_path / "src" / "tiny.mp4"
     tiny.parent.mkdir()
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(MEDIA), "-t", "3", "-vf", "scale=160:90",
-                    "-c:v", "libx264", "-b:v", "40k", "-g", "25", "-c:a", "aac", "-b:a", "24k",
+                    "-c:v", "libx264", "-b:v", "20k", "-g", "25", "-c:a", "aac", "-b:a", "16k",
                     "-movflags", "+faststart", str(tiny)], check=True)
     assert tiny.stat().st_size < rangedcopy.HEAD_BYTES
     out = tmp_path / "out"

@@ -11,7 +11,8 @@ Generation follows the document, plus the rules it states in words because OpenA
 express them (:func:`_within_stated_rules`, applied to positive cases only, so negative cases
 still test the refusals): a save's ``end_time`` after its ``start_time`` and at most
 ``MAX_VIDEO_DURATION`` later, its ``url`` (and the info's) on an allowed host
-(``ALLOWED_SOURCE_HOSTS``, a setting); a download's ``format_id`` one the video offers;
+(``ALLOWED_SOURCE_HOSTS``, a setting); a download's ``format_id`` one the video offers, its
+``subtitles`` languages it offers (sidecar for an audio clip);
 ``live`` with a ``channel``; an upload is a video whose name has an allowed
 extension; a change of password to a new one. Logout and change-password end the session the
 run uses and are excluded (the issue allows it); test_auth.py covers them.
@@ -49,7 +50,8 @@ def _raw_info(url: str) -> dict:
                 {**fmt, "format_id": "22", "url": SOURCE, "width": 1280, "height": 720,
                  "vcodec": "avc1.64001f", "acodec": "mp4a.40.2", "tbr": 1500},
                 {**fmt, "format_id": "140", "ext": "m4a", "url": SOURCE + "?a",
-                 "vcodec": "none", "acodec": "mp4a.40.2", "tbr": 128}]}
+                 "vcodec": "none", "acodec": "mp4a.40.2", "tbr": 128}],
+            "subtitles": {"en": [{"ext": "vtt", "url": SOURCE + ".en.vtt"}]}}
 
 
 @pytest.fixture
@@ -100,9 +102,14 @@ def _within_stated_rules(case, limit: float) -> None:
         case.body = {**body, "start_time": start, "end_time": start + span}
     if path == "/api/video/info":  # issue 18: a URL on an allowed host, as for resolutions
         case.query = {**(case.query or {}), "url": SOURCE}
-    if path == "/api/video/download/{video_id}" and isinstance(body, dict) \
-            and body.get("format_id"):  # issue 18: a format id the video offers
-        case.body = {**body, "format_id": "22"}
+    if path == "/api/video/download/{video_id}" and isinstance(body, dict):
+        body = case.body = dict(body)
+        if body.get("format_id"):  # issue 18: a format id the video offers
+            body["format_id"] = "22"
+        if body.get("subtitles"):  # issue 18: languages it offers; audio clips: sidecar only
+            body["subtitles"] = ["en"]
+            if body.get("format_preference") in ("mp3", "m4a", "opus"):
+                body["subtitles_mode"] = "sidecar"
     if path.startswith("/api/video/save/stream/"):
         query = dict(case.query or {})
         if case.path_parameters.get("youtube_id") == "live":

@@ -96,10 +96,15 @@ def test_info_of_a_youtube_video_fresh_and_cached(make_app, fake_youtube, source
     assert body["has_subtitles"] is True
     assert (body["is_geo_restricted"], body["allowed_countries"],
             body["blocked_countries"]) == (None, None, None)
-    # the cached entry keeps one thumbnail and the compact subtitle lists, no caption URLs
+    # the cached entry keeps one thumbnail, the compact subtitle lists and per language only
+    # the caption URL a clip would fetch (vtt before srv3)
     entry = app.extensions["yt"]["redis"].get(f"info:{VIDEO_ID}")
-    assert entry and "timedtext" not in entry and "long text" not in entry
-    assert json.loads(entry)["info"]["thumbnail"] == THUMB
+    assert entry and "long text" not in entry
+    cached = json.loads(entry)["info"]
+    assert cached["thumbnail"] == THUMB
+    assert cached["subtitle_tracks"]["manual"]["en"]["url"].endswith("fmt=vtt")
+    assert cached["subtitle_tracks"]["automatic"]["en"]["url"].endswith("fmt=srv3")
+    assert "subtitles" not in cached and "automatic_captions" not in cached
     again = _info(client, watch_url())
     assert again.json == body and fake_youtube.extractions() == 1
 

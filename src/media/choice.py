@@ -33,6 +33,11 @@ _SPECS = {
     "best": "bv+ba/b/bv",
 }
 
+#: ffmpeg muxer options per output container: video clips, then audio clips (issue 18;
+#: ``ipod`` is ffmpeg's muxer for ``.m4a``; ID3v2.3 is what most players read).
+MUXERS = {"mp4": ["-f", "mp4", "-movflags", "+faststart"], "webm": ["-f", "webm"],
+          "mp3": ["-f", "mp3", "-id3v2_version", "3"],
+          "m4a": ["-f", "ipod", "-movflags", "+faststart"], "opus": ["-f", "opus"]}
 
 
 @dataclass
@@ -49,6 +54,10 @@ class FetchPlan:
     a DASH fragment list (``http_dash_segments``; ``video_url`` is then the manifest), else None.
     ``video_protocol``/``audio_protocol``: yt-dlp's ``protocol`` of each stream (``http``,
     ``https``, ``m3u8_native``, ``http_dash_segments``…; None for no audio stream).
+    ``audio_only`` (issue 18): an audio clip (:mod:`src.media.audio`); the ``video_*`` fields
+    then name the one stream fetched (audio only, or a combined format whose audio is kept)
+    and ``container`` is ``mp3``/``m4a``/``opus``; ``audio_encoder`` (None: stream copy) and
+    ``audio_bitrate`` (kbit/s) say how its audio is written.
     """
 
     video_url: str
@@ -65,6 +74,13 @@ class FetchPlan:
     audio_fragments: Optional[fragments.FragmentList] = None
     video_protocol: str = "https"
     audio_protocol: Optional[str] = None
+    audio_only: bool = False
+    audio_encoder: Optional[str] = None
+    audio_bitrate: Optional[int] = None
+
+    def muxer_args(self) -> list:
+        """ffmpeg's output options for :attr:`container` (:data:`MUXERS`)."""
+        return list(MUXERS.get(self.container, MUXERS["mp4"]))
 
 
 def select_formats(info: dict, format_preference: str = "mp4",
@@ -99,18 +115,18 @@ def select_formats(info: dict, format_preference: str = "mp4",
         f.get("acodec") == "none"))
     needs_encode = False
     ydl = selector_ydl()
-    chosen = _select(ydl, formats, _SPECS[format_preference])
+    chosen = select(ydl, formats, _SPECS[format_preference])
     if format_preference == "mp4":
-        best = _select(ydl, formats, "bv/b")
+        best = select(ydl, formats, "bv/b")
         if best and best.get("ext") == "webm" and _rank(best) > (_rank(chosen) if chosen else -1):
-            webm = _select(ydl, formats, _SPECS["webm"])
+            webm = select(ydl, formats, _SPECS["webm"])
             if webm:
                 chosen, needs_encode = webm, True
     if not chosen:
         where = "" if limit is None else f" at or below {resolution_preference}"
         raise MediaError(FORMAT_UNAVAILABLE, f"No {format_preference} format is available"
                          f"{where} for this video." if format_preference != "best" else None)
-    return _plan(chosen, needs_encode)
+    return plan_of(chosen, needs_encode)
 
 
 def _fits(fmt: dict, limit: int) -> bool:
@@ -124,9 +140,9 @@ def _rank(fmt: dict) -> int:
     return int(label[:-1]) if label else 0
 
 
-def _select(ydl: yt_dlp.YoutubeDL, formats: list, spec: str) -> Optional[dict]:
-    """First format (or merged pair) yt-dlp's selector picks for ``spec``; the context mirrors
-    ``YoutubeDL._select_formats``."""
+def select(ydl: yt_dlp.YoutubeDL, formats: list, spec: str) -> Optional[dict]:
+    """First format (or merged pair) yt-dlp's selector picks for ``spec`` among ``formats``
+    (yt-dlp format dicts), or None; the context mirrors ``YoutubeDL._select_formats``."""
     if not formats:
         return None
     selector = ydl.build_format_selector(spec)
@@ -139,7 +155,9 @@ def _select(ydl: yt_dlp.YoutubeDL, formats: list, spec: str) -> Optional[dict]:
     return next(iter(selector(ctx)), None)
 
 
-def _plan(chosen: dict, needs_encode: bool) -> FetchPlan:
+def plan_of(chosen: dict, needs_encode: bool) -> FetchPlan:
+    """The :class:`FetchPlan` of one yt-dlp format, or of a merged pair (``requested_formats``:
+    video then audio), as :func:`select` returns them."""
     parts = chosen.get("requested_formats") or [chosen]
     video = parts[0]
     audio = parts[1] if len(parts) > 1 else None
@@ -229,4 +247,4 @@ def plan_for_format_id(info: dict, format_id: str) -> FetchPlan:
     if len(parts) == 2 and (parts[1].get("vcodec") != "none" or parts[1].get("acodec") == "none"):
         raise MediaError(FORMAT_UNAVAILABLE, f"Format {ids[1]!r} is not audio only; the "
                          "second of video+audio must be.")
-    return _plan(parts[0] if len(parts) == 1 else {"requested_formats": parts}, False)
+    return plan_of(parts[0] if len(parts) == 1 else {"requested_formats": parts}, False)

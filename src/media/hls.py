@@ -85,17 +85,13 @@ def _download(urls: list, headers: dict, egress, deadline, on_progress) -> list:
         if on_progress:
             on_progress({"download_progress": 0.0, "speed": None, "fps": 0.0, "eta": None})
 
-    fetcher = rangefetch.Fetcher(headers, len(urls), deadline, egress=egress)
     try:
-        found = fetcher.run([(url, MAX_PLAYLIST_BYTES, None, None) for url in urls], tick)
+        return rangefetch.fetch_whole(urls, headers, egress, deadline, MAX_PLAYLIST_BYTES, tick)
     except MediaError as exc:
         if exc.code == FORMAT_UNAVAILABLE:  # over the size limit
             raise MediaError(FORMAT_UNAVAILABLE, "The source's playlist is larger than the "
                                                  "server accepts.", detail=exc.detail) from exc
         raise
-    finally:
-        fetcher.close()
-    return [(data, fetcher.final_urls.get(url, url)) for url, (_, data) in zip(urls, found)]
 
 
 def _invalid(reason: str, number: int = 0) -> MediaError:

@@ -33,10 +33,11 @@ from typing import Optional
 from src.media.errors import FFMPEG_FAILED, FORMAT_UNAVAILABLE, MediaError
 from src.media.ffmpeg import FFmpegError, mmss, run_ffmpeg
 
-#: Demuxers the join reads: the list itself and the MP4 / WebM parts the cuts wrote.
-_JOIN_ALLOW_LIST = ("-format_whitelist", "concat,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm",
+#: Demuxers the join reads: the list itself and the parts the cuts wrote (MP4, WebM; an audio
+#: clip's MP3, M4A, Ogg Opus).
+_JOIN_ALLOW_LIST = ("-format_whitelist",
+                    "concat,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mp3,ogg",
                     "-protocol_whitelist", "file")
-_MUXERS = {"mp4": ["-f", "mp4", "-movflags", "+faststart"], "webm": ["-f", "webm"]}
 
 
 class PeriodBoundary(MediaError):
@@ -50,10 +51,12 @@ class PeriodBoundary(MediaError):
 
 
 def join(fetch, plan, start: float, end: float, at: float, out_path,
-         on_progress: Optional[Callable[[dict], None]], on_start, timeout: Optional[float]) -> None:
+         on_progress: Optional[Callable[[dict], None]], on_start, timeout: Optional[float],
+         on_cut: Optional[Callable[[Path], None]] = None) -> None:
     """Cut ``start``..``at`` and ``at``..``end`` with ``fetch`` (:func:`segment.fetch_segment`,
     whose arguments these are; a part may itself span a later boundary) and join them into
-    ``out_path``. Progress runs 0 → 100 over both parts by their share of the clip. Every
+    ``out_path``; ``on_cut`` runs on the joined file before it gets that name (the parts get
+    none). Progress runs 0 → 100 over both parts by their share of the clip. Every
     temporary file is removed; raises what ``fetch`` raises, MediaError(FFMPEG_FAILED) when
     the join fails."""
     out = Path(out_path)
@@ -80,11 +83,13 @@ def join(fetch, plan, start: float, end: float, at: float, out_path,
         joined = folder / f"joined.{plan.container}"
         try:
             run_ffmpeg([*_JOIN_ALLOW_LIST, "-f", "concat", "-safe", "0", "-i", str(listing),
-                        "-map", "0", "-c", "copy", *_MUXERS.get(plan.container, _MUXERS["mp4"]),
-                        str(joined)], on_start=on_start, timeout=timeout)
+                        "-map", "0", "-c", "copy", *plan.muxer_args(), str(joined)],
+                       on_start=on_start, timeout=timeout)
         except FFmpegError as exc:
             raise MediaError(FFMPEG_FAILED, "The two parts of the clip could not be joined.",
                              detail=str(exc)) from exc
+        if on_cut:
+            on_cut(joined)
         os.replace(joined, out)
         if on_progress:
             on_progress({"download_progress": 100.0, "speed": None, "fps": 0.0, "eta": "00:00"})

@@ -34,7 +34,7 @@ from src.media.ffmpeg import mmss
 MAX_INDEX_BYTES = 64 * 1024 * 1024
 #: First request per stream: the ``moov`` and ``sidx`` of a DASH file (or the start of a
 #: progressive ``moov``) and the first media bytes.
-HEAD_BYTES = 64 * 1024
+HEAD_BYTES = 32 * 1024
 #: Media bytes right after the index kept in the copy: ffmpeg's stream probing
 #: (``avformat_find_stream_info``) reads the first packets before it seeks; zeros there change
 #: the probed parameters of a DASH stream (measured: 16 KB suffices for both local sources).

@@ -324,6 +324,27 @@ class Fetcher:
             _release(response)
 
 
+def fetch_whole(urls: list, headers: dict, egress: guard.Session, deadline: Optional[float],
+                max_bytes: int, tick: Optional[Callable[[], None]] = None) -> list:
+    """``(body, URL it came from after redirects)`` of each of ``urls``, in order: whole-object
+    GETs in parallel through the guard session ``egress`` (playlists, subtitles, thumbnails),
+    each at most ``max_bytes``. ``headers``: request headers (yt-dlp's ``http_headers``);
+    ``deadline``: ``time.monotonic()`` limit; ``tick()`` as in :meth:`Fetcher.run`.
+
+    Raises MediaError as :meth:`Fetcher.run` does: FORMAT_UNAVAILABLE for a body over
+    ``max_bytes``, SOURCE_NOT_ALLOWED, SOURCE_HTTP_ERROR (``.status`` set), FFMPEG_FAILED past
+    the deadline.
+    """
+    if not urls:
+        return []
+    fetcher = Fetcher(headers, len(urls), deadline, egress=egress)
+    try:
+        found = fetcher.run([(url, max_bytes, None, None) for url in urls], tick or (lambda: None))
+    finally:
+        fetcher.close()
+    return [(data, fetcher.final_urls.get(url, url)) for url, (_, data) in zip(urls, found)]
+
+
 def _release(response, drain: bool = False) -> None:
     """Give the response's connection back to the pool: kept alive when the body was read to
     its end (urllib3 has then released it already) or, with ``drain``, when at most ``CHUNK``

@@ -52,13 +52,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-from src.media import egress, fragmentcopy, guard, hls, periods, rangedcopy, urlinput
+from src.media import audio, egress, fragmentcopy, guard, hls, periods, rangedcopy, urlinput
 from src.media.choice import FetchPlan
 from src.media.errors import FFMPEG_FAILED, SEGMENT_OUT_OF_RANGE, MediaError, classify
 from src.media.ffmpeg import FFmpegError, Progress, ffprobe, mmss, run_ffmpeg
 from src.media.probe import INPUT_ALLOW_LIST
 
-_MUXERS = {"mp4": ["-f", "mp4", "-movflags", "+faststart"], "webm": ["-f", "webm"]}
 #: Parallel connections per stream for the ranged path; 0 turns it off (direct path only).
 CONNECTIONS = 4
 #: Progress given to the network phase of the ranged path; the local cut fills the rest.
@@ -67,12 +66,16 @@ FETCH_SHARE = 95.0
 #: :func:`fragmentcopy.fragment_copies` gives it (from its bytes: an MP4 or WebM index, or joined
 #: MPEG-TS segments of HLS — ``mpegts`` is on the upload allow-list).
 _COPY_DEMUXERS = {".mp4": "mov", ".webm": "matroska", ".ts": "mpegts"}
+#: ffprobe of the cut file (ours): the containers an output can be (:data:`choice.MUXERS`).
+_OUTPUT_ALLOW_LIST = ("-format_whitelist", "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mp3,ogg",
+                      "-protocol_whitelist", "file")
 
 
 def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
                   on_progress: Optional[Callable[[dict], None]] = None,
                   on_start: Optional[Callable[[subprocess.Popen], None]] = None,
-                  timeout: Optional[float] = None) -> dict:
+                  timeout: Optional[float] = None,
+                  on_cut: Optional[Callable[[Path], None]] = None) -> dict:
     """Download seconds ``start``..``end`` of the plan's streams into ``out_path``.
 
     ``start``/``end``: seconds from the start of the video (floats, ``0 <= start < end``).
@@ -86,10 +89,14 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
     fields). An exception it
     raises stops the connections or ffmpeg, removes the partial files and propagates unchanged
     (job cancellation). ``on_start(process)`` receives each ffmpeg process (the cut);
-    ``timeout`` is wall seconds for the whole fetch.
+    ``timeout`` is wall seconds for the whole fetch. ``on_cut(path)`` is called with the cut
+    temporary file before it is checked and renamed (tags, cover, subtitles: the final name
+    then appears only complete); what it raises propagates, the files removed.
 
+    An ``audio_only`` plan (:mod:`src.media.audio`) writes only the audio, copied or encoded.
     Returns ``{"duration": s, "width", "height", "vcodec", "acodec", "size_bytes"}`` from
-    ffprobe of the result (``acodec`` None without audio). Raises ValueError for a bad range,
+    ffprobe of the result (``acodec`` None without audio; ``width``/``height``/``vcodec`` None
+    for an audio clip). Raises ValueError for a bad range,
     MediaError (SOURCE_NOT_ALLOWED for a URL, redirect or connection the egress policy refuses
     — the plan's own URLs before any connection —, SOURCE_HTTP_ERROR for an HTTP error from the
     source or an unreachable source, SEGMENT_OUT_OF_RANGE when the segment lies beyond the end
@@ -99,15 +106,15 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
     if not 0 <= start < end:
         raise ValueError(f"need 0 <= start < end, got start={start} end={end}")
     try:
-        return _fetch_once(plan, start, end, out_path, on_progress, on_start, timeout)
+        return _fetch_once(plan, start, end, out_path, on_progress, on_start, timeout, on_cut)
     except periods.PeriodBoundary as boundary:
         periods.join(fetch_segment, plan, start, end, boundary.at, out_path, on_progress,
-                     on_start, timeout)
-        return _summary(Path(out_path))
+                     on_start, timeout, on_cut)
+        return _summary(Path(out_path), plan.audio_only)
 
 
 def _fetch_once(plan: FetchPlan, start: float, end: float, out_path, on_progress, on_start,
-                timeout: Optional[float]) -> dict:
+                timeout: Optional[float], on_cut) -> dict:
     """:func:`fetch_segment` of a clip inside one DASH Period (raises
     :class:`~src.media.periods.PeriodBoundary` for one across a boundary)."""
     urls = [plan.video_url] + ([plan.audio_url] if plan.audio_url else [])
@@ -146,7 +153,9 @@ def _fetch_once(plan: FetchPlan, start: float, end: float, out_path, on_progress
             refused = session.refused()
             if refused:  # ffmpeg skips an HLS segment it cannot open: a hole
                 raise refused
-            summary = _summary(tmp)
+            if on_cut:
+                on_cut(tmp)
+            summary = _summary(tmp, plan.audio_only)
             os.replace(tmp, out)
             return summary
         except FFmpegError as exc:
@@ -195,12 +204,14 @@ def _ffmpeg_args(plan: FetchPlan, start, duration: float, tmp: Path, inputs: lis
         else:
             args += urlinput.input_args(url, plan.http_headers, proxy_url)
         args += [*seek, "-t", f"{duration:.3f}", "-i", url]
+    if plan.audio_only:
+        return [*args, *audio.output_args(plan), str(tmp)]
     if plan.audio_url:
         maps = ["-map", "0:v:0", "-map", "1:a:0"]
     else:  # combined format; the '?' keeps a silent video valid
         maps = ["-map", "0:v:0", "-map", "0:a:0?"]
     return [*args, *maps, "-c", "copy", "-map_metadata", "-1", "-dn", "-sn",
-            *_MUXERS.get(plan.container, _MUXERS["mp4"]), str(tmp)]
+            *plan.muxer_args(), str(tmp)]
 
 
 def _cut_reporter(duration: float, share: float, callback: Callable[[dict], None]):
@@ -226,25 +237,26 @@ def _cut_reporter(duration: float, share: float, callback: Callable[[dict], None
     return report
 
 
-def _summary(path: Path) -> dict:
+def _summary(path: Path, audio_only: bool = False) -> dict:
     """ffprobe facts about a fetched file; MediaError(SEGMENT_OUT_OF_RANGE) when it holds no
-    video (the segment starts after the end of the video)."""
+    video — no audio for an audio clip — (the segment starts after the end of the video)."""
     try:
-        info = ffprobe(str(path), input_args=INPUT_ALLOW_LIST)
+        info = ffprobe(str(path), input_args=_OUTPUT_ALLOW_LIST)
     except FFmpegError as exc:
         raise MediaError(FFMPEG_FAILED, detail=str(exc)) from exc
     streams = info.get("streams") or []
-    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and not (s.get("disposition") or {}).get("attached_pic")), None)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     duration = float((info.get("format") or {}).get("duration") or 0)
-    if video is None or duration <= 0:
+    if (audio if audio_only else video) is None or duration <= 0:
         raise MediaError(SEGMENT_OUT_OF_RANGE, "The requested segment holds no video; "
                                                "is it beyond the end of the video?")
     return {
         "duration": round(duration, 3),
-        "width": video.get("width"),
-        "height": video.get("height"),
-        "vcodec": video.get("codec_name"),
+        "width": video.get("width") if video else None,
+        "height": video.get("height") if video else None,
+        "vcodec": video.get("codec_name") if video else None,
         "acodec": audio.get("codec_name") if audio else None,
         "size_bytes": path.stat().st_size,
     }

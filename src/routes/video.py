@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from flask import Response, g, request
 
 from .. import schemas
+from ..media.audio import MIMETYPES as AUDIO_MIMETYPES
 from ..middleware.auth import private_token_required, public_token_in_path, public_token_required
 from ..services import download_service, stream_service, video_service
 from ..utils.files import send_media  # X-Accel-Redirect when enabled
@@ -13,7 +14,7 @@ from . import NONE, PRIVATE, PRIVATE_401, PUBLIC, PUBLIC_401, RETRY_AFTER, Bluep
 
 blp = Blueprint("video", __name__, url_prefix="/api/video", description="Clips")
 
-MIMETYPES = {"mp4": "video/mp4", "webm": "video/webm"}
+MIMETYPES = {"mp4": "video/mp4", "webm": "video/webm", **AUDIO_MIMETYPES}
 VIDEO_ID = [{"in": "path", "name": "video_id", "description": "the clip's id (from the save)",
              "schema": {"type": "string", "pattern": schemas.OBJECT_ID}}]
 #: The media layer's codes (src/media/errors.py): 422 about the video asked for, 500 ours.
@@ -27,10 +28,12 @@ CLIP_SAVE_ERRORS = {422: MEDIA_422 + " (a youtube.com/clip/ URL)",
                     500: MEDIA_500 + " (a youtube.com/clip/ URL)"}
 #: YouTube rate-limiting this server (issue 13, item 6), with Retry-After.
 MEDIA_429 = "RATE_LIMITED (the video source rate-limits this server; retry after Retry-After)"
-#: The clip file: Content-Disposition names it ``video_{id}.{ext}``.
+#: The clip file: Content-Disposition names it ``video_{id}.{ext}`` (an audio clip
+#: ``clip_{id}.{ext}``, issue 18).
 FILE_200 = {"200": {"description": "The clip's file", "content": {
     mimetype: schemas.BINARY for mimetype in MIMETYPES.values()}, "headers": {
-    "Content-Disposition": {"description": 'attachment; filename="video_{video_id}.mp4"',
+    "Content-Disposition": {"description": 'attachment; filename="video_{video_id}.mp4" '
+                                           '(audio: "clip_{video_id}.mp3")',
                             "schema": {"type": "string"}}}}}
 
 
@@ -129,8 +132,25 @@ def download(prefs, video_id):
     if result.get("processing"):
         return {"message": "Video is currently being processed", "status": "processing"}, 202
     response = send_media(result["file"], mimetype=MIMETYPES[result["ext"]])
+    name = "clip" if result["ext"] in AUDIO_MIMETYPES else "video"
     response.headers["Content-Disposition"] = \
-        f'attachment; filename="video_{video_id}.{result["ext"]}"'
+        f'attachment; filename="{name}_{video_id}.{result["ext"]}"'
+    return response
+
+
+@blp.get("/download/<video_id>/subtitles/<lang>.vtt", parameters=[*VIDEO_ID, {
+    "in": "path", "name": "lang", "description": "a language of the status' `subtitles`",
+    "schema": {"type": "string", "pattern": schemas.LANGUAGE}}])
+@private_token_required
+@blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)",
+             404: "NOT_FOUND (no such clip, or its file has no subtitles in that language)"})
+@blp.doc(security=PRIVATE, responses={"200": {"description": "WebVTT", "content": {
+    "text/vtt": {"schema": {"type": "string"}}}}})
+def subtitles(video_id, lang):
+    """The WebVTT subtitles of the clip's finished file in one language (issue 18)."""
+    path = video_service.subtitle_file(video_id, g.current_user["user_id"], lang)
+    response = send_media(path, mimetype="text/vtt")
+    response.headers["Content-Disposition"] = f'attachment; filename="clip_{video_id}.{lang}.vtt"'
     return response
 
 

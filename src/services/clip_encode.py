@@ -19,11 +19,14 @@ import logging
 import os
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 from ..data import videos
 from ..extensions import db, jobs, redis, setting
 from ..media import segment
+from ..media.errors import MediaError
 from ..media.ffmpeg import FFmpegError, FFmpegTimeout
 from ..media.probe import InvalidMediaError
 from . import progress_cache
@@ -41,12 +44,14 @@ def webm_path(out_path: str) -> str:
 
 
 def fetch_and_hand_off(doc: dict, plan, start: float, end: float, out_path: str, on_progress,
-                       job_id: str, timeout: float, finish: Callable, fail: Callable) -> None:
+                       job_id: str, timeout: float, extras, finish: Callable,
+                       fail: Callable) -> None:
     """Clip lane: fetch the WebM segment ``start``–``end`` (seconds) next to ``out_path`` within
     ``timeout`` wall seconds, then queue :func:`run_encode_phase` in the encode lane.
 
-    ``finish(video_id, job_id, doc, mp4_path, width, height, encoded=True)`` records the
-    finished clip,
+    ``extras``: the clip's :class:`~src.services.clip_extras.Extras` (subtitles to embed in
+    the MP4 once encoded). ``finish(video_id, job_id, doc, mp4_path, width, height,
+    encoded=True, extras=extras)`` records the finished clip,
     ``fail(video_id, job_id, code, message)`` a failure. Raises what ``segment.fetch_segment``
     raises (MediaError, JobCancelled) before anything is handed off; the partial WebM is
     removed then, so the clip job can extract the info again and call this once more when a
@@ -64,14 +69,15 @@ def fetch_and_hand_off(doc: dict, plan, start: float, end: float, out_path: str,
                                                     "encoding_progress": 0})
     jobs().hand_off(video_id, job_id, partial(
         run_encode_phase, out_path=out_path, width=plan.width, height=plan.height,
-        finish=finish, fail=fail))
+        extras=replace(extras, container="mp4"), finish=finish, fail=fail))
 
 
-def run_encode_phase(video_id: str, job_id: str, out_path: str, width, height,
+def run_encode_phase(video_id: str, job_id: str, out_path: str, width, height, extras,
                      finish: Callable, fail: Callable) -> None:
     """Encode lane: encode the fetched WebM to H.265 MP4 (``{job_id}.mp4`` beside it) with the
-    clip's ``quality_preset`` (default ``HIGHRES_MP4_PRESET``), within its time limit, and record
-    the outcome through ``finish``/``fail``. The WebM is removed in every case."""
+    clip's ``quality_preset`` (default ``HIGHRES_MP4_PRESET``), within its time limit, add the
+    subtitles (``extras.on_cut``), and record the outcome through ``finish``/``fail``. The WebM
+    is removed in every case."""
     doc = videos.get(db(), video_id)
     source = webm_path(out_path)
     if not doc or doc.get("job_id") != job_id or doc["status"] != "processing":
@@ -81,11 +87,15 @@ def run_encode_phase(video_id: str, job_id: str, out_path: str, width, height,
     preset = doc.get("quality_preset") or setting("HIGHRES_MP4_PRESET")
     try:
         encode_within_limit(video_id, job_id, source, mp4_path, CODEC, preset)
+        extras.on_cut(Path(mp4_path))
     except JobCancelled:
         log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
         return
     except FFmpegTimeout as exc:
         fail(video_id, job_id, "ENCODE_TIMEOUT", str(exc))
+        return
+    except MediaError as exc:
+        fail(video_id, job_id, exc.code, exc.message)
         return
     except (FFmpegError, InvalidMediaError) as exc:
         log.warning("video %s: job %s could not encode the clip: %s", video_id, job_id, exc)
@@ -97,7 +107,7 @@ def run_encode_phase(video_id: str, job_id: str, out_path: str, width, height,
         return
     finally:
         _remove(source)
-    finish(video_id, job_id, doc, mp4_path, width, height, encoded=True)
+    finish(video_id, job_id, doc, mp4_path, width, height, encoded=True, extras=extras)
 
 
 def _remove(path: str) -> None:

@@ -24,10 +24,18 @@ from .. import metrics
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
-from ..media import choice, guard, segment
+from ..media import audio, choice, guard, segment
 from ..media.errors import MESSAGES, MediaError
 from ..utils.files import file_available
-from . import clip_encode, folders, health_service, info_cache, job_limits, progress_cache
+from . import (
+    clip_encode,
+    clip_extras,
+    folders,
+    health_service,
+    info_cache,
+    job_limits,
+    progress_cache,
+)
 from .jobs import JobCancelled
 from .live_service import PHASES
 from .video_service import get_owned, media_api_error
@@ -62,13 +70,16 @@ def reap_if_dead(doc: dict) -> dict:
 def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
     """Serve, start or join the download of a clip.
 
-    ``prefs``: optional ``format_preference`` (mp4|webm|best), ``resolution_preference``
-    (720p…4320p|best), ``quality_preset`` (lossless|high|medium, for the ≥1440p MP4 re-encode),
-    ``format_id`` (issue 18: exactly these yt-dlp formats, ``V`` or ``V+A``, no format logic;
-    checked against the video's formats first — 400 FORMAT_ID_UNAVAILABLE);
+    ``prefs``: optional ``format_preference`` (mp4|webm|best, or mp3|m4a|opus for an audio
+    clip, issue 18), ``resolution_preference`` (720p…4320p|best), ``quality_preset``
+    (lossless|high|medium, for the ≥1440p MP4 re-encode), ``format_id`` (issue 18: exactly
+    these yt-dlp formats, ``V`` or ``V+A``, no format logic; checked against the video's
+    formats first — 400 FORMAT_ID_UNAVAILABLE), ``audio_bitrate`` (kbit/s, audio clips),
+    ``subtitles`` (languages) and ``subtitles_mode`` (embed|sidecar; checked first — 400
+    SUBTITLES_UNAVAILABLE / VALIDATION_ERROR, src/services/clip_extras.py);
     missing ones keep the clip's current preferences (a body naming a format or resolution
     preference but no ``format_id`` returns to the format logic). Returns
-    ``{"file": path, "ext": "mp4"|"webm"}`` when the file is ready within
+    ``{"file": path, "ext": "mp4"|"webm"|"mp3"|"m4a"|"opus"}`` when the file is ready within
     ``DOWNLOAD_WAIT_SECONDS``, else ``{"processing": True}``. Raises ApiError 404/403, 429
     TOO_MANY_JOBS (``MAX_JOBS_PER_USER``; joining the running job is never refused), 507
     INSUFFICIENT_STORAGE, and 422/500 with the media error code when the job failed.
@@ -81,16 +92,21 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
     preset = prefs.get("quality_preset") or doc.get("quality_preset") \
         or setting("HIGHRES_MP4_PRESET")
     format_id = _format_id(doc, prefs)
-    if _ready(doc, fmt, res, preset) and doc.get("file_format_id") == format_id:
+    options = _options(doc, prefs, fmt)
+    if _ready(doc, fmt, res, preset) and doc.get("file_format_id") == format_id \
+            and doc.get("file_options", {}) == options:
         return {"file": doc["file_path"], "ext": doc["file_format"]}
     if doc["status"] != "processing":
+        if options.get("subtitles"):
+            clip_extras.check_subtitles(info_cache.get_info(doc["url"], user_id=user_id),
+                                        options["subtitles"], options["subtitles_mode"], fmt)
         health_service.require_free_disk()  # 507 when DOWNLOADS_DIR is short of space
         job_id = uuid.uuid4().hex
         with job_limits.new_job_allowed(user_id):
             claimed = videos.claim(db(), video_id, job_id, {
                 "format_preference": fmt, "resolution_preference": res, "quality_preset": preset,
                 "format_id": format_id, "job_claimed_at": datetime.now(timezone.utc),
-                "folder": doc.get("folder") or folders.new_name()})
+                "folder": doc.get("folder") or folders.new_name(), **options})
         if claimed:
             progress_cache.reset_progress(redis(), video_id)
             jobs().submit(video_id, job_id, run_download)
@@ -119,6 +135,23 @@ def _format_id(doc: dict, prefs: dict):
                            {"format_id": [exc.message]}) from None
         raise media_api_error(exc.code, exc.message) from None
     return format_id
+
+
+def _options(doc: dict, prefs: dict, fmt: str) -> dict:
+    """The request's issue-18 options, the clip's stored ones where the body names none:
+    ``audio_bitrate`` (audio clips only), ``subtitles`` (a sorted list), ``subtitles_mode``
+    (when there are subtitles; default :func:`clip_extras.default_mode`). Compared with the
+    file's (``file_options``) to tell whether the file on disk is the one asked for."""
+    options: dict = {}
+    if fmt in audio.AUDIO_FORMATS:
+        options["audio_bitrate"] = prefs.get("audio_bitrate") or doc.get("audio_bitrate")
+    langs = prefs["subtitles"] if prefs.get("subtitles") is not None \
+        else doc.get("subtitles") or []
+    if langs:
+        options["subtitles"] = sorted(set(langs))
+        options["subtitles_mode"] = prefs.get("subtitles_mode") or doc.get("subtitles_mode") \
+            or clip_extras.default_mode(fmt)
+    return options
 
 
 def _ready(doc: dict, fmt: str, res: str, preset: str) -> bool:
@@ -217,9 +250,9 @@ def run_download(video_id: str, job_id: str) -> None:
         return
     if fetched is None:  # the encode phase runs in the encode lane and records the end
         return
-    out_path, summary = fetched
+    out_path, summary, extras = fetched
     metrics.CLIP_FILE.observe(os.path.getsize(out_path))
-    _finish(video_id, job_id, doc, out_path, summary["width"], summary["height"])
+    _finish(video_id, job_id, doc, out_path, summary["width"], summary["height"], extras=extras)
     log.info("video %s: job %s fetched in %.1f s", video_id, job_id, time.monotonic() - started)
 
 
@@ -242,40 +275,52 @@ def _extract_and_fetch(video_id: str, doc: dict, job_id: str, on_progress):
 def _fetch(video_id: str, doc: dict, job_id: str, on_progress, info: dict):
     """The fetch half of :func:`_extract_and_fetch` for one ``info``."""
     start, end = resolve_segment(doc, info)
-    plan = choice.plan_for_format_id(info, doc["format_id"]) if doc.get("format_id") else \
-        choice.select_formats(info, doc["format_preference"], doc["resolution_preference"])
+    if doc["format_preference"] in audio.AUDIO_FORMATS:
+        plan = audio.select_audio(info, doc["format_preference"], doc.get("audio_bitrate"))
+    elif doc.get("format_id"):
+        plan = choice.plan_for_format_id(info, doc["format_id"])
+    else:
+        plan = choice.select_formats(info, doc["format_preference"], doc["resolution_preference"])
     videos.update(db(), video_id, {"start_time": start, "end_time": end}, job_id=job_id)
     progress_cache.set_progress(redis(), video_id, {"current_phase": "downloading"})
     folder = folders.path_of(doc)
     os.makedirs(folder, exist_ok=True)
     out_path = os.path.join(folder, f"{job_id}.{plan.container}")
+    extras = clip_extras.prepare(doc, info, plan, start, end, out_path)
     if plan.needs_encode:
         clip_encode.fetch_and_hand_off(doc, plan, start, end, out_path, on_progress, job_id,
-                                       fetch_timeout(start, end), finish=_finish, fail=_fail)
+                                       fetch_timeout(start, end), extras, finish=_finish,
+                                       fail=_fail)
         return None
     summary = segment.fetch_segment(plan, start, end, out_path, on_progress=on_progress,
-                                    timeout=fetch_timeout(start, end))
-    return out_path, summary
+                                    timeout=fetch_timeout(start, end), on_cut=extras.on_cut)
+    return out_path, summary, extras
 
 
 def _finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
-            encoded: bool = False) -> None:
+            encoded: bool = False, extras=None) -> None:
     """Record the clip's finished file ``out_path`` (``width`` × ``height``; ``encoded``: made
-    by the ≥1440p re-encode, so the quality preset matters) while ``job_id`` owns the record,
-    then empty its folder of everything else (a previous file included). ``doc``: the record
-    as the job read it (its preferences)."""
+    by the ≥1440p re-encode, so the quality preset matters; ``extras``: its
+    :class:`~src.services.clip_extras.Extras`, whose subtitle files stay beside it) while
+    ``job_id`` owns the record, then empty its folder of everything else (a previous file
+    included). ``doc``: the record as the job read it (its preferences)."""
     now = datetime.now(timezone.utc)
+    sidecars = extras.sidecars if extras else []
     done = videos.update(db(), video_id, {
         "status": "completed", "file_path": out_path, "file_format": out_path.rsplit(".", 1)[1],
         "file_format_preference": doc["format_preference"],
         "file_resolution_preference": doc["resolution_preference"],
         "file_quality_preset": doc.get("quality_preset") if encoded else None,
         "file_format_id": doc.get("format_id"),
+        "file_options": _options(doc, {}, doc["format_preference"]),
+        "file_subtitles": [{key: s[key] for key in ("lang", "automatic", "path", "cues")}
+                           for s in sidecars],
+        "subtitle_errors": extras.errors if extras else {},
         "file_size_bytes": os.path.getsize(out_path), "width": width, "height": height,
         "completed_at": now,
         "expires_at": now + timedelta(minutes=setting("VIDEO_RETENTION_MINUTES"))}, job_id=job_id)
     if done:
-        folders.empty(os.path.dirname(out_path), keep=out_path)
+        folders.empty(os.path.dirname(out_path), keep=[out_path, *(s["path"] for s in sidecars)])
         progress_cache.set_progress(redis(), video_id, {"download_progress": 100, "eta": "00:00"})
         log.info("video %s: job %s completed (%s)", video_id, job_id, out_path)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Iterable
 from contextlib import suppress
-from typing import Optional
 
 from ..extensions import setting
 
@@ -38,16 +38,18 @@ def path_of(doc: dict) -> str:
     return os.path.join(base_of(doc), name_of(doc))
 
 
-def empty(folder: str, keep: Optional[str] = None) -> None:
-    """Delete everything in ``folder`` except the file ``keep``; drop the folder when empty.
+def empty(folder: str, keep: Iterable[str] = ()) -> None:
+    """Delete everything in ``folder`` except the files ``keep`` (paths); drop the folder when
+    empty.
 
     Safe against another process cleaning up at the same time, and against a job that writes
     into the folder meanwhile (the folder then stays)."""
     if not os.path.isdir(folder):
         return
+    kept = set(keep)
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
-        if path != keep:
+        if path not in kept:
             with suppress(FileNotFoundError):
                 shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
     with suppress(FileNotFoundError, OSError):  # gone already, or a new job wrote into it

@@ -42,7 +42,7 @@ import uuid
 from typing import Any, Optional
 
 from ..extensions import redis, setting
-from ..media import egress, formats, guard, source
+from ..media import egress, formats, guard, source, subtitles
 from ..media.errors import RATE_LIMITED, MediaError
 from ..utils.validators import parse_youtube_video_id, youtube_id_of, youtube_watch_url
 
@@ -66,6 +66,8 @@ DROPPED_KEYS = {"subtitles", "automatic_captions", "requested_subtitles", "thumb
                 "comments", "cookies"}
 #: yt-dlp's subtitle dicts → their compact ``{lang: [ext, …]}`` form (no URLs), issue 18.
 SUBTITLE_KEYS = {"subtitles": "subtitle_exts", "automatic_captions": "automatic_caption_exts"}
+#: … and the key of each in ``subtitle_tracks`` (not yt-dlp's: those are dropped at any depth).
+TRACK_KEYS = {"subtitles": "manual", "automatic_captions": "automatic"}
 LIVE_STATES = ("is_live", "is_upcoming", "post_live")
 #: Where the entry an info came from is noted in the returned dict (for :func:`drop`).
 ORIGIN = "_info_cache"
@@ -261,20 +263,37 @@ def _as_video(info: dict) -> dict:
 
 
 def compact_subtitles(info: dict) -> dict:
-    """``{"subtitle_exts": {lang: [ext, …]}, "automatic_caption_exts": {…}}`` from yt-dlp's
-    ``subtitles`` / ``automatic_captions`` (``{lang: [{"ext", "url", …}, …]}``): languages and
-    formats only, so a cached info answers what a fresh one does (issue 18). An info without
-    them (already compact) keeps what it has."""
-    compact = {}
+    """``{"subtitle_exts": {lang: [ext, …]}, "automatic_caption_exts": {…}, "subtitle_tracks":
+    {"manual": {lang: entry}, "automatic": {…}}}`` from yt-dlp's ``subtitles`` /
+    ``automatic_captions`` (``{lang: [{"ext", "url", …}, …]}``): the languages and formats, so
+    a cached info answers what a fresh one does, and per language only the one entry a clip
+    would fetch (:func:`src.media.subtitles.best_track`; issue 18) — YouTube lists six formats
+    for each of a hundred or more caption languages. An info without them (already compact)
+    keeps what it has."""
+    compact: dict = {}
+    tracks_kept: dict = {}
     for raw, kept in SUBTITLE_KEYS.items():
         tracks = info.get(raw)
         if isinstance(tracks, dict):
-            compact[kept] = {str(lang): [str(t.get("ext")) for t in entries or []
-                                         if isinstance(t, dict) and t.get("ext")]
-                             for lang, entries in tracks.items() if lang != "live_chat"}
+            tracks = {str(lang): [t for t in entries if isinstance(t, dict)]
+                      for lang, entries in tracks.items()
+                      if lang != "live_chat" and isinstance(entries, list)}
+            compact[kept] = {lang: [str(t["ext"]) for t in entries if t.get("ext")]
+                             for lang, entries in tracks.items()}
+            tracks_kept[TRACK_KEYS[raw]] = {lang: _entry(best) for lang, entries in tracks.items()
+                                if (best := subtitles.best_track(entries)) is not None}
         elif kept in info:
             compact[kept] = info[kept]
+    if tracks_kept:
+        compact["subtitle_tracks"] = tracks_kept
+    elif "subtitle_tracks" in info:
+        compact["subtitle_tracks"] = info["subtitle_tracks"]
     return compact
+
+
+def _entry(track: dict) -> dict:
+    """What a clip job needs of one subtitle entry."""
+    return {key: track[key] for key in ("ext", "url", "http_headers") if key in track}
 
 
 def storable(value: Any, depth: int = 0) -> Any:

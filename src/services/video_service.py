@@ -10,6 +10,7 @@ from ..data import users, videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
 from ..media import egress, formats, source
+from ..media.audio import AUDIO_FORMATS
 from ..media.errors import MediaError
 from ..utils.dates import iso
 from ..utils.files import file_available
@@ -22,7 +23,7 @@ from ..utils.validators import (
     youtube_id_of,
     youtube_watch_url,
 )
-from . import info_cache, info_service, progress_cache, public_token_service
+from . import clip_extras, info_cache, info_service, progress_cache, public_token_service
 
 #: Media error codes that describe the video the user asked for (a 4xx), not a server failure.
 USER_SIDE_CODES = {"VIDEO_UNAVAILABLE", "PRIVATE_VIDEO", "AGE_RESTRICTED", "GEO_RESTRICTED",
@@ -218,11 +219,28 @@ def status_view(doc: dict) -> dict:
         "file_size_mb": round(size / 1_048_576, 1) if size and file_available(doc) else None,
         "expires_at": iso(doc.get("expires_at")), "progress": None,
         "format_id": doc.get("format_id"), "video_info": doc.get("video_info"),
+        "audio_bitrate": doc.get("audio_bitrate"), "subtitles_mode": doc.get("subtitles_mode"),
+        "subtitles": [{"lang": s["lang"], "automatic": s["automatic"], "cues": s.get("cues"),
+                       "url": f"/api/video/download/{doc['_id']}/subtitles/{s['lang']}.vtt"}
+                      for s in doc.get("file_subtitles") or []] if file_available(doc) else [],
+        "subtitle_errors": doc.get("subtitle_errors") or {},
     }
     if doc["status"] == "processing":
         view["progress"] = progress_cache.get_progress(redis(), view["video_id"]) \
             or dict(progress_cache.EMPTY_PROGRESS)
     return view
+
+
+def subtitle_file(video_id: str, user_id: str, lang: str) -> str:
+    """Path of the WebVTT file in ``lang`` beside the clip's finished file (issue 18). Raises
+    ApiError 404/403 as :func:`get_owned`, 404 when the file has no subtitles in ``lang``
+    (none asked for, left out, or the file expired)."""
+    doc = get_owned(video_id, user_id)
+    found = next((s for s in doc.get("file_subtitles") or [] if s["lang"] == lang), None)
+    if found is None or not file_available(doc):
+        raise ApiError(404, f"This clip's file has no subtitles in {lang!r}; download it with "
+                            f'"subtitles": ["{lang}"] first.', "NOT_FOUND")
+    return found["path"]
 
 
 def list_clips(user_id: str) -> list[dict]:
@@ -233,7 +251,9 @@ def list_clips(user_id: str) -> list[dict]:
 def formats_for(video_id: str, user_id: str, detail: bool = False) -> dict:
     """Formats of a stored clip (document id) or of a YouTube video (11-char id).
 
-    Returns ``{"video_id", "resolutions", "extensions", "formats"}`` (spec, Video Endpoints 6);
+    Returns ``{"video_id", "resolutions", "extensions", "formats"}`` (spec, Video Endpoints 6)
+    plus ``audio_formats`` and ``subtitles`` (what an audio clip and the subtitle options may
+    ask for, issue 18);
     with ``detail`` also ``details``: every format labelled, sizes for the clip's duration (a
     stored clip) or the whole video (a YouTube id) (:func:`info_service.format_details`).
     Raises ApiError 404/403 for a document id, 400 for an id of neither form or
@@ -256,10 +276,21 @@ def formats_for(video_id: str, user_id: str, detail: bool = False) -> dict:
     by_resolution = formats.formats_by_resolution(info)
     answer = {"video_id": shown_id, "resolutions": list(by_resolution),
               "extensions": sorted({ext for exts in by_resolution.values() for ext in exts}),
-              "formats": by_resolution}
+              "formats": by_resolution,
+              "audio_formats": list(AUDIO_FORMATS) if any(
+                  f.get("acodec") != "none" for f in info.get("formats") or []) else [],
+              "subtitles": _offered_subtitles(info)}
     if detail:
         answer["details"] = info_service.format_details(info, seconds)
     return answer
+
+
+def _offered_subtitles(info: dict) -> list:
+    """:func:`info_service.subtitle_languages` a download can ask for: those with a track we
+    read (:func:`clip_extras.tracks_of`; manual subtitles hide automatic ones of a language)."""
+    offered = clip_extras.tracks_of(info)
+    return [s for s in info_service.subtitle_languages(info)
+            if s["lang"] in offered and offered[s["lang"]][1] == s["automatic"]]
 
 
 def _public_info(url: str, probe: bool) -> tuple:
