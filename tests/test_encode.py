@@ -217,3 +217,19 @@ def test_tiny_frames_are_refused_and_odd_sides_encode(make_app, auth_factory, tm
         out.write_bytes(r.data)
         video = ffprobe(str(out))["streams"][0]
         assert (video["width"], video["height"]) == size, (codec, preset, video)
+
+
+def test_an_encode_deleted_while_its_request_waits_is_404(make_app, auth_factory):
+    """The record goes while the start request waits for the encode (an owner's clean-up from
+    another tab, the retention sweep): the answer is 404, not a 500."""
+    import threading
+
+    app = make_app(DOWNLOAD_WAIT_SECONDS=5)
+    client = app.test_client()
+    user = auth_factory(client).user()
+    encode_id = _upload(client, user).json["encode_id"]
+    videos = app.extensions["yt"]["db"].videos
+    threading.Timer(0.5, lambda: videos.delete_one({"_id": ObjectId(encode_id)})).start()
+    r = client.post(f"/api/encode/start/{encode_id}", headers=user["headers"],
+                    json={"video_codec": "av1", "quality_preset": "high"})
+    assert r.status_code == 404 and r.json["code"] == "NOT_FOUND", r.json

@@ -121,9 +121,8 @@ def sweep_orphans(now_ts: Optional[float] = None) -> list[str]:
                 if os.path.join(path, entry) not in keep:
                     _remove(os.path.join(path, entry), "partial or stale file", removed)
             if not os.listdir(path):
-                current = videos.get(db(), doc["_id"])
-                assert current is not None  # as before: a record deleted meanwhile is not handled
-                if current["status"] != "processing":
+                current = videos.get(db(), doc["_id"])  # None: deleted meanwhile, folder unowned
+                if current is None or current["status"] != "processing":
                     try:
                         os.rmdir(path)
                     except OSError:  # a job claimed the clip and wrote into it just now

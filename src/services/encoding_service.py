@@ -96,7 +96,8 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
     deadline = time.monotonic() + setting("DOWNLOAD_WAIT_SECONDS")
     while True:
         current = videos.get(db(), encode_id)
-        assert current is not None  # as before: a record deleted meanwhile is not handled
+        if current is None:  # deleted while the request waited
+            raise ApiError(404, "Encode request not found", "NOT_FOUND")
         if file_available(current):
             return {"message": "Video encoded successfully", "encode_id": encode_id,
                     "file_size_mb": round(current["file_size_bytes"] / 1_048_576, 1)}
@@ -207,7 +208,8 @@ def reap_if_dead(doc: dict) -> dict:
         log.warning("encode %s: job %s had no heartbeat; marked failed", doc["_id"],
                     doc.get("job_id"))
     current = videos.get(db(), doc["_id"])
-    assert current is not None  # as before: a record deleted meanwhile is not handled
+    if current is None:  # deleted meanwhile
+        raise ApiError(404, "Encode request not found", "NOT_FOUND")
     return current
 
 
