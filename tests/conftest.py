@@ -163,10 +163,10 @@ class Auth:
         assert r.status_code == 201, r.json
         return r.json["video_id"]
 
-    def download(self, user, video_id, resolution="720p", timeout=90):
-        """``POST /api/video/download/{id}`` (mp4 at ``resolution``) asked again while it
-        answers 202 (the job runs), at most ``timeout`` seconds; the last answer."""
-        body = {"format_preference": "mp4", "resolution_preference": resolution}
+    def download(self, user, video_id, resolution="720p", timeout=90, body=None):
+        """``POST /api/video/download/{id}`` (``body``, else mp4 at ``resolution``) asked again
+        while it answers 202 (the job runs), at most ``timeout`` seconds; the last answer."""
+        body = body or {"format_preference": "mp4", "resolution_preference": resolution}
         path = f"/api/video/download/{video_id}"
         r = self.client.post(path, headers=user["headers"], json=body)
         deadline = time.monotonic() + timeout

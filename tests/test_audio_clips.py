@@ -57,16 +57,6 @@ def youtube(dash_formats, fake_youtube, clean_source_server, thumbnails):
     return watch_url()
 
 
-def _download(client, user, video_id, body, timeout=90):
-    path = f"/api/video/download/{video_id}"
-    r = client.post(path, headers=user["headers"], json=body)
-    deadline = time.monotonic() + timeout
-    while r.status_code == 202 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        r = client.post(path, headers=user["headers"], json=body)
-    return r
-
-
 def _tags(probe: dict) -> dict:
     tags = dict(probe["format"].get("tags") or {})
     for stream in probe["streams"]:
@@ -89,7 +79,7 @@ def test_an_mp3_clip_fetches_only_the_audio_and_carries_tags_and_cover(
     assert r.status_code == 200 and r.json["audio_formats"] == ["mp3", "m4a", "opus"], r.json
     time.sleep(0.3)
     clean_source_server.reset_counters()
-    r = _download(client, user, video_id, {"format_preference": "mp3", "audio_bitrate": 128})
+    r = auth.download(user, video_id, body={"format_preference": "mp3", "audio_bitrate": 128})
     assert r.status_code == 200, r.json
     assert r.headers["Content-Type"] == "audio/mpeg"
     assert r.headers["Content-Disposition"] == f'attachment; filename="clip_{video_id}.mp3"'
@@ -129,7 +119,7 @@ def test_m4a_and_opus_clips(client, auth, youtube, clean_source_server, tmp_path
     encoded from it (the ladder has no Opus) at the default 128 kbit/s."""
     user = auth.user()
     video_id = auth.save_clip(user, youtube, START, END)
-    r = _download(client, user, video_id, {"format_preference": container})
+    r = auth.download(user, video_id, body={"format_preference": container})
     assert r.status_code == 200, r.json
     assert r.headers["Content-Disposition"] == \
         f'attachment; filename="clip_{video_id}.{container}"'
@@ -153,15 +143,15 @@ def test_m4a_and_opus_clips(client, auth, youtube, clean_source_server, tmp_path
 def test_switching_from_audio_to_video_makes_a_new_file(client, auth, youtube, tmp_path):
     user = auth.user()
     video_id = auth.save_clip(user, youtube, START, END)
-    assert _download(client, user, video_id, {"format_preference": "m4a"}).status_code == 200
-    r = _download(client, user, video_id, {"format_preference": "mp4",
+    assert auth.download(user, video_id, body={"format_preference": "m4a"}).status_code == 200
+    r = auth.download(user, video_id, body={"format_preference": "mp4",
                                            "resolution_preference": "720p"})
     assert r.status_code == 200 and r.headers["Content-Type"] == "video/mp4"
     assert r.headers["Content-Disposition"] == f'attachment; filename="video_{video_id}.mp4"'
     (tmp_path / "v.mp4").write_bytes(r.data)
     streams = {s["codec_type"]: s for s in ffprobe(str(tmp_path / "v.mp4"))["streams"]}
     assert streams["video"]["height"] == 720
-    r = _download(client, user, video_id, {"format_preference": "m4a", "audio_bitrate": 64})
+    r = auth.download(user, video_id, body={"format_preference": "m4a", "audio_bitrate": 64})
     assert r.status_code == 200 and r.headers["Content-Type"] == "audio/mp4"
     (tmp_path / "a.m4a").write_bytes(r.data)
     audio = [s for s in ffprobe(str(tmp_path / "a.m4a"))["streams"]

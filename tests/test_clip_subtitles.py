@@ -65,16 +65,6 @@ def youtube(dash_formats, fake_youtube, clean_source_server, subs):
     return watch_url()
 
 
-def _download(client, user, video_id, body, timeout=90):
-    path = f"/api/video/download/{video_id}"
-    r = client.post(path, headers=user["headers"], json=body)
-    deadline = time.monotonic() + timeout
-    while r.status_code == 202 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        r = client.post(path, headers=user["headers"], json=body)
-    return r
-
-
 def _plain(text: str) -> str:
     """Cue text without markup (mov_text keeps no WebVTT tags) and with entities decoded."""
     text = re.sub(r"</?[a-z][^>]*>", "", text)
@@ -105,7 +95,7 @@ def test_embedded_subtitles_are_exactly_the_window_shifted_by_minus_300(
     assert ("en", True) not in langs  # the manual English track hides the automatic one
     assert "ja" not in {lang for lang, _ in langs}  # segmented (HLS) subtitles: not read
 
-    r = _download(client, user, video_id, {"format_preference": "mp4",
+    r = auth.download(user, video_id, body={"format_preference": "mp4",
                                            "resolution_preference": "720p",
                                            "subtitles": ["en", "de"]})
     assert r.status_code == 200, r.json
@@ -139,7 +129,7 @@ def test_sidecar_automatic_captions_with_an_audio_clip(client, auth, youtube, su
     built, _ = subs
     user = auth.user()
     video_id = auth.save_clip(user, youtube, START, END)
-    r = _download(client, user, video_id, {"format_preference": "mp3", "subtitles": ["es"]})
+    r = auth.download(user, video_id, body={"format_preference": "mp3", "subtitles": ["es"]})
     assert r.status_code == 200, r.json
     status = client.get(f"/api/video/status/{video_id}", headers=user["headers"]).json
     assert status["subtitles_mode"] == "sidecar"
@@ -159,7 +149,7 @@ def test_a_subtitle_that_cannot_be_fetched_leaves_the_clip_whole(client, auth, y
                                                                  tmp_path):
     user = auth.user()
     video_id = auth.save_clip(user, youtube, START, END)
-    r = _download(client, user, video_id, {"format_preference": "mp4",
+    r = auth.download(user, video_id, body={"format_preference": "mp4",
                                            "resolution_preference": "720p",
                                            "subtitles": ["fr", "de"], "subtitles_mode": "embed"})
     assert r.status_code == 200, r.json
@@ -189,7 +179,7 @@ def test_subtitles_of_a_dash_manifest_through_yt_dlp(client, auth, subs, source_
         video_id = auth.save_clip(user, url, START, END)
         r = client.get(f"/api/video/formats/{video_id}", headers=user["headers"])
         assert [s["lang"] for s in r.json["subtitles"]] == ["en"], r.json
-        r = _download(client, user, video_id, {"format_preference": "mp4",
+        r = auth.download(user, video_id, body={"format_preference": "mp4",
                                                "resolution_preference": "720p",
                                                "subtitles": ["en"]})
         assert r.status_code == 200, r.json
@@ -249,7 +239,7 @@ def test_subtitles_in_a_1440p_mp4_and_webm(make_app, auth_factory, monkeypatch, 
     want = _window(built["expected"]["vtt"], 20, 40)
     assert want
     for fmt, codec, video in (("mp4", "mov_text", "hevc"), ("webm", "webvtt", "vp9")):
-        r = _download(client, user, video_id, {
+        r = auth.download(user, video_id, body={
             "format_preference": fmt, "resolution_preference": "1440p",
             "quality_preset": "medium", "subtitles": ["en"]}, timeout=300)
         assert r.status_code == 200, r.json

@@ -95,16 +95,6 @@ def test_detail_of_the_dash_ladder(client, auth, source_server):
         ("audio only", "AAC")
 
 
-def _download(client, user, video_id, body, timeout=90):
-    path = f"/api/video/download/{video_id}"
-    r = client.post(path, headers=user["headers"], json=body)
-    deadline = time.monotonic() + timeout
-    while r.status_code == 202 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        r = client.post(path, headers=user["headers"], json=body)
-    return r
-
-
 def _streams(path) -> dict:
     return {s["codec_type"]: s for s in ffprobe(str(path))["streams"]}
 
@@ -115,7 +105,7 @@ def test_download_by_format_id_uses_exactly_those_formats(client, auth, clean_so
     user = auth.user()
     video_id = auth.save_clip(user, server.dash_url, 300, 310)
     body = {"format_id": "video-480p+audio-aac"}
-    r = _download(client, user, video_id, body)
+    r = auth.download(user, video_id, body=body)
     assert r.status_code == 200, r.json
     (tmp_path / "a.mp4").write_bytes(r.data)
     streams = _streams(tmp_path / "a.mp4")
@@ -128,11 +118,11 @@ def test_download_by_format_id_uses_exactly_those_formats(client, auth, clean_so
     first_file = client.application.extensions["yt"]["db"].videos.find_one()["file_path"]
 
     server.reset_counters()  # the same body again: the same file, nothing fetched
-    r = _download(client, user, video_id, body)
+    r = auth.download(user, video_id, body=body)
     assert r.status_code == 200 and server.bytes_served() == 0
     assert client.application.extensions["yt"]["db"].videos.find_one()["file_path"] == first_file
 
-    r = _download(client, user, video_id, {"format_preference": "mp4",  # the format logic
+    r = auth.download(user, video_id, body={"format_preference": "mp4",  # the format logic
                                            "resolution_preference": "720p"})
     assert r.status_code == 200, r.json
     (tmp_path / "b.mp4").write_bytes(r.data)
@@ -147,7 +137,7 @@ def test_download_by_a_single_combined_format_id(client, auth, fake_youtube, sou
                                                f"{int(time.time()) + 6 * 3600}"))
     user = auth.user()
     video_id = auth.save_clip(user, watch_url(), 300, 306)
-    r = _download(client, user, video_id, {"format_id": "22"})
+    r = auth.download(user, video_id, body={"format_id": "22"})
     assert r.status_code == 200, r.json
     (tmp_path / "c.mp4").write_bytes(r.data)
     streams = _streams(tmp_path / "c.mp4")
