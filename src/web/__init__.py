@@ -10,10 +10,12 @@ from flask import Blueprint
 
 blp = Blueprint("web", __name__, static_folder="static", static_url_path="/ui")
 
-#: Same-origin only; blob: for the downloaded files, data: for the empty favicon.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-       "frame-ancestors 'none'; form-action 'self'")
+#: Same-origin only; blob: for the downloaded files, data: for the empty favicon, and YouTube's
+#: thumbnail host for the info cards (issue 18: images only, never scripts or connections).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+       "img-src 'self' data: blob: https://*.ytimg.com; media-src 'self' blob:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+       "form-action 'self'")
 
 
 @blp.get("/")

@@ -1,19 +1,25 @@
 // The clip list: status, times, message; live progress (status polled every 2 s);
-// download with format/resolution choices; retry of failed clips; fetch of expired ones.
+// download with format/resolution/audio/subtitle choices (clipoptions.js); the video's info
+// card; retry of failed clips; fetch of expired ones.
 import { downloadFile, get } from './api.js';
-import { $, flash, h, options } from './dom.js';
+import {
+  choiceControls, defaultChoices, downloadBody, fallbackName, keepChoices, subtitleLinks,
+} from './clipoptions.js';
+import { $, flash, h } from './dom.js';
 import { describe, hms, humanError, localDateTime } from './format.js';
+import { infoCard } from './info.js';
 import { jobProgress } from './progress.js';
 
 const POLL_MS = 2000;
-const RESOLUTIONS = ['4320p', '2160p', '1440p', '1080p', '720p']; // what the API accepts
-const FORMATS = ['mp4', 'webm', 'best'];
 const STREAM_PHASES = {
   resolving_live: 'Finding the stream this clip belongs to…',
   waiting_for_vod: 'Waiting for YouTube to publish the stream recording…',
 };
 
-const clips = new Map(); // id → {data (summary + status fields), fmt, res, intent, progress}
+// id → {data (summary + status fields), choices (clipoptions.js), formats, intent, progress}
+const clips = new Map();
+const formatsQueue = [];
+let formatsWorkers = 0;
 let timer = null;
 
 /** Reload the list from the API, then each clip's status (formats, progress). */
@@ -22,7 +28,7 @@ export async function loadClips() {
   const seen = new Set();
   for (const summary of data.videos) {
     seen.add(summary.video_id);
-    const state = clips.get(summary.video_id) || { fmt: 'mp4', res: 'best', intent: null };
+    const state = clips.get(summary.video_id) || { ...defaultChoices(), intent: null };
     state.data = { ...(state.data || {}), ...summary };
     clips.set(summary.video_id, state);
   }
@@ -64,9 +70,11 @@ async function refresh(id) {
   const first = !state.hasStatus;
   state.hasStatus = true;
   state.data = { ...state.data, ...data };
+  if (first) keepChoices(state, data);
   if (first || before !== data.status) replaceCard(id);
   else state.progress?.update(data.progress);
   if (data.status === 'processing') watch();
+  else if (!state.formatsAsked) queueFormats(id);
   if (data.status === 'completed' && state.intent === 'waiting') fetchFile(id);
   if (data.status === 'failed' && state.intent) state.intent = null;
 }
@@ -89,6 +97,33 @@ export function stopPolling() {
   clearInterval(timer);
   timer = null;
   clips.clear();
+  formatsQueue.length = 0;
+}
+
+/**
+ * The clip's formats (GET /api/video/formats/{id}: resolutions, ``audio_formats``,
+ * ``subtitles``), asked once per clip, two at a time; its card is redrawn with them. A failure
+ * leaves the choices the status allows (the download then says what is wrong).
+ */
+function queueFormats(id) {
+  clips.get(id).formatsAsked = true;
+  formatsQueue.push(id);
+  if (formatsWorkers >= 2) return;
+  formatsWorkers += 1;
+  (async () => {
+    while (formatsQueue.length) {
+      const next = formatsQueue.shift();
+      try {
+        const { data } = await get(`/api/video/formats/${next}`);
+        const state = clips.get(next);
+        if (!state) continue;
+        state.formats = data;
+        if (state.data.status !== 'processing' && !state.intent) replaceCard(next);
+      } catch (err) {
+        if (clips.get(next)) clips.get(next).formatsError = err;
+      }
+    }
+  })().finally(() => { formatsWorkers -= 1; });
 }
 
 /** Ask for the file: saved at once (200) or the job runs and is polled until done (202). */
@@ -99,8 +134,9 @@ async function fetchFile(id) {
   replaceCard(id);
   watch();
   try {
-    const body = { format_preference: state.fmt, resolution_preference: state.res };
-    const result = await downloadFile(`/api/video/download/${id}`, body, `video_${id}.mp4`);
+    const body = downloadBody(state);
+    const result = await downloadFile(`/api/video/download/${id}`, body,
+      fallbackName(id, state.fmt));
     if (result.processing) {
       state.intent = 'waiting';
     } else {
@@ -114,20 +150,18 @@ async function fetchFile(id) {
     if (!err.status || (err.status < 500 && err.status !== 422)) flash(describe(err), 'error');
   }
   await refresh(id);
+  if (clips.has(id)) replaceCard(id); // the button again, also when the status is unchanged
 }
 
 function replaceCard(id) {
   const old = document.querySelector(`li[data-id="${id}"]`);
   if (!old) return;
-  const focused = old.contains(document.activeElement) ? document.activeElement.dataset.role : null;
+  const active = old.contains(document.activeElement) ? document.activeElement.dataset : null;
   const fresh = card(id);
   old.replaceWith(fresh);
-  if (focused) fresh.querySelector(`[data-role="${focused}"]`)?.focus();
-}
-
-function resolutionChoices(available) {
-  const known = (available || []).map((r) => RESOLUTIONS.indexOf(r)).filter((i) => i >= 0);
-  return ['best', ...RESOLUTIONS.slice(known.length ? Math.min(...known) : 0)];
+  if (!active?.role) return;
+  const lang = active.lang ? `[data-lang="${CSS.escape(active.lang)}"]` : '';
+  fresh.querySelector(`[data-role="${active.role}"]${lang}`)?.focus();
 }
 
 function card(id) {
@@ -137,7 +171,8 @@ function card(id) {
   const status = v.status === 'starting' ? 'processing' : v.status;
   const who = v.nightbot_user?.displayName || v.nightbot_user?.name || v.requested_by;
   const li = h('li', { class: `card clip status-${status}`, 'data-id': id, 'data-status': status,
-    'data-loaded': state.hasStatus ? 'true' : null },
+    'data-loaded': state.hasStatus ? 'true' : null,
+    'data-formats': state.formats ? 'loaded' : null },
     h('div', { class: 'clip-head' },
       h('span', { class: `badge ${status}`, 'data-role': 'status' }, status),
       h('span', { class: 'times' }, `${hms(v.start_time)} – ${hms(v.end_time)}`),
@@ -145,6 +180,8 @@ function card(id) {
         ? h('span', { class: 'muted' }, `(${hms(v.end_time - v.start_time)})`) : null),
     h('p', { class: 'clip-url' }, h('a', { href: v.url, target: '_blank', rel: 'noopener noreferrer' },
       v.youtube_video_id || v.url)),
+    v.video_info && typeof v.video_info === 'object' ? infoCard(v.video_info, { compact: true })
+      : null,
     v.additional_message ? h('p', { class: 'message' }, `“${v.additional_message}”`) : null,
     who ? h('p', { class: 'muted' }, `Requested by ${who}`) : null,
     h('p', { class: 'muted' }, `Saved ${localDateTime(v.created_at)}`,
@@ -161,26 +198,23 @@ function card(id) {
     li.append(h('p', { class: 'error', 'data-role': 'error' },
       humanError(v.error_code, v.error_message), v.error_code ? ` (${v.error_code})` : ''));
   }
-  if (status !== 'processing') li.append(actions(id, state));
+  if (status !== 'processing') {
+    li.append(actions(id, state));
+    const links = subtitleLinks(id, v, (err) => {
+      if (err.status !== 401) flash(describe(err), 'error');
+    });
+    if (links) li.append(links);
+  }
   return li;
 }
 
 function actions(id, state) {
   const v = state.data;
-  const fmt = h('select', { 'data-role': 'format',
-    onchange: (e) => { state.fmt = e.target.value; } });
-  options(fmt, FORMATS, state.fmt);
-  const resValues = resolutionChoices(v.available_formats);
-  if (!resValues.includes(state.res)) state.res = 'best';
-  const res = h('select', { 'data-role': 'resolution',
-    onchange: (e) => { state.res = e.target.value; } });
-  options(res, resValues, state.res);
   const verb = { failed: 'Retry', expired: 'Fetch again' }[v.status]
     || (v.file_available ? 'Download' : 'Download clip');
   const button = h('button', {
     type: 'button', 'data-role': 'download', disabled: state.intent === 'requesting',
     'aria-label': `${verb} ${hms(v.start_time)} to ${hms(v.end_time)}`, onclick: () => fetchFile(id),
   }, verb);
-  return h('div', { class: 'actions' },
-    h('label', {}, 'Format ', fmt), h('label', {}, 'Resolution ', res), button);
+  return h('div', { class: 'actions' }, choiceControls(state, () => replaceCard(id)), button);
 }

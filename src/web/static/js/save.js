@@ -1,7 +1,8 @@
 // Save a clip by URL: start/end typed as H:MM:SS or seconds, checked before sending.
-import { post, session } from './api.js';
-import { $, busy, fieldError, flash } from './dom.js';
+import { get, post, session } from './api.js';
+import { $, busy, fieldError, flash, h } from './dom.js';
 import { checkRange, describe, hms, youtubeStart } from './format.js';
+import { infoCard, playlistCard } from './info.js';
 import { saveToken } from './tokens.js';
 
 const FIELDS = { url: 'save-url', start_time: 'save-start', end_time: 'save-end' };
@@ -19,14 +20,64 @@ function validUrl(text) {
   } catch { return false; }
 }
 
-async function send(body) {
+/** ``call(publicToken)`` with the dashboard's public token; a 401 gets a fresh one, once. */
+async function withSaveToken(call) {
   let token = await saveToken();
   try {
-    return await post('/api/video/save', body, { token: token.token });
+    return await call(token.token);
   } catch (err) {
     if (err.status !== 401) throw err;
     token = await saveToken({ fresh: true }); // revoked or expired: get another one, once
-    return post('/api/video/save', body, { token: token.token });
+    return call(token.token);
+  }
+}
+
+const send = (body) => withSaveToken((token) => post('/api/video/save', body, { token }));
+
+let lookups = 0; // the newest look-up wins; older answers are dropped
+
+function showInfo(state, ...children) {
+  const box = $('save-info');
+  box.dataset.state = state;
+  box.replaceChildren(...children);
+}
+
+/**
+ * What the URL is, before saving (GET /api/video/info): the video's card, or a playlist's
+ * entries — choosing one fills the URL and looks it up.
+ */
+async function lookUp() {
+  const url = $('save-url').value.trim();
+  if (!validUrl(url)) {
+    fieldError('save-url-error', 'Enter the full video URL, starting with https://', 'save-url');
+    $('save-url').focus();
+    return;
+  }
+  fieldError('save-url-error', '', 'save-url');
+  const mine = ++lookups;
+  const button = $('save-lookup');
+  button.disabled = true;
+  showInfo('loading', h('p', { class: 'muted' }, 'Looking up the video…'));
+  try {
+    const { data } = await withSaveToken((token) =>
+      get(`/api/video/info?url=${encodeURIComponent(url)}`, { token }));
+    if (mine !== lookups) return;
+    if (data.playlist) {
+      showInfo('playlist', playlistCard(data.playlist, (entry) => {
+        $('save-url').value = entry;
+        $('save-url').dispatchEvent(new Event('input', { bubbles: true }));
+        lookUp();
+      }));
+    } else {
+      showInfo('video', infoCard(data));
+    }
+  } catch (err) {
+    if (mine !== lookups) return;
+    if (err.status === 401 && !session()) return;
+    showInfo('error', h('p', { class: 'error', role: 'alert', 'data-role': 'lookup-error' },
+      describe(err)));
+  } finally {
+    if (mine === lookups) button.disabled = false;
   }
 }
 
@@ -48,6 +99,13 @@ function prefillStart() {
 /** ``onSaved(videoId)`` is called after a successful save. */
 export function initSave({ onSaved }) {
   prefillStart();
+  $('save-lookup').addEventListener('click', lookUp);
+  $('save-url').addEventListener('input', () => {
+    if ($('save-info').dataset.state === 'none') return;
+    lookups += 1; // the card was of another URL
+    $('save-lookup').disabled = false;
+    showInfo('none');
+  });
   $('save-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const form = event.currentTarget;
@@ -70,6 +128,8 @@ export function initSave({ onSaved }) {
       try {
         const { data } = await send(body);
         form.reset();
+        lookups += 1;
+        showInfo('none');
         flash(`Clip ${hms(range.start)} – ${hms(range.end)} saved.`);
         onSaved(data.video_id);
       } catch (err) {
