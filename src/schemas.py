@@ -436,3 +436,39 @@ class EncodeStatusSchema(Schema):
 
 #: A file answer (OpenAPI 3.0: a binary string) for ``content`` of a response.
 BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+# --- Chat commands (issue 17, item 1): !clipedit, !clipdelete, !recent, !clipsearch ----------
+
+class ChatQuery(Schema):
+    """Query of a chat command (Nightbot's ``$(querystring)`` fills ``message``)."""
+
+    message = fields.String(load_default=None, validate=validate.Length(max=500), metadata={
+        "description": "the command's words: edit `[id] text`, delete `[id]`, recent `[n]` "
+                       "(≤ 5), search `words`; `id` is the clip id the stream save replied "
+                       "with (without it: this channel's newest clip)"})
+    channel = fields.String(load_default=None, validate=validate.Regexp(r"^UC[\w-]{22}$"),
+                            metadata={"description": "YouTube channel id whose clips are meant "
+                                                     "(default: Nightbot-Channel's; none: all "
+                                                     "of the owner's stream clips)"})
+    format = fields.String(load_default=None, validate=validate.OneOf(("json", "text")),
+                           metadata={"description": "`text`: a short plain-text reply for chat"})
+
+
+class ChatClipSchema(Schema):
+    video_id = fields.String()
+    position = fields.Float(allow_none=True, metadata={
+        "description": "the moment in the stream (seconds); null while it is being placed"})
+    time = fields.String(allow_none=True, metadata={"description": "`position` as H:MM:SS"})
+    message = fields.String(allow_none=True)
+    status = fields.String()
+    youtube_video_id = fields.String(allow_none=True)
+
+
+class ChatReplySchema(Schema):
+    """A chat command's answer: the chat line, whether it did what was asked (false: a refusal
+    for the user's level, or a usage hint; nothing changed) and the clips it is about."""
+
+    message = fields.String(metadata={"description": "the reply for chat (under 400 characters)"})
+    done = fields.Boolean()
+    clips = fields.List(fields.Nested(ChatClipSchema))

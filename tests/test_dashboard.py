@@ -391,6 +391,12 @@ def test_nightbot_token_issue_and_revoke(page, live_app):
     assert command.startswith(prefix) and command.endswith("/live?message=$(querystring))")
     assert len(command) - len("!addcom !clip ") <= 500  # Nightbot's limit for a command
     token = command[len(prefix):].split("/", 1)[0]
+    lines = page.el("#nightbot-chat-commands").get_attribute("value").split("\n")
+    assert lines == [f"!addcom {name} $(urlfetch {base}/api/chat/{token}/{path}"
+                     "?message=$(querystring))" for name, path in (
+                         ("-ul=moderator !clipedit", "edit"), ("-ul=moderator !clipdelete",
+                                                               "delete"),
+                         ("!recent", "recent"), ("!clipsearch", "search"))]
     claims = api(base, "GET", "/api/auth/tokens/public", token=user["token"])[1]["tokens"]
     assert len(claims) == 1 and not claims[0]["revoked"]  # bound to the user: listed
     # The token works (400: authenticated, then the empty body is refused)...

@@ -6,6 +6,7 @@ overwrite the state of its successor.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, Optional
@@ -96,3 +97,43 @@ def claim(db, video_id, job_id: str, fields: dict,
                        "error_code": None}}
     return db.videos.find_one_and_update({"_id": object_id(video_id), "$or": allowed}, update,
                                          return_document=ReturnDocument.AFTER)
+
+
+def _stream_filter(user_id, channel_id: Optional[str]) -> dict:
+    """The owner's clips saved through the stream save; with ``channel_id`` only that channel's
+    (``channel_id``, or ``nightbot_channel.providerId`` for clips saved before that field)."""
+    query: dict[str, Any] = {"user_id": object_id(user_id), "origin": "stream"}
+    if channel_id:
+        query["$or"] = [{"channel_id": channel_id},
+                        {"nightbot_channel.providerId": channel_id}]
+    return query
+
+
+def stream_clips(db, user_id, channel_id: Optional[str], limit: int,
+                 words: Iterable[str] = ()) -> list[dict]:
+    """The newest ``limit`` stream clips of the owner (and channel, see :func:`_stream_filter`),
+    newest first; with ``words`` only those whose ``additional_message`` contains every word,
+    case-insensitively (a ``$regex`` of the escaped word: the words are matched literally)."""
+    query = _stream_filter(user_id, channel_id)
+    matches = [{"additional_message": {"$regex": re.escape(word), "$options": "i"}}
+               for word in words]
+    if matches:
+        query["$and"] = matches
+    return list(db.videos.find(query)
+                .sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)])
+                .limit(limit))
+
+
+def stream_clip(db, user_id, channel_id: Optional[str], video_id) -> Optional[dict]:
+    """The stream clip ``video_id`` if it belongs to the owner (and channel), else None (also
+    for a malformed id)."""
+    oid = object_id(video_id)
+    return db.videos.find_one({**_stream_filter(user_id, channel_id), "_id": oid}) if oid \
+        else None
+
+
+def delete(db, video_id) -> bool:
+    """Remove the record ``video_id``; True when it existed. A job still running on it loses
+    its writes (they are conditional on its ``job_id``) and its files are swept as orphans."""
+    oid = object_id(video_id)
+    return bool(oid) and db.videos.delete_one({"_id": oid}).deleted_count == 1

@@ -58,6 +58,10 @@ LIMITS: dict[str, list[tuple]] = {
     "video.save_stream": [("RATE_LIMIT_STREAM_SAVE_TOKEN", "path_token"),
                           ("RATE_LIMIT_STREAM_SAVE_IP", "ip")],
     "video.resolutions": [("RATE_LIMIT_RESOLUTIONS", "ip")],
+    # chat commands (issue 17): the stream save's limits, a bucket per command
+    **{f"chat.{command}": [("RATE_LIMIT_STREAM_SAVE_TOKEN", "path_token"),
+                           ("RATE_LIMIT_STREAM_SAVE_IP", "ip")]
+       for command in ("edit", "delete", "recent", "search")},
     "batch.save_batch": [("RATE_LIMIT_SAVE_BATCH_TOKEN", "bearer"), ("RATE_LIMIT_SAVE_IP", "ip")],
     "video.info": [("RATE_LIMIT_INFO", "ip")],  # issue 18: it runs yt-dlp for anyone too
 }

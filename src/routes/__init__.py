@@ -12,6 +12,7 @@ import http
 import json
 
 import flask_smorest
+from flask import request
 from webargs.flaskparser import FlaskParser
 
 from ..schemas import ErrorSchema
@@ -27,6 +28,43 @@ NONE: list = []  # no authentication (the stream save carries its token in the p
 PRIVATE_401 = "MISSING_TOKEN, INVALID_TOKEN, SESSION_REVOKED"
 PUBLIC_401 = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_REVOKED"
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+
+#: Nightbot's headers (route-level parameters: a ``parameters`` list in ``@blp.doc`` would
+#: replace the query parameters ``@blp.arguments`` documents).
+NIGHTBOT_HEADERS = [
+    {"in": "header", "name": "Nightbot-User", "required": False, "schema": {"type": "string"},
+     "description": "sent by Nightbot's urlfetch (a query string: name, displayName, provider, "
+     "providerId, userLevel; each kept to 100 characters): userLevel owner or moderator may "
+     "edit and delete clips; its presence asks for a plain-text reply"},
+    {"in": "header", "name": "Nightbot-Channel", "required": False,
+     "schema": {"type": "string"},
+     "description": "sent by Nightbot's urlfetch: its providerId (the YouTube channel id) names "
+     "the channel; its presence asks for a plain-text reply"}]
+
+
+def wants_text() -> bool:
+    """Chat bots get plain text: Nightbot's headers present or ``?format=text`` (``json``
+    wins)."""
+    chosen = request.args.get("format")
+    nightbot = "Nightbot-User" in request.headers or "Nightbot-Channel" in request.headers
+    return chosen == "text" or (nightbot and chosen != "json")
+
+
+def chat_doc(success: int, schema: str, description: str, codes: dict) -> dict:
+    """``@blp.doc`` of a chat endpoint (no header authentication: the token is in the path):
+    every answer in both content types — JSON, or one line of text under 400 characters for
+    chat — ``success`` with the ``schema`` component, the error ``codes`` (status →
+    machine codes) in the one error shape."""
+    text = {"schema": {"type": "string", "maxLength": 399}}
+    error = {"schema": {"$ref": "#/components/schemas/Error"}}
+    responses = {str(status): {"description": f"Error: {text_codes}", "content": {
+        "application/json": error, "text/plain": text}} for status, text_codes in codes.items()}
+    if "429" in responses:
+        responses["429"]["headers"] = RETRY_AFTER
+    responses[str(success)] = {"description": description, "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+        "text/plain": text}}
+    return {"security": NONE, "responses": responses}
 
 
 class _Parser(FlaskParser):

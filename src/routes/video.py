@@ -10,7 +10,17 @@ from ..media.audio import MIMETYPES as AUDIO_MIMETYPES
 from ..middleware.auth import private_token_required, public_token_in_path, public_token_required
 from ..services import download_service, stream_service, video_service
 from ..utils.files import send_media  # X-Accel-Redirect when enabled
-from . import NONE, PRIVATE, PRIVATE_401, PUBLIC, PUBLIC_401, RETRY_AFTER, Blueprint
+from . import (
+    NIGHTBOT_HEADERS,
+    NONE,
+    PRIVATE,
+    PRIVATE_401,
+    PUBLIC,
+    PUBLIC_401,
+    Blueprint,
+    chat_doc,
+    wants_text,
+)
 
 blp = Blueprint("video", __name__, url_prefix="/api/video", description="Clips")
 
@@ -50,26 +60,12 @@ def save(body):
 
 
 def _stream_doc() -> dict:
-    """The stream save's parameters and answers: JSON, or plain text for chat (Nightbot headers
-    or ``?format=text``), errors included — every status in both content types."""
-    text = {"schema": {"type": "string", "maxLength": 399}}
-    error = {"schema": {"$ref": "#/components/schemas/Error"}}
-    codes = {401: PUBLIC_401, 400: SAVE_ERRORS[400] + ", CHANNEL_REQUIRED ('live' without a "
-             "channel)", 403: SAVE_ERRORS[403], 429: SAVE_ERRORS[429], 413: SAVE_ERRORS[413]}
-    responses = {str(status): {"description": f"Error: {text_codes}", "content": {
-        "application/json": error, "text/plain": text}} for status, text_codes in codes.items()}
-    responses["429"]["headers"] = RETRY_AFTER
-    responses["201"] = {"description": "Saved (plain text for chat: one line under 400 "
-                                       "characters)", "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/SavedResponse"}},
-        "text/plain": text}}
-    header = {"type": "string"}
-    return {"security": NONE, "responses": responses, "parameters": [
-        {"in": "header", "name": name, "required": False, "schema": header, "description":
-         "sent by Nightbot's urlfetch (a query string: name, displayName, provider, "
-         "providerId, userLevel; each kept to 100 characters); its presence asks for a "
-         "plain-text reply"}
-        for name in ("Nightbot-User", "Nightbot-Channel")]}
+    """The stream save's answers: JSON, or plain text for chat (Nightbot headers or
+    ``?format=text``), errors included — every status in both content types."""
+    return chat_doc(201, "SavedResponse", "Saved (plain text for chat: one line under 400 "
+                                          "characters)", {
+        401: PUBLIC_401, 400: SAVE_ERRORS[400] + ", CHANNEL_REQUIRED ('live' without a "
+        "channel)", 403: SAVE_ERRORS[403], 429: SAVE_ERRORS[429], 413: SAVE_ERRORS[413]})
 
 
 @blp.route("/save/stream/<token>/<youtube_id>", methods=["GET", "POST"], parameters=[
@@ -77,7 +73,8 @@ def _stream_doc() -> dict:
      "headers); refused with 401 like a bearer token", "schema": {"type": "string"}},
     {"in": "path", "name": "youtube_id", "description": "an 11-character YouTube video id, or "
      "`live` for the channel's current stream (needs `channel` or Nightbot-Channel)",
-     "schema": {"type": "string", "pattern": r"^([A-Za-z0-9_-]{11}|live)$"}}])
+     "schema": {"type": "string", "pattern": r"^([A-Za-z0-9_-]{11}|live)$"}},
+    *NIGHTBOT_HEADERS])
 @public_token_in_path
 @blp.arguments(schemas.SaveStreamQuery, location="query")
 @blp.response(201, schemas.SavedResponse)
@@ -88,25 +85,18 @@ def save_stream(query, token, youtube_id):
         youtube_id, query, datetime.now(timezone.utc), g.public_token,
         stream_service.parse_identity(request.headers.get("Nightbot-User")),
         stream_service.parse_identity(request.headers.get("Nightbot-Channel")))
-    if _wants_text():
-        return Response(stream_service.text_reply(saved, query.get("message")), 201,
+    if wants_text():
+        return Response(stream_service.text_reply(saved), 201,
                         mimetype="text/plain")
     return {"message": "Video clip saved successfully", "video_id": saved["video_id"],
             "youtube_video_id": saved["youtube_video_id"]}
-
-
-def _wants_text() -> bool:
-    """Chat bots get plain text: Nightbot headers present or ``?format=text`` (``json`` wins)."""
-    chosen = request.args.get("format")
-    nightbot = "Nightbot-User" in request.headers or "Nightbot-Channel" in request.headers
-    return chosen == "text" or (nightbot and chosen != "json")
 
 
 @blp.after_app_request
 def _text_errors(response):
     """Errors of the stream save reach a chat as one short line with the same status code."""
     if request.endpoint == "video.save_stream" and response.status_code >= 400 \
-            and response.is_json and _wants_text():
+            and response.is_json and wants_text():
         body = response.get_json(silent=True) or {}
         response.set_data(stream_service.error_text(body.get("error", "error"),
                                                     body.get("code", "ERROR")))

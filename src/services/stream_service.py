@@ -10,6 +10,7 @@ stream's start time read recently for an earlier clip).
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Optional
 from urllib.parse import parse_qs
@@ -23,6 +24,24 @@ MAX_REPLY_CHARS = 399
 IDENTITY_FIELDS = ("name", "displayName", "provider", "providerId", "userLevel")
 #: How old a cached channel → stream mapping may be to show a time in the reply (seconds).
 CHANNEL_HINT_MAX_AGE = 600
+#: ``!clip -30 what a play``: a leading ``+N``/``-N`` word (whole seconds, at most 4 digits)
+#: moves the moment later/earlier (issue 17, item 1; streamsnip's delay correction). A longer
+#: number stays part of the message.
+SHIFT_WORD = re.compile(r"^([+-]\d{1,4})(?:\s+|$)")
+
+
+def split_shift(message: Optional[str]) -> tuple[float, Optional[str]]:
+    """``"-20 nice"`` → ``(-20.0, "nice")``; ``"nice"`` → ``(0.0, "nice")``; ``"+5"`` →
+    ``(5.0, None)``. A message that is only the shift word, or None, gives None. Nightbot's
+    ``$(querystring)`` percent-encodes ``+`` (a bare ``+`` in a URL query is a space)."""
+    if not message:
+        return 0.0, message
+    text = message.strip()
+    found = SHIFT_WORD.match(text)
+    if not found:
+        return 0.0, message
+    rest = text[found.end():].strip()
+    return float(found.group(1)), rest or None
 
 
 def parse_identity(header: Optional[str]) -> Optional[dict]:
@@ -43,16 +62,21 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
     current stream) at ``requested_at`` (UTC, the request time).
 
     ``query``: user_id, message, offset, duration, t, delay, channel (seconds for numbers).
-    With ``t`` the segment is known now: start = max(0, t − offset), end = start + duration.
+    A leading ``±N`` word of ``message`` (:func:`split_shift`) moves the moment by N seconds
+    and is not stored. With ``t`` the segment is known now: moment = max(0, t + N),
+    start = max(0, moment − offset), end = start + duration.
     Without it the clip waits for the background resolver (``live_phase`` ``resolving``).
     Returns ``{"video_id", "youtube_video_id" (None for an unresolved ``live``), "position"
-    (seconds into the stream, or None when not known yet)}``. Raises ApiError 400 (bad id,
-    duration over ``MAX_VIDEO_DURATION``, unknown user, ``live`` without a channel), 403
-    TOKEN_USER_MISMATCH, 429 PENDING_CLIPS_LIMIT.
+    (seconds into the stream, or None when not known yet), "message" (as stored)}``. The
+    clip's ``channel_id`` is ``channel`` or Nightbot-Channel's ``providerId`` (the chat
+    commands, src/services/chat_service.py, find "this channel's" clips by it). Raises
+    ApiError 400 (bad id, duration over ``MAX_VIDEO_DURATION``, unknown user, ``live`` without
+    a channel), 403 TOKEN_USER_MISMATCH, 429 PENDING_CLIPS_LIMIT.
     """
     offset, duration = query["offset"], query["duration"]
     delay = query["delay"] if query.get("delay") is not None else setting("STREAM_DELAY_SECONDS")
     channel_id = query.get("channel") or (nightbot_channel or {}).get("providerId")
+    shift, message = split_shift(query.get("message"))
     if video_ref != "live" and not is_video_id(video_ref):
         raise ApiError(400, "video_id must be an 11-character YouTube video id or 'live'",
                        "INVALID_URL")
@@ -66,20 +90,23 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
     youtube_id = None if video_ref == "live" else video_ref
     start = end = position = None
     if query.get("t") is not None:
-        position = query["t"]
+        position = max(0.0, query["t"] + shift)
         start = max(0.0, position - offset)
         end = start + duration
-    extra = {"additional_message": query.get("message"), "clip_offset": offset,
-             "clip_duration": duration, "clip_delay": delay, "clip_moment_at": requested_at,
-             "origin": "stream", "nightbot_user": nightbot_user,
-             "nightbot_channel": nightbot_channel}
+    # Without t the shift moves the moment the background resolver places (clip_moment_at).
+    moment_at = requested_at + timedelta(seconds=shift)
+    extra = {"additional_message": message, "clip_offset": offset,
+             "clip_duration": duration, "clip_delay": delay, "clip_moment_at": moment_at,
+             "clip_shift": shift, "origin": "stream", "nightbot_user": nightbot_user,
+             "nightbot_channel": nightbot_channel, "channel_id": channel_id,
+             "clip_position": position}
     if start is None:
         # The first check is queued in this process right away; the lease makes the sweep pick
         # the clip up if that check is lost (restart) or crashes.
         extra.update(live_phase="resolving", live_checks=0,
                      next_check_at=requested_at + timedelta(seconds=live_service.LEASE_SECONDS),
                      live_channel_id=channel_id if youtube_id is None else None)
-        position = _known_position(youtube_id, channel_id, requested_at, delay)
+        position = _known_position(youtube_id, channel_id, moment_at, delay)
     if youtube_id:
         url = youtube_watch_url(youtube_id)
     else:
@@ -90,7 +117,8 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
                                       **extra)
     if start is None:
         live_service.schedule_first_check(video_id)
-    return {"video_id": video_id, "youtube_video_id": youtube_id, "position": position}
+    return {"video_id": video_id, "youtube_video_id": youtube_id, "position": position,
+            "message": message}
 
 
 def _known_position(youtube_id: Optional[str], channel_id: Optional[str],
@@ -111,21 +139,25 @@ def hms(seconds: float) -> str:
     return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
-def _cut(text: str) -> str:
+def fit_reply(text: str) -> str:
+    """``text`` on one line (whitespace runs → one space), cut with "…" to under 400
+    characters (Nightbot's reply limit, docs.nightbot.tv)."""
     text = " ".join(text.split())
     return text if len(text) <= MAX_REPLY_CHARS else text[:MAX_REPLY_CHARS - 1] + "…"
 
 
-def text_reply(saved: dict, message: Optional[str]) -> str:
+def text_reply(saved: dict, message: Optional[str] = None) -> str:
     """The chat reply for a saved clip, under 400 characters, e.g.
-    ``Clip saved at 1:02:05 (id 665f…): what a play``."""
+    ``Clip saved at 1:02:05, id 665f…: what a play``. The message shown is ``saved["message"]``
+    (the stored one, without a ``±N`` word) when present, else ``message``."""
+    message = saved["message"] if "message" in saved else message
     where = f"at {hms(saved['position'])}" if saved.get("position") is not None else \
         "(its time in the stream is being placed)"
     reply = f"Clip saved {where}, id {saved['video_id']}"
-    return _cut(f"{reply}: {message}" if message else reply)
+    return fit_reply(f"{reply}: {message}" if message else reply)
 
 
 def error_text(message: str, code: str) -> str:
     """The chat reply for a refused request, e.g. ``Clip not saved: Token has expired
     (INVALID_TOKEN)``, under 400 characters."""
-    return _cut(f"Clip not saved: {message} ({code})")
+    return fit_reply(f"Clip not saved: {message} ({code})")

@@ -1,4 +1,4 @@
-// Nightbot setup: issue a bound public token, show the !addcom line for this server,
+// Nightbot setup: issue a bound public token, show the !addcom lines for this server,
 // list and revoke the user's public tokens.
 import { del, get } from './api.js';
 import { $, flash, h } from './dom.js';
@@ -17,12 +17,25 @@ export function commandFor(token, origin = window.location.origin) {
   return `!addcom !clip $(urlfetch ${url})`;
 }
 
+/**
+ * The other chat commands (issue 17; docs/nightbot.md), one !addcom line each: edit and delete
+ * are limited to moderators by Nightbot itself (-ul=moderator; the server checks userLevel too).
+ */
+export function chatCommandsFor(token, origin = window.location.origin) {
+  const base = `${origin}/api/chat/${encodeURIComponent(token)}`;
+  return [['-ul=moderator !clipedit', 'edit'], ['-ul=moderator !clipdelete', 'delete'],
+    ['!recent', 'recent'], ['!clipsearch', 'search']]
+    .map(([name, path]) => `!addcom ${name} $(urlfetch ${base}/${path}?message=$(querystring))`)
+    .join('\n');
+}
+
 async function issue() {
   const button = $('nightbot-issue');
   button.disabled = true;
   try {
     const token = await issueToken();
     $('nightbot-command').value = commandFor(token.token);
+    $('nightbot-chat-commands').value = chatCommandsFor(token.token);
     $('nightbot-expiry').textContent =
       `This token works until ${localDateTime(new Date(token.expiresAt).toISOString())}; `
       + 'issue a new one and update the command before then.';
