@@ -23,13 +23,12 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from ..data import videos
-from ..extensions import db, jobs, redis, setting
+from ..extensions import jobs, redis, setting
 from ..media import segment
 from ..media.errors import MediaError
 from ..media.ffmpeg import FFmpegError, FFmpegTimeout
 from ..media.probe import InvalidMediaError
-from . import progress_cache
+from . import job_records, progress_cache
 from .encoding_service import encode_within_limit
 from .jobs import JobCancelled
 
@@ -78,9 +77,10 @@ def run_encode_phase(video_id: str, job_id: str, out_path: str, width, height, e
     clip's ``quality_preset`` (default ``HIGHRES_MP4_PRESET``), within its time limit, add the
     subtitles (``extras.on_cut``), and record the outcome through ``finish``/``fail``. The WebM
     is removed in every case."""
-    doc = videos.get(db(), video_id)
     source = webm_path(out_path)
-    if not doc or doc.get("job_id") != job_id or doc["status"] != "processing":
+    try:
+        doc = job_records.check_owned(video_id, job_id)
+    except JobCancelled:
         _remove(source)
         return
     mp4_path = out_path.rsplit(".", 1)[0] + ".mp4"

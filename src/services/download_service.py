@@ -34,6 +34,7 @@ from . import (
     health_service,
     info_cache,
     job_limits,
+    job_records,
     progress_cache,
 )
 from .jobs import JobCancelled
@@ -42,7 +43,7 @@ from .video_service import get_owned, media_api_error
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.2
+NOT_FOUND = "Video not found"
 #: HTTP statuses of a media URL after which the job extracts the info once more: YouTube's
 #: googlevideo URLs are signed and carry ``expire=`` (about 6 h); past it, or when the CDN no
 #: longer honours them, they answer 403 (410 Gone from some CDNs). Issue 12, item 5.
@@ -52,19 +53,15 @@ INTERRUPTED = ("The download was interrupted (the server restarted or the job di
 
 
 def reap_if_dead(doc: dict) -> dict:
-    """If ``doc`` is ``processing`` but its job is dead (no heartbeat, claimed longer ago than the
-    heartbeat TTL), mark it failed with JOB_INTERRUPTED and remove its partial files.
-    Returns the current document."""
-    if not progress_cache.job_is_dead(redis(), doc):
-        return doc
-    if videos.update(db(), doc["_id"], {"status": "failed", "error_code": "JOB_INTERRUPTED",
-                                        "error_message": INTERRUPTED, "file_path": None,
-                                        "file_size_bytes": None},
-                     job_id=doc.get("job_id"), status="processing"):
-        folders.empty(folders.path_of(doc))
-        log.warning("video %s: job %s had no heartbeat; marked failed", doc["_id"],
-                    doc.get("job_id"))
-    return videos.get(db(), doc["_id"]) or doc
+    """If ``doc`` is ``processing`` but its job is dead, mark it failed with JOB_INTERRUPTED and
+    remove its partial files (:func:`job_records.reap_if_dead`). Returns the current document;
+    ApiError 404 when it was deleted meanwhile."""
+    return job_records.reap_if_dead(doc, INTERRUPTED, _clean, "video", NOT_FOUND)
+
+
+def _clean(doc: dict) -> None:
+    """A clip's partial files: its whole folder (the record describes one file at a time)."""
+    folders.empty(folders.path_of(doc))
 
 
 def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
@@ -163,19 +160,11 @@ def _ready(doc: dict, fmt: str, res: str, preset: str) -> bool:
 
 
 def _wait(video_id: str, seconds: float) -> dict:
-    deadline = time.monotonic() + seconds
-    while True:
-        doc = videos.get(db(), video_id)
-        if doc is None:  # deleted while the request waited
-            raise ApiError(404, "Video not found", "NOT_FOUND")
-        if doc["status"] == "completed" and file_available(doc):
-            return {"file": doc["file_path"], "ext": doc["file_format"]}
-        if doc["status"] == "failed":
-            raise media_api_error(doc.get("error_code") or "UNKNOWN_ERROR",
-                                  doc.get("error_message") or "Download failed")
-        if time.monotonic() >= deadline:
-            return {"processing": True}
-        jobs().wait_briefly(video_id, POLL_SECONDS)
+    return job_records.wait(
+        video_id, seconds, done=lambda doc: {"file": doc["file_path"], "ext": doc["file_format"]},
+        failed=lambda doc: media_api_error(doc.get("error_code") or "UNKNOWN_ERROR",
+                                           doc.get("error_message") or "Download failed"),
+        not_found=NOT_FOUND)
 
 
 def resolve_segment(doc: dict, info: dict) -> tuple[float, float]:
@@ -220,9 +209,7 @@ def run_download(video_id: str, job_id: str) -> None:
     started = time.monotonic()
 
     def on_progress(values: dict) -> None:
-        current = videos.get(db(), video_id)
-        if not current or current.get("job_id") != job_id or current["status"] != "processing":
-            raise JobCancelled(video_id)
+        job_records.check_owned(video_id, job_id)
         progress_cache.set_progress(redis(), video_id, {"current_phase": "downloading", **values})
         progress_cache.beat(redis(), video_id, job_id)
 
@@ -326,14 +313,6 @@ def _finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
 
 
 def _fail(video_id: str, job_id: str, code: str, message: str) -> None:
-    """Record a failure. The clip's folder is emptied first (a previous file included: the record
-    describes one file at a time), so a request that sees ``failed`` never finds stale files."""
-    doc = videos.get(db(), video_id)
-    if not doc or doc.get("job_id") != job_id or doc["status"] != "processing":
-        return
-    folders.empty(folders.path_of(doc))
-    videos.update(db(), video_id, {"status": "failed", "error_code": code, "error_message": message,
-                                   "file_path": None, "file_size_bytes": None},
-                  job_id=job_id, status="processing")
-    log.warning("video %s: job %s failed: %s %s", video_id, job_id, code, message)
-
+    """Record a failure; the clip's folder is emptied first (:func:`job_records.fail`)."""
+    if job_records.fail(video_id, job_id, code, message, _clean):
+        log.warning("video %s: job %s failed: %s %s", video_id, job_id, code, message)

@@ -27,12 +27,12 @@ from ..media.ffmpeg import FFmpegError, FFmpegTimeout, mmss
 from ..media.probe import InvalidMediaError, probe_video
 from ..utils.dates import iso
 from ..utils.files import file_available
-from . import folders, health_service, job_limits, progress_cache, upload_service
+from . import folders, health_service, job_limits, job_records, progress_cache, upload_service
 from .jobs import JobCancelled
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.2
+NOT_FOUND = "Encode request not found"
 INTERRUPTED = ("The encode was interrupted (the server restarted or the job died). "
                "Start it again.")
 #: Failure codes caused by the uploaded file rather than by the server: answered 422, not 500.
@@ -93,19 +93,11 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
         if claimed:
             progress_cache.reset_progress(redis(), encode_id)
             jobs().submit(encode_id, job_id, run_encode, lane="encode")
-    deadline = time.monotonic() + setting("DOWNLOAD_WAIT_SECONDS")
-    while True:
-        current = videos.get(db(), encode_id)
-        if current is None:  # deleted while the request waited
-            raise ApiError(404, "Encode request not found", "NOT_FOUND")
-        if file_available(current):
-            return {"message": "Video encoded successfully", "encode_id": encode_id,
-                    "file_size_mb": round(current["file_size_bytes"] / 1_048_576, 1)}
-        if current["status"] == "failed":
-            raise failure_error(current)
-        if time.monotonic() >= deadline:
-            return {"processing": True}
-        jobs().wait_briefly(encode_id, POLL_SECONDS)
+    return job_records.wait(
+        encode_id, setting("DOWNLOAD_WAIT_SECONDS"),
+        done=lambda doc: {"message": "Video encoded successfully", "encode_id": encode_id,
+                          "file_size_mb": round(doc["file_size_bytes"] / 1_048_576, 1)},
+        failed=failure_error, not_found=NOT_FOUND)
 
 
 def progress_reporter(video_id: str, job_id: str, phase_fields=None):
@@ -115,9 +107,7 @@ def progress_reporter(video_id: str, job_id: str, phase_fields=None):
     started = time.monotonic()
 
     def report(percent: float, progress) -> None:
-        current = videos.get(db(), video_id)
-        if not current or current.get("job_id") != job_id or current["status"] != "processing":
-            raise JobCancelled(video_id)
+        job_records.check_owned(video_id, job_id)
         elapsed = time.monotonic() - started
         eta = elapsed * (100 - percent) / percent if percent > 0 else None
         progress_cache.set_progress(redis(), video_id, {
@@ -189,28 +179,20 @@ def _remove_other_outputs(folder: str, keep: str | None) -> None:
 
 def _fail(encode_id: str, job_id: Optional[str], message: str,
           code: str = "ENCODE_FAILED") -> bool:
-    """Record a failure of ``job_id`` (its outputs removed first); False if it lost the record."""
-    doc = videos.get(db(), encode_id)
-    if not doc or doc.get("job_id") != job_id or doc["status"] != "processing":
-        return False
+    """Record a failure of ``job_id`` (its outputs removed first, the upload kept); False if it
+    lost the record (:func:`job_records.fail`)."""
+    return job_records.fail(encode_id, job_id, code, message, _clean)
+
+
+def _clean(doc: dict) -> None:
+    """An encode's partial files: its outputs; the upload stays."""
     _remove_other_outputs(folders.path_of(doc), keep=None)
-    return videos.update(db(), encode_id, {"status": "failed", "error_code": code,
-                                           "error_message": message, "file_path": None,
-                                           "file_size_bytes": None},
-                         job_id=job_id, status="processing")
 
 
 def reap_if_dead(doc: dict) -> dict:
     """Fail an encode whose process died (JOB_INTERRUPTED; partial outputs removed, the upload
-    kept) and return the current document."""
-    if progress_cache.job_is_dead(redis(), doc) and \
-            _fail(str(doc["_id"]), doc.get("job_id"), INTERRUPTED, "JOB_INTERRUPTED"):
-        log.warning("encode %s: job %s had no heartbeat; marked failed", doc["_id"],
-                    doc.get("job_id"))
-    current = videos.get(db(), doc["_id"])
-    if current is None:  # deleted meanwhile
-        raise ApiError(404, "Encode request not found", "NOT_FOUND")
-    return current
+    kept) and return the current document; ApiError 404 when it was deleted meanwhile."""
+    return job_records.reap_if_dead(doc, INTERRUPTED, _clean, "encode", NOT_FOUND)
 
 
 def status_view(doc: dict) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
+from ..errors import ApiError
 from ..extensions import db, redis
 from . import download_service, encoding_service, progress_cache
 
@@ -28,7 +29,10 @@ def recover_stale() -> int:
             continue
         reap = encoding_service.reap_if_dead if doc.get("source_type") == "upload" \
             else download_service.reap_if_dead
-        after = reap(doc)
+        try:
+            after = reap(doc)
+        except ApiError:  # deleted meanwhile: nothing left to recover
+            continue
         recovered += bool(after and after.get("status") == "failed"
                           and after.get("job_id") == doc.get("job_id")
                           and after.get("error_code") == "JOB_INTERRUPTED")
