@@ -137,3 +137,54 @@ def delete(db, video_id) -> bool:
     its writes (they are conditional on its ``job_id``) and its files are swept as orphans."""
     oid = object_id(video_id)
     return bool(oid) and db.videos.delete_one({"_id": oid}).deleted_count == 1
+
+
+def processing(db) -> list[dict]:
+    """Every record in ``processing`` (the dead-job recovery looks at each)."""
+    return list(db.videos.find({"status": "processing"}))
+
+
+def count_processing(db) -> int:
+    """How many records are ``processing``, over every process (the health check)."""
+    return db.videos.count_documents({"status": "processing"})
+
+
+def outcome(db, video_id) -> Optional[dict]:
+    """``{status, job_id, error_code}`` of the record, for the job pool's end-of-job log line."""
+    oid = object_id(video_id)
+    return db.videos.find_one({"_id": oid}, {"status": 1, "job_id": 1, "error_code": 1}) \
+        if oid else None
+
+
+def due_to_expire(db, now: datetime, upload_statuses: Iterable[str]) -> list[dict]:
+    """Records whose ``expires_at`` ≤ ``now``: uploads in ``upload_statuses``, clips
+    ``completed`` (src/services/cleanup_service.py)."""
+    return list(db.videos.find({"expires_at": {"$lte": now}, "$or": [
+        {"source_type": "upload", "status": {"$in": list(upload_statuses)}},
+        {"source_type": {"$ne": "upload"}, "status": "completed"}]}))
+
+
+def expire(db, doc: dict, now: datetime, fields: dict) -> bool:
+    """Set ``fields`` on ``doc``'s record only if it is still as read (same status and
+    ``job_id``, still due): False when a job claimed it meanwhile or another run expired it."""
+    return db.videos.update_one({"_id": doc["_id"], "status": doc["status"],
+                                 "job_id": doc.get("job_id"), "expires_at": {"$lte": now}},
+                                {"$set": fields}).modified_count == 1
+
+
+def fail_pending(db, video_id, fields: dict) -> bool:
+    """Set ``fields`` (a failure) on a ``pending`` or ``failed`` record — a stream clip the live
+    resolver gives up on; never one a job has claimed since."""
+    return db.videos.update_one({"_id": object_id(video_id),
+                                 "status": {"$in": ["pending", "failed"]}},
+                                {"$set": fields}).modified_count == 1
+
+
+def lease_due_check(db, phases: Iterable[str], now: datetime,
+                    until: datetime) -> Optional[dict]:
+    """Claim one stream clip in ``phases`` whose ``next_check_at`` ≤ ``now`` by moving its
+    ``next_check_at`` to ``until`` (a lease: another process's sweep skips it); the record as it
+    was, or None when none is due."""
+    return db.videos.find_one_and_update(
+        {"live_phase": {"$in": list(phases)}, "next_check_at": {"$lte": now}},
+        {"$set": {"next_check_at": until}})

@@ -59,17 +59,12 @@ def expire_due(now: Optional[datetime] = None) -> list[str]:
     completed or failed): the upload's whole folder (source and output)."""
     now = now or datetime.now(timezone.utc)
     removed: list[str] = []
-    query = {"expires_at": {"$lte": now}, "$or": [
-        {"source_type": "upload", "status": {"$in": list(UPLOAD_EXPIRABLE)}},
-        {"source_type": {"$ne": "upload"}, "status": "completed"}]}
-    for doc in list(db().videos.find(query)):
-        guard = {"_id": doc["_id"], "status": doc["status"], "job_id": doc.get("job_id"),
-                 "expires_at": {"$lte": now}}
+    for doc in videos.due_to_expire(db(), now, UPLOAD_EXPIRABLE):
         fields = {"status": "expired", "file_path": None, "file_size_bytes": None,
                   "file_expired_at": now, "error_code": None, "error_message": None}
         if doc.get("source_type") == "upload":
             fields["input_file_path"] = None
-        if db().videos.update_one(guard, {"$set": fields}).modified_count != 1:
+        if not videos.expire(db(), doc, now, fields):
             continue  # a job claimed it meanwhile, or another run expired it
         if doc.get("source_type") == "upload":
             _remove(folders.path_of(doc), "upload expired", removed)

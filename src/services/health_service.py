@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from flask import current_app
 
+from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis, setting
 from ..media import ytdlp_runtime
@@ -72,8 +73,7 @@ def _ffmpeg() -> dict:
 
 
 def _jobs() -> dict:
-    return {**jobs().stats(), "processing_all_workers": db().videos.count_documents(
-        {"status": "processing"})}
+    return {**jobs().stats(), "processing_all_workers": videos.count_processing(db())}
 
 
 #: How long the health check waits for the PO-token provider's ``/ping`` (a loopback service).

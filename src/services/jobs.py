@@ -21,9 +21,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from bson import ObjectId
-
 from .. import metrics
+from ..data import videos
 from ..logging_setup import (
     bind_job_id,
     bind_request_id,
@@ -185,8 +184,7 @@ class JobPool:
         encode lane counts once in each), and when it ended (``final``) log one line with its
         outcome, read back from the record, and count a failure by its code."""
         try:
-            doc = self._app.extensions["yt"]["db"].videos.find_one(
-                {"_id": ObjectId(video_id)}, {"status": 1, "job_id": 1, "error_code": 1})
+            doc = videos.outcome(self._app.extensions["yt"]["db"], video_id)
         except Exception:  # the store is away: still say the job ended
             doc = None
         outcome = (doc.get("status") or "unknown") if doc and doc.get("job_id") == job_id \
@@ -197,7 +195,7 @@ class JobPool:
         if not final:
             return
         if outcome == "failed":
-            code = str(doc.get("error_code") or "UNKNOWN_ERROR")
+            code = str((doc or {}).get("error_code") or "UNKNOWN_ERROR")
             metrics.JOB_FAILURES.labels(lane, code).inc()
             log.warning("job %s for video %s failed (%s) after %.1f s", job_id, video_id, code,
                         seconds)

@@ -33,7 +33,7 @@ from ..media import errors as media_errors
 from ..media import source
 from ..media.errors import MediaError
 from ..utils.validators import youtube_watch_url
-from . import info_cache
+from . import info_cache, video_service
 
 log = logging.getLogger(__name__)
 
@@ -154,19 +154,17 @@ def _wait_more(doc: dict, update: dict, error: Optional[MediaError]) -> Optional
 def _release(doc: dict, update: dict) -> None:
     """The VOD is ready: the clip becomes an ordinary pending clip."""
     videos.update(db(), doc["_id"], {**update, "live_phase": None, "next_check_at": None})
-    from .video_service import fill_available_formats  # the formats of the VOD, not the live
-
-    jobs().submit_light(fill_available_formats, str(doc["_id"]))
+    # the formats of the VOD, not of the live stream
+    jobs().submit_light(video_service.fill_available_formats, str(doc["_id"]))
     log.info("video %s: stream clip placed at %.0f-%.0f s", doc["_id"], update["start_time"],
              update["end_time"])
 
 
 def _fail(doc: dict, code: str, message: Optional[str]) -> Optional[str]:
     message = message or media_errors.MESSAGES.get(code) or media_errors.MESSAGES["UNKNOWN_ERROR"]
-    db().videos.update_one({"_id": doc["_id"], "status": {"$in": ["pending", "failed"]}},
-                           {"$set": {"status": "failed", "error_code": code,
-                                     "error_message": message, "live_phase": None,
-                                     "next_check_at": None}})
+    videos.fail_pending(db(), doc["_id"], {"status": "failed", "error_code": code,
+                                           "error_message": message, "live_phase": None,
+                                           "next_check_at": None})
     log.info("video %s: stream clip failed: %s", doc["_id"], code)
     return None
 
@@ -177,9 +175,8 @@ def sweep(now: Optional[datetime] = None) -> int:
     now = now or _now()
     queued = 0
     while queued < SWEEP_BATCH:
-        doc = db().videos.find_one_and_update(
-            {"live_phase": {"$in": list(PHASES)}, "next_check_at": {"$lte": now}},
-            {"$set": {"next_check_at": now + timedelta(seconds=LEASE_SECONDS)}})
+        doc = videos.lease_due_check(db(), PHASES, now,
+                                     now + timedelta(seconds=LEASE_SECONDS))
         if not doc:
             break
         jobs().submit_light(check_clip, str(doc["_id"]))

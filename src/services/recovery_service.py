@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
+from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, redis
 from . import download_service, encoding_service, progress_cache
@@ -24,7 +25,7 @@ def recover_stale() -> int:
     """Fail every dead ``processing`` job (clips and encodes); return how many this call
     changed. Safe to run in several processes at once."""
     recovered = 0
-    for doc in db().videos.find({"status": "processing"}):
+    for doc in videos.processing(db()):
         if not progress_cache.job_is_dead(redis(), doc):
             continue
         reap = encoding_service.reap_if_dead if doc.get("source_type") == "upload" \
