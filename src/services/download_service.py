@@ -17,13 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 from .. import metrics
 from ..data import videos
 from ..errors import ApiError
-from ..extensions import db, jobs, redis, setting
+from ..extensions import db, redis, setting
 from ..media import audio, choice, guard, segment
 from ..media.errors import MESSAGES, MediaError
 from ..utils.files import file_available
@@ -31,9 +30,7 @@ from . import (
     clip_encode,
     clip_extras,
     folders,
-    health_service,
     info_cache,
-    job_limits,
     job_records,
     progress_cache,
 )
@@ -97,16 +94,11 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
         if options.get("subtitles"):
             clip_extras.check_subtitles(info_cache.get_info(doc["url"], user_id=user_id),
                                         options["subtitles"], options["subtitles_mode"], fmt)
-        health_service.require_free_disk()  # 507 when DOWNLOADS_DIR is short of space
-        job_id = uuid.uuid4().hex
-        with job_limits.new_job_allowed(user_id):
-            claimed = videos.claim(db(), video_id, job_id, {
-                "format_preference": fmt, "resolution_preference": res, "quality_preset": preset,
-                "format_id": format_id, "job_claimed_at": datetime.now(timezone.utc),
-                "folder": doc.get("folder") or folders.new_name(), **options})
-        if claimed:
-            progress_cache.reset_progress(redis(), video_id)
-            jobs().submit(video_id, job_id, run_download)
+        job_id = job_records.start(video_id, user_id, {
+            "format_preference": fmt, "resolution_preference": res, "quality_preset": preset,
+            "format_id": format_id, "folder": doc.get("folder") or folders.new_name(),
+            **options}, run_download)
+        if job_id:
             log.info("video %s: job %s queued (%s, %s)", video_id, job_id, fmt, res)
     return _wait(video_id, setting("DOWNLOAD_WAIT_SECONDS"))
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from typing import Optional
@@ -21,13 +20,13 @@ from typing import Optional
 from .. import metrics
 from ..data import videos
 from ..errors import ApiError
-from ..extensions import db, jobs, redis, setting
+from ..extensions import db, redis, setting
 from ..media.encode import encode_time_limit, encode_to_mp4
 from ..media.ffmpeg import FFmpegError, FFmpegTimeout, mmss
 from ..media.probe import InvalidMediaError, probe_video
 from ..utils.dates import iso
 from ..utils.files import file_available
-from . import folders, health_service, job_limits, job_records, progress_cache, upload_service
+from . import folders, job_records, progress_cache, upload_service
 from .jobs import JobCancelled
 
 log = logging.getLogger(__name__)
@@ -83,16 +82,10 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
         raise ApiError(410, "The uploaded file has expired; upload it again", "UPLOAD_EXPIRED")
     same = doc.get("video_codec") == codec and doc.get("quality_preset") == preset
     if not (same and file_available(doc)) and doc["status"] != "processing":
-        health_service.require_free_disk()  # 507 when short of disk space
-        job_id = uuid.uuid4().hex
-        with job_limits.new_job_allowed(user_id):
-            claimed = videos.claim(db(), encode_id, job_id, {
-                "video_codec": codec, "quality_preset": preset, "encoding_progress": 0,
-                "job_claimed_at": datetime.now(timezone.utc), "encoding_started_at": None,
-                "encoding_completed_at": None}, from_statuses=("pending", "completed", "failed"))
-        if claimed:
-            progress_cache.reset_progress(redis(), encode_id)
-            jobs().submit(encode_id, job_id, run_encode, lane="encode")
+        job_records.start(encode_id, user_id, {
+            "video_codec": codec, "quality_preset": preset, "encoding_progress": 0,
+            "encoding_started_at": None, "encoding_completed_at": None}, run_encode,
+            lane="encode", from_statuses=("pending", "completed", "failed"))
     return job_records.wait(
         encode_id, setting("DOWNLOAD_WAIT_SECONDS"),
         done=lambda doc: {"message": "Video encoded successfully", "encode_id": encode_id,

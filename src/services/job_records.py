@@ -1,25 +1,28 @@
 """The record side of a job, written once for clips and encodes (issue 15, item 1).
 
 A job owns its record while ``job_id`` on it is its own and ``status`` is ``processing``
-(``src.data.videos.claim`` set both). Here: the ownership check a job makes at every progress
-step (:func:`check_owned`), recording a failure with its partial files removed (:func:`fail`),
-failing a job whose process died (:func:`reap_if_dead`: no heartbeat,
-src/services/progress_cache.py), and the request side's wait-or-202 (:func:`wait`). What a job
-kind adds is only its own: which files are partial (``clean``), what a finished record answers
-(``done``), which error a failure is (``failed``).
+(:func:`start` claims it: ``src.data.videos.claim`` sets both). Here: starting a job
+(:func:`start`), the ownership check a job makes at every progress step (:func:`check_owned`),
+recording a failure with its partial files removed (:func:`fail`), failing a job whose process
+died (:func:`reap_if_dead`: no heartbeat, src/services/progress_cache.py), and the request
+side's wait-or-202 (:func:`wait`). What a job kind adds is only its own: which files are
+partial (``clean``), what a finished record answers (``done``), which error a failure is
+(``failed``).
 """
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Optional
 
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, jobs, redis
 from ..utils.files import file_available
-from . import progress_cache
+from . import health_service, job_limits, progress_cache
 from .jobs import JobCancelled
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,27 @@ log = logging.getLogger(__name__)
 #: the job ends in this process: ``JobPool.wait_briefly``).
 POLL_SECONDS = 0.2
 INTERRUPTED = "JOB_INTERRUPTED"
+
+
+def start(video_id: str, user_id: str, fields: dict, fn: Callable[[str, str], None],
+          lane: str = "clip", from_statuses: Optional[tuple] = None) -> Optional[str]:
+    """Claim the record for a new job and queue ``fn(video_id, job_id)`` in ``lane``: 507
+    INSUFFICIENT_STORAGE first when the disk is short (src/services/health_service.py), 429
+    TOO_MANY_JOBS past ``MAX_JOBS_PER_USER`` (src/services/job_limits.py), then
+    ``src.data.videos.claim`` with ``fields`` (``job_claimed_at`` added) from ``from_statuses``
+    (default: the restartable ones) and a fresh progress entry. Returns the new job id, or None
+    when another job holds the record (join it: :func:`wait`)."""
+    health_service.require_free_disk()
+    job_id = uuid.uuid4().hex
+    claim_fields = {**fields, "job_claimed_at": datetime.now(timezone.utc)}
+    with job_limits.new_job_allowed(user_id):
+        claimed = videos.claim(db(), video_id, job_id, claim_fields,
+                               from_statuses=from_statuses or videos.RESTARTABLE)
+    if not claimed:
+        return None
+    progress_cache.reset_progress(redis(), video_id)
+    jobs().submit(video_id, job_id, fn, lane=lane)
+    return job_id
 
 
 def check_owned(video_id: str, job_id: str) -> dict:
