@@ -4,7 +4,8 @@
 ladder; ``source_server`` serves them on 127.0.0.1 for the whole session (``.mp4_url``,
 ``.dash_url``, ``.url(name)``, ``.size(name)``, ``.bytes_served()``, ``.rate_bytes_per_sec``,
 ``.ranges``);
-``clean_source_server`` is the same server with counters and throttle reset around one test.
+``clean_source_server`` is the same server with counters and throttle reset around one test;
+``dash_formats`` the ladder's formats as yt-dlp extracts them.
 ``shapes_server`` serves every source shape of scripts/shapes.py (``.cache/shapes``) for the
 session, ``clean_shapes_server`` resets it around one test. ``local_egress`` admits
 ``127.0.0.1:*`` in the media layer's egress policy for tests that call it without an app
@@ -46,6 +47,17 @@ def _cleaned(server: SourceServer):
     yield server
     server.rate_bytes_per_sec, server.ranges = None, True
     server.reset_counters()
+
+
+@pytest.fixture(scope="session")
+def dash_formats(source_server):
+    """The DASH ladder's formats as yt-dlp's generic extractor reports them (extracted once, for
+    YouTube-like pages built over the ladder: ``fake_youtube`` replaces extraction itself)."""
+    from src.media.source import extract_info
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(egress, "_configured", egress.Policy(["127.0.0.1:*"]))
+        return extract_info(source_server.dash_url)["formats"]
 
 
 @pytest.fixture

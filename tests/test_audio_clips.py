@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from scripts.local_source import SourceServer
-from src.media import egress
 from src.media.ffmpeg import ffprobe
-from src.media.source import extract_info
 from tests.youtube_fakes import VIDEO_ID, watch_url
 
 pytestmark = pytest.mark.usefixtures("local_egress")
@@ -33,14 +31,6 @@ def thumbnails(tmp_path_factory):
                     "-vf", "scale=640:360", str(folder / "thumb.webp")], check=True)
     with SourceServer(folder) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def dash_formats(source_server):
-    """The DASH ladder's formats as yt-dlp's generic extractor reports them."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(egress, "_configured", egress.Policy(["127.0.0.1:*"]))
-        return extract_info(source_server.dash_url)["formats"]
 
 
 @pytest.fixture

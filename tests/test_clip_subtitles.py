@@ -35,13 +35,6 @@ def subs():
         yield built, server
 
 
-@pytest.fixture(scope="module")
-def dash_formats(source_server):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(egress, "_configured", egress.Policy(["127.0.0.1:*"]))
-        return extract_info(source_server.dash_url)["formats"]
-
-
 @pytest.fixture
 def youtube(dash_formats, fake_youtube, clean_source_server, subs):
     """A YouTube-like video over the DASH ladder whose subtitles are the built files, listed
