@@ -181,7 +181,11 @@ class ProcessingResponse(MessageSchema):
 
 
 class ProgressSchema(Schema):
-    current_phase = fields.String()
+    current_phase = fields.String(metadata={
+        "description": "initializing | downloading | encoding, or recording while a live clip "
+                       "waits for the stream (issue 14)"})
+    seconds_to_come = fields.Float(metadata={
+        "description": "recording: seconds of the clip the stream has not produced yet"})
     download_progress = fields.Float()
     encoding_progress = fields.Float()
     speed = fields.String(allow_none=True)

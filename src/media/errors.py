@@ -54,6 +54,8 @@ SOURCE_HTTP_ERROR = "SOURCE_HTTP_ERROR"
 SOURCE_NOT_ALLOWED = "SOURCE_NOT_ALLOWED"
 FFMPEG_FAILED = "FFMPEG_FAILED"
 SEGMENT_OUT_OF_RANGE = "SEGMENT_OUT_OF_RANGE"
+LIVE_WINDOW_MISSED = "LIVE_WINDOW_MISSED"
+LIVE_STALLED = "LIVE_STALLED"
 WAITING_FOR_VOD = "WAITING_FOR_VOD"
 TIMESTAMP_REQUIRED = "TIMESTAMP_REQUIRED"
 VOD_UNAVAILABLE = "VOD_UNAVAILABLE"
@@ -83,6 +85,8 @@ MESSAGES = {
     SOURCE_NOT_ALLOWED: "The video source tried to reach a host that is not allowed.",
     FFMPEG_FAILED: "Cutting the video segment failed.",
     SEGMENT_OUT_OF_RANGE: "The requested segment lies beyond the end of the video.",
+    LIVE_WINDOW_MISSED: "The requested moment is no longer in the live stream's window.",
+    LIVE_STALLED: "The live stream stopped producing new segments.",
     WAITING_FOR_VOD: "The stream is still live or its recording is being processed; the clip "
                      "can be downloaded once YouTube publishes the recording.",
     TIMESTAMP_REQUIRED: "This video was never live, so the moment cannot be placed from the "

@@ -16,7 +16,7 @@ Three paths, the same cut:
   guard session — MPEG-TS, fMP4, AES-128, ``EXT-X-BYTERANGE``): the init (if any) and the
   segments that cover the clip, fetched in parallel into one local file per stream, AES-128
   decrypted (:mod:`src.media.fragmentcopy`), cut locally the same way (joined MPEG-TS with
-  ``-itsoffset``, see :func:`_ffmpeg_args`). A start at or past the end of a complete
+  ``-itsoffset``, see :func:`ffmpeg_args`). A start at or past the end of a complete
   (``EXT-X-ENDLIST``) list is SEGMENT_OUT_OF_RANGE.
 - **direct** (anything else: a list or playlist the fragment path declines — master playlist,
   SAMPLE-AES, a clip across ``EXT-X-DISCONTINUITY``, a live playlist asked for past its end,
@@ -110,7 +110,7 @@ def fetch_segment(plan: FetchPlan, start: float, end: float, out_path,
     except periods.PeriodBoundary as boundary:
         periods.join(fetch_segment, plan, start, end, boundary.at, out_path, on_progress,
                      on_start, timeout, on_cut)
-        return _summary(Path(out_path), plan.audio_only)
+        return clip_summary(Path(out_path), plan.audio_only)
 
 
 def _fetch_once(plan: FetchPlan, start: float, end: float, out_path, on_progress, on_start,
@@ -144,9 +144,9 @@ def _fetch_once(plan: FetchPlan, start: float, end: float, out_path, on_progress
                                                   copies, on_progress, deadline, CONNECTIONS,
                                                   FETCH_SHARE, session)
             share = FETCH_SHARE if inputs else 0.0
-            run_ffmpeg(_ffmpeg_args(plan, seeks, end - start, tmp, inputs or urls,
-                                    session.proxy_url),
-                       on_progress=_cut_reporter(end - start, share, on_progress) if on_progress
+            run_ffmpeg(ffmpeg_args(plan, seeks, end - start, tmp, inputs or urls,
+                                   session.proxy_url),
+                       on_progress=cut_reporter(end - start, share, on_progress) if on_progress
                        else None,
                        on_start=on_start, timeout=_remaining(deadline),
                        env=urlinput.ffmpeg_env(session.proxy_url))
@@ -155,7 +155,7 @@ def _fetch_once(plan: FetchPlan, start: float, end: float, out_path, on_progress
                 raise refused
             if on_cut:
                 on_cut(tmp)
-            summary = _summary(tmp, plan.audio_only)
+            summary = clip_summary(tmp, plan.audio_only)
             os.replace(tmp, out)
             return summary
         except FFmpegError as exc:
@@ -179,8 +179,8 @@ def _remaining(deadline: Optional[float]) -> Optional[float]:
     return left
 
 
-def _ffmpeg_args(plan: FetchPlan, start, duration: float, tmp: Path, inputs: list,
-                 proxy_url: str) -> list:
+def ffmpeg_args(plan: FetchPlan, start, duration: float, tmp: Path, inputs: list,
+                proxy_url: str) -> list:
     """Arguments for ffmpeg: one seeking input per stream (its URL, read through the guard at
     ``proxy_url``, or its local copy), stream copy, the plan's muxer. ``start``: the input
     ``-ss`` in seconds, or a list of one per input (the fragment path's copies).
@@ -214,7 +214,7 @@ def _ffmpeg_args(plan: FetchPlan, start, duration: float, tmp: Path, inputs: lis
             *plan.muxer_args(), str(tmp)]
 
 
-def _cut_reporter(duration: float, share: float, callback: Callable[[dict], None]):
+def cut_reporter(duration: float, share: float, callback: Callable[[dict], None]):
     """Turn ffmpeg :class:`Progress` blocks into the spec's progress dict for ``callback``;
     the cut fills the progress bar from ``share`` (what fetching already filled) to 100."""
 
@@ -237,7 +237,7 @@ def _cut_reporter(duration: float, share: float, callback: Callable[[dict], None
     return report
 
 
-def _summary(path: Path, audio_only: bool = False) -> dict:
+def clip_summary(path: Path, audio_only: bool = False) -> dict:
     """ffprobe facts about a fetched file; MediaError(SEGMENT_OUT_OF_RANGE) when it holds no
     video — no audio for an audio clip — (the segment starts after the end of the video)."""
     try:

@@ -30,7 +30,9 @@ USER_SIDE_CODES = {"VIDEO_UNAVAILABLE", "PRIVATE_VIDEO", "AGE_RESTRICTED", "GEO_
                    "FORMAT_UNAVAILABLE", "NOT_LIVE", "LIVE_NOT_STARTED", "SEGMENT_OUT_OF_RANGE",
                    "WAITING_FOR_VOD", "TIMESTAMP_REQUIRED", "VOD_UNAVAILABLE",
                    # issue 13, item 6: what only the video's owner (cookies) or time can change
-                   "MEMBERS_ONLY", "LOGIN_REQUIRED", "PREMIERE_NOT_STARTED"}
+                   "MEMBERS_ONLY", "LOGIN_REQUIRED", "PREMIERE_NOT_STARTED",
+                   # issue 14: the moment already left the live window; the stream stopped
+                   "LIVE_WINDOW_MISSED", "LIVE_STALLED"}
 #: Media error codes that say the request itself is refused (a 400): the source tried to reach
 #: a host or address the egress policy does not allow (issue 11, item 4).
 REFUSED_CODES = {"SOURCE_NOT_ALLOWED"}
