@@ -62,7 +62,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["yt"] = {"db": db, "redis": redis, "sessions": SessionCache(
         redis, settings["SESSION_LOCAL_CACHE_SECONDS"])}
     app.extensions["yt"]["jobs"] = JobPool(app, settings["MAX_CONCURRENT_JOBS"],
-                                           settings["MAX_CONCURRENT_ENCODES"])
+                                           settings["MAX_CONCURRENT_ENCODES"],
+                                           settings["MAX_CONCURRENT_CAPTURES"])
 
     if settings["TRUSTED_PROXY_COUNT"]:  # behind nginx: client IP/scheme from X-Forwarded-*
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -50,6 +50,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "DEFAULT_VIDEO_RESOLUTION": (str, "1080p"),
     "MAX_CONCURRENT_JOBS": (int, 2),
     "MAX_CONCURRENT_ENCODES": (int, 1),
+    "MAX_CONCURRENT_CAPTURES": (int, 4),  # issue 14: live clips recording at once (own lane)
     "ENCODE_THREADS": (int, max(1, (os.cpu_count() or 2) - 1)),
     "HIGHRES_MP4_PRESET": (str, "high"),
     "DOWNLOAD_WAIT_SECONDS": (float, 20),
@@ -165,7 +166,8 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None) -> dict:
 
     if config["APP_ENV"] not in ("development", "production"):
         raise ConfigError("APP_ENV must be 'development' or 'production'")
-    for name in ("MAX_CONCURRENT_JOBS", "MAX_CONCURRENT_ENCODES", "ENCODE_THREADS", "PORT"):
+    for name in ("MAX_CONCURRENT_JOBS", "MAX_CONCURRENT_ENCODES", "MAX_CONCURRENT_CAPTURES",
+                 "ENCODE_THREADS", "PORT"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
     for name in ("MAX_VIDEO_DURATION", "VIDEO_RETENTION_MINUTES", "CLEANUP_INTERVAL_MINUTES"):

@@ -118,6 +118,23 @@ class SaveVideoSchema(Schema):
     clip_offset = Seconds(load_default=None, allow_none=True)
 
 
+class SaveLiveSchema(Schema):
+    """Clip the last seconds of a live source (issue 14, item 3): the moment is the request
+    time minus ``STREAM_DELAY_SECONDS``; the clip covers ``offset`` seconds before it and
+    lasts ``duration``."""
+
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2048), metadata={
+        "description": "a live page or stream on an allowed host (a YouTube live, a live HLS "
+                       "playlist)"})
+    user_id = fields.String(load_default=None, metadata={
+        "description": "required with an anonymous token; optional with a bound one"})
+    offset = Seconds(load_default=60, metadata={"description": "seconds before the moment"})
+    duration = Seconds(load_default=120, validate=validate.Range(min=1), metadata={
+        "description": "seconds of the clip (at most MAX_VIDEO_DURATION)"})
+    additional_message = fields.String(load_default=None, allow_none=True,
+                                       validate=validate.Length(max=500))
+
+
 class SaveStreamQuery(Schema):
     """Query of the Nightbot stream save (seconds as query strings)."""
 
@@ -223,6 +240,9 @@ class VideoStatusSchema(VideoSummarySchema):
     video_info = fields.Nested("VideoInfoSchema", allow_none=True, metadata={
         "description": "filled by the background format look-up after the save (issue 18)"})
     audio_bitrate = fields.Integer(allow_none=True)
+    live_window = fields.Dict(allow_none=True, metadata={
+        "description": "a live clip (POST /api/video/save/live): {start_at, end_at}, the "
+                       "wall-clock span it records, ISO-8601 UTC"})
     subtitles_mode = fields.String(allow_none=True)
     subtitles = fields.List(fields.Nested("ClipSubtitleSchema"), metadata={
         "description": "the subtitle files of the finished file (issue 18)"})

@@ -13,7 +13,7 @@ still test the refusals): a save's ``end_time`` after its ``start_time`` and at 
 ``MAX_VIDEO_DURATION`` later, its ``url`` (and the info's) on an allowed host
 (``ALLOWED_SOURCE_HOSTS``, a setting); a download's ``format_id`` one the video offers, its
 ``subtitles`` languages it offers (sidecar for an audio clip);
-``live`` with a ``channel``; an upload is a video whose name has an allowed
+``live`` with a ``channel``; a live save of a live source; an upload is a video whose name has an allowed
 extension; a change of password to a new one. Logout and change-password end the session the
 run uses and are excluded (the issue allows it); test_auth.py covers them.
 """
@@ -36,14 +36,22 @@ pytestmark = pytest.mark.slow  # make test-fast leaves this module out
 SEED = 16
 MAX_EXAMPLES = 12
 SOURCE = "http://127.0.0.1:9/clip.mp4"  # port 9 (discard): connections are refused
+LIVE = "http://127.0.0.1:9/live.m3u8"  # a live source (issue 14) on the same dead port
 UNDER_TEST = "127.0.0.1:9"
 EXCLUDED = ("/api/auth/logout", "/api/auth/change-password")
 
 
 def _raw_info(url: str) -> dict:
     """A yt-dlp-shaped info dict (YouTube extractor style) for any URL: one progressive MP4
-    and a DASH audio, both on 127.0.0.1:9."""
+    and a DASH audio, both on 127.0.0.1:9; for :data:`LIVE` a live stream of one HLS
+    playlist there."""
     fmt = {"ext": "mp4", "protocol": "https", "http_headers": {}}
+    if url == LIVE:
+        return {"id": "live", "title": "Live", "extractor": "generic", "extractor_key": "Generic",
+                "webpage_url": url, "live_status": "is_live", "formats": [
+                    {**fmt, "format_id": "hls", "protocol": "m3u8_native", "url": LIVE,
+                     "width": 1280, "height": 720, "vcodec": "avc1.64001f",
+                     "acodec": "mp4a.40.2"}]}
     return {"id": "dQw4w9WgXcQ", "title": "Clip", "extractor": "youtube",
             "extractor_key": "Youtube", "webpage_url": url, "duration": 600.0,
             "live_status": "not_live", "formats": [
@@ -100,6 +108,10 @@ def _within_stated_rules(case, limit: float) -> None:
         start = min(body["start_time"], 1e6)
         span = min(max(body["end_time"] - body["start_time"], 1.0), limit)
         case.body = {**body, "start_time": start, "end_time": start + span}
+    if path == "/api/video/save/live" and isinstance(body, dict):  # issue 14: a live source
+        case.body = {**body, "url": LIVE,
+                     "duration": min(max(body.get("duration", 120), 1.0), limit),
+                     "offset": min(body.get("offset", 60), 1e6)}
     if path == "/api/video/info":  # issue 18: a URL on an allowed host, as for resolutions
         case.query = {**(case.query or {}), "url": SOURCE}
     if path == "/api/video/download/{video_id}" and isinstance(body, dict):

@@ -55,6 +55,7 @@ LIMITS: dict[str, list[tuple]] = {
                       ("RATE_LIMIT_REGISTER_FAILED", "failed_ip", _refused)],
     "auth.public_token": [("RATE_LIMIT_PUBLIC_TOKEN", "ip")],
     "video.save": [("RATE_LIMIT_SAVE_TOKEN", "bearer"), ("RATE_LIMIT_SAVE_IP", "ip")],
+    "video.save_live": [("RATE_LIMIT_SAVE_TOKEN", "bearer"), ("RATE_LIMIT_SAVE_IP", "ip")],
     "video.save_stream": [("RATE_LIMIT_STREAM_SAVE_TOKEN", "path_token"),
                           ("RATE_LIMIT_STREAM_SAVE_IP", "ip")],
     "video.resolutions": [("RATE_LIMIT_RESOLUTIONS", "ip")],

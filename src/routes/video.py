@@ -8,7 +8,7 @@ from flask import Response, g, request
 from .. import schemas
 from ..media.audio import MIMETYPES as AUDIO_MIMETYPES
 from ..middleware.auth import private_token_required, public_token_in_path, public_token_required
-from ..services import download_service, stream_service, video_service
+from ..services import download_service, live_capture, stream_service, video_service
 from ..utils.files import send_media  # X-Accel-Redirect when enabled
 from . import (
     NIGHTBOT_HEADERS,
@@ -57,6 +57,22 @@ def save(body):
     """Save a clip request (public token); a youtube.com/clip/ URL is saved with its section."""
     video_id = video_service.save_clip(body, g.public_token)
     return {"message": "Video info saved successfully", "video_id": video_id}
+
+
+@blp.post("/save/live")
+@public_token_required
+@blp.arguments(schemas.SaveLiveSchema)
+@blp.response(201, schemas.SavedResponse)
+@blp.errors({401: PUBLIC_401, 400: "VALIDATION_ERROR (duration, unknown user_id), INVALID_URL, "
+                                   "NOT_LIVE, SOURCE_NOT_ALLOWED",
+             403: SAVE_ERRORS[403], 413: "REQUEST_TOO_LARGE",
+             429: "RATE_LIMITED, PENDING_CLIPS_LIMIT, TOO_MANY_JOBS, " + MEDIA_429,
+             422: MEDIA_422, 500: MEDIA_500, 507: "INSUFFICIENT_STORAGE"})
+@blp.doc(security=PUBLIC)
+def save_live(body):
+    """Clip the last seconds of a live source now (public token): recorded while it is live."""
+    video_id = live_capture.save_live(body, g.public_token)
+    return {"message": "Live clip saved; it is being recorded", "video_id": video_id}
 
 
 def _stream_doc() -> dict:

@@ -79,6 +79,11 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
     INSUFFICIENT_STORAGE, and 422/500 with the media error code when the job failed.
     """
     doc = reap_if_dead(get_owned(video_id, user_id))
+    if doc.get("live_window"):  # a live clip (src/services/live_capture.py): its one job
+        if doc["status"] == "expired":
+            raise ApiError(410, "This live clip's file has expired, and its moment has left "
+                                "the live stream", "FILE_EXPIRED")
+        return _wait(video_id, setting("DOWNLOAD_WAIT_SECONDS"))
     if doc.get("live_phase") in PHASES:
         raise media_api_error("WAITING_FOR_VOD", MESSAGES["WAITING_FOR_VOD"])
     fmt = prefs.get("format_preference") or doc.get("format_preference") or "mp4"
@@ -221,17 +226,17 @@ def run_download(video_id: str, job_id: str) -> None:
         log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
         return
     except MediaError as exc:
-        _fail(video_id, job_id, exc.code, exc.message)
+        fail(video_id, job_id, exc.code, exc.message)
         return
     except Exception:
         log.exception("video %s: job %s failed unexpectedly", video_id, job_id)
-        _fail(video_id, job_id, "UNKNOWN_ERROR", "Unexpected error while downloading the clip.")
+        fail(video_id, job_id, "UNKNOWN_ERROR", "Unexpected error while downloading the clip.")
         return
     if fetched is None:  # the encode phase runs in the encode lane and records the end
         return
     out_path, summary, extras = fetched
     metrics.CLIP_FILE.observe(os.path.getsize(out_path))
-    _finish(video_id, job_id, doc, out_path, summary["width"], summary["height"], extras=extras)
+    finish(video_id, job_id, doc, out_path, summary["width"], summary["height"], extras=extras)
     log.info("video %s: job %s fetched in %.1f s", video_id, job_id, time.monotonic() - started)
 
 
@@ -268,15 +273,15 @@ def _fetch(video_id: str, doc: dict, job_id: str, on_progress, info: dict):
     extras = clip_extras.prepare(doc, info, plan, start, end, out_path)
     if plan.needs_encode:
         clip_encode.fetch_and_hand_off(doc, plan, start, end, out_path, on_progress, job_id,
-                                       fetch_timeout(start, end), extras, finish=_finish,
-                                       fail=_fail)
+                                       fetch_timeout(start, end), extras, finish=finish,
+                                       fail=fail)
         return None
     summary = segment.fetch_segment(plan, start, end, out_path, on_progress=on_progress,
                                     timeout=fetch_timeout(start, end), on_cut=extras.on_cut)
     return out_path, summary, extras
 
 
-def _finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
+def finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
             encoded: bool = False, extras=None) -> None:
     """Record the clip's finished file ``out_path`` (``width`` × ``height``; ``encoded``: made
     by the ≥1440p re-encode, so the quality preset matters; ``extras``: its
@@ -304,7 +309,7 @@ def _finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
         log.info("video %s: job %s completed (%s)", video_id, job_id, out_path)
 
 
-def _fail(video_id: str, job_id: str, code: str, message: str) -> None:
+def fail(video_id: str, job_id: str, code: str, message: str) -> None:
     """Record a failure; the clip's folder is emptied first (:func:`job_records.fail`)."""
     if job_records.fail(video_id, job_id, code, message, _clean):
         log.warning("video %s: job %s failed: %s %s", video_id, job_id, code, message)

@@ -42,17 +42,19 @@ class JobCancelled(Exception):
 
 
 class JobPool:
-    """Clip jobs run ``max_workers`` at once, encodes ``max_encodes`` at once in their own lane;
-    others wait in FIFO order per lane (phase ``initializing``, or ``encoding`` at 0 % for a clip
-    whose encode phase waits)."""
+    """Clip jobs run ``max_workers`` at once, encodes ``max_encodes`` at once in their own lane,
+    live captures ``max_captures`` in theirs; others wait in FIFO order per lane (phase
+    ``initializing``, or ``encoding`` at 0 % for a clip whose encode phase waits)."""
 
-    LANES = ("clip", "encode")
+    LANES = ("clip", "encode", "live")
 
-    def __init__(self, app, max_workers: int, max_encodes: int = 1):
+    def __init__(self, app, max_workers: int, max_encodes: int = 1, max_captures: int = 4):
         self._app = app
         self._lanes = {
             "clip": ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job"),
-            "encode": ThreadPoolExecutor(max_workers=max_encodes, thread_name_prefix="encode")}
+            "encode": ThreadPoolExecutor(max_workers=max_encodes, thread_name_prefix="encode"),
+            # live clips (issue 14) wait for the stream while they record: their own threads
+            "live": ThreadPoolExecutor(max_workers=max_captures, thread_name_prefix="live")}
         self._light = ThreadPoolExecutor(max_workers=2, thread_name_prefix="meta")
         self._owned: dict[str, str] = {}
         self._lane_of: dict[str, str] = {}  # video_id → the lane its job is queued or runs in
@@ -70,8 +72,9 @@ class JobPool:
 
     def submit(self, video_id: str, job_id: str, fn: Callable[[str, str], None],
                lane: str = "clip") -> None:
-        """Queue ``fn(video_id, job_id)`` in ``lane`` (``"clip"`` or ``"encode"``); this process
-        owns the job until ``fn`` returns (and any phase it handed off has returned)."""
+        """Queue ``fn(video_id, job_id)`` in ``lane`` (``"clip"``, ``"encode"`` or ``"live"``);
+        this process owns the job until ``fn`` returns (and any phase it handed off has
+        returned)."""
         with self._lock:
             self._owned[video_id] = job_id
             self._lane_of[video_id] = lane

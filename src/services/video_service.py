@@ -3,6 +3,7 @@ endpoint 2, the stream save, is in stream_service)."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -226,6 +227,7 @@ def status_view(doc: dict) -> dict:
                        "url": f"/api/video/download/{doc['_id']}/subtitles/{s['lang']}.vtt"}
                       for s in doc.get("file_subtitles") or []] if file_available(doc) else [],
         "subtitle_errors": doc.get("subtitle_errors") or {},
+        "live_window": _window_view(doc.get("live_window")),
     }
     if doc["status"] == "processing":
         view["progress"] = progress_cache.get_progress(redis(), view["video_id"]) \
@@ -243,6 +245,15 @@ def subtitle_file(video_id: str, user_id: str, lang: str) -> str:
         raise ApiError(404, f"This clip's file has no subtitles in {lang!r}; download it with "
                             f'"subtitles": ["{lang}"] first.', "NOT_FOUND")
     return found["path"]
+
+
+def _window_view(window: Optional[dict]) -> Optional[dict]:
+    """A live clip's ``live_window`` (POSIX ``t0``/``t1``) as ``{"start_at", "end_at"}``
+    ISO-8601 UTC (src/services/live_capture.py), else None."""
+    if not window:
+        return None
+    return {key: iso(datetime.fromtimestamp(window[name], timezone.utc))
+            for key, name in (("start_at", "t0"), ("end_at", "t1"))}
 
 
 def list_clips(user_id: str) -> list[dict]:

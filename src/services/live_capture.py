@@ -1,0 +1,151 @@
+"""Clip the last seconds of any live source, while it is live (issue 14, item 3).
+
+``POST /api/video/save/live`` saves a clip of a live stream whose moment is the request time
+minus ``STREAM_DELAY_SECONDS``: it covers ``offset`` seconds before the moment and lasts
+``duration``, a wall-clock window [t0, t1] stored as ``live_window``. Its job starts at once in
+the pool's ``live`` lane (``MAX_CONCURRENT_CAPTURES``: a recording waits for the stream, so it
+must not hold a clip worker) and records the window from the stream's live HLS media playlist
+by ``EXT-X-PROGRAM-DATE-TIME`` (:func:`src.media.live.fetch_live`): phase ``recording`` with
+``seconds_to_come`` while the stream has not produced the rest, then ``downloading``; the clip
+is ``completed`` a few seconds after t1.
+
+A source is live when yt-dlp says so (``live_status`` ``is_live``; its generic extractor says
+so for an HLS playlist without ``EXT-X-ENDLIST``); anything else is 400 NOT_LIVE. The file is
+MP4 (stream copy); a live clip cannot be fetched again once its window has left the stream, so
+a download of it only serves, joins or reports its one job (410 FILE_EXPIRED after expiry).
+
+Not yet (issue 14 stays open): YouTube's sequence-number path (``sq``, ``X-Head-Seqnum``) for
+moments older than the HLS window, stream clips from chat using this path first, the VOD
+fallback, Nightbot follow-up messages and the dashboard's "Clip now".
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Optional
+
+from ..data import videos
+from ..errors import ApiError
+from ..extensions import db, redis, setting
+from ..media import choice, guard, live
+from ..media.errors import FORMAT_UNAVAILABLE, MediaError
+from ..media.formats import SEEKABLE_PROTOCOLS
+from ..media.source import selector_ydl
+from ..utils.validators import InvalidSourceURL, validate_source_url
+from . import (
+    download_service,
+    folders,
+    info_cache,
+    job_records,
+    progress_cache,
+    public_token_service,
+    video_service,
+)
+from .jobs import JobCancelled
+
+log = logging.getLogger(__name__)
+
+#: Wall seconds a capture may take after its window ends (reloads, the last segment, the cut).
+AFTER_WINDOW_SECONDS = 120
+_HLS = ("m3u8", "m3u8_native")
+
+
+def is_live(info: dict) -> bool:
+    """yt-dlp's word: ``live_status`` ``is_live`` (or ``is_live``)."""
+    return info.get("live_status") == "is_live" or info.get("is_live") is True
+
+
+def save_live(body: dict, token_claims: dict, now: Optional[float] = None) -> str:
+    """Validate and store a live clip, start its job; return its id.
+
+    ``body``: ``url``, ``user_id``, ``offset``/``duration`` (seconds), ``additional_message``;
+    ``now``: the request time (POSIX seconds). Raises ApiError 400 INVALID_URL,
+    VALIDATION_ERROR (unknown user, a duration over ``MAX_VIDEO_DURATION``), NOT_LIVE, 403
+    TOKEN_USER_MISMATCH, 429 PENDING_CLIPS_LIMIT / TOO_MANY_JOBS, 507, and the media error of
+    the look-up (422/500).
+    """
+    now = time.time() if now is None else now
+    try:
+        url, youtube_id = validate_source_url(body["url"], setting("ALLOWED_SOURCE_HOSTS"))
+    except InvalidSourceURL as exc:
+        raise ApiError(400, str(exc), "INVALID_URL", {"url": [str(exc)]}) from None
+    if body["duration"] > setting("MAX_VIDEO_DURATION"):
+        raise ApiError(400, "Invalid duration", "VALIDATION_ERROR", {"duration": [
+            f"The clip may last at most {setting('MAX_VIDEO_DURATION'):g} s."]})
+    user = video_service.owner(public_token_service.check_owner(token_claims,
+                                                                body["user_id"]))
+    try:
+        info = info_cache.get_info(url, user_id=str(user["_id"]))
+        if not is_live(info):
+            raise ApiError(400, "This source is not live now; save a clip of it with "
+                                "POST /api/video/save.", "NOT_LIVE", {"url": ["not live"]})
+        _plan(info)
+    except MediaError as exc:
+        raise video_service.media_api_error(exc.code, exc.message) from None
+    t0 = now - setting("STREAM_DELAY_SECONDS") - body["offset"]
+    window = {"t0": t0, "t1": t0 + body["duration"]}
+    video_id = video_service.new_clip(user, url, youtube_id, None, None, fill_formats=False,
+                        additional_message=body.get("additional_message"), origin="live",
+                        live_window=window)
+    try:
+        job_records.start(video_id, str(user["_id"]), {
+            "format_preference": "mp4", "resolution_preference": "best",
+            "folder": folders.new_name()}, run_capture, lane="live")
+    except ApiError:  # 429 TOO_MANY_JOBS / 507: no clip without its job
+        videos.delete(db(), video_id)
+        raise
+    log.info("video %s: live clip of %s, %.0f s from %.0f s ago", video_id, url,
+             body["duration"], now - t0)
+    return video_id
+
+
+def _plan(info: dict) -> choice.FetchPlan:
+    """The best combined HLS format of a live info (YouTube's and most live sources' formats
+    carry audio and video in one playlist). Raises MediaError(FORMAT_UNAVAILABLE)."""
+    formats = [f for f in info.get("formats") or []
+               if f.get("protocol") in _HLS and f.get("protocol") in SEEKABLE_PROTOCOLS
+               and not f.get("has_drm")]
+    chosen = choice.select(selector_ydl(), formats, "b[height<=?1080]/b")
+    if chosen is None or chosen.get("requested_formats"):
+        raise MediaError(FORMAT_UNAVAILABLE, "This live stream offers no HLS playlist with "
+                                             "audio and video together.")
+    return choice.plan_of(chosen, False)
+
+
+def run_capture(video_id: str, job_id: str) -> None:
+    """The job (``live`` lane): record the clip's window, then record the file or the failure
+    (the download service's, so a live clip ends like any other)."""
+    try:
+        doc = job_records.check_owned(video_id, job_id)
+    except JobCancelled:
+        return
+
+    def on_progress(values: dict) -> None:
+        job_records.check_owned(video_id, job_id)
+        progress_cache.set_progress(redis(), video_id, values)
+        progress_cache.beat(redis(), video_id, job_id)
+
+    window = doc["live_window"]
+    folder = folders.path_of(doc)
+    os.makedirs(folder, exist_ok=True)
+    out_path = os.path.join(folder, f"{job_id}.mp4")
+    try:
+        with guard.metered():
+            plan = _plan(info_cache.get_info(doc["url"], user_id=str(doc["user_id"])))
+            summary = live.fetch_live(plan, window["t0"], window["t1"], out_path,
+                                      on_progress=on_progress, timeout=max(
+                                          0.0, window["t1"] - time.time()) + AFTER_WINDOW_SECONDS)
+    except JobCancelled:
+        log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
+        return
+    except MediaError as exc:
+        download_service.fail(video_id, job_id, exc.code, exc.message)
+        return
+    except Exception:
+        log.exception("video %s: job %s failed unexpectedly", video_id, job_id)
+        download_service.fail(video_id, job_id, "UNKNOWN_ERROR",
+                              "Unexpected error while recording the clip.")
+        return
+    videos.update(db(), video_id, {"live_ended_early": summary["ended"]}, job_id=job_id)
+    download_service.finish(video_id, job_id, doc, out_path, summary["width"], summary["height"])
