@@ -13,9 +13,9 @@ still test the refusals): a save's ``end_time`` after its ``start_time`` and at 
 ``MAX_VIDEO_DURATION`` later, its ``url`` (and the info's) on an allowed host
 (``ALLOWED_SOURCE_HOSTS``, a setting); a download's ``format_id`` one the video offers, its
 ``subtitles`` languages it offers (sidecar for an audio clip);
-``live`` with a ``channel``; a live save of a live source; an upload is a video whose name has an allowed
-extension; a change of password to a new one. Logout and change-password end the session the
-run uses and are excluded (the issue allows it); test_auth.py covers them.
+``live`` with a ``channel``; a live save of a live source; an upload is a video whose name
+has an allowed extension; a change of password to a new one. Logout and change-password end
+the session the run uses and are excluded (the issue allows it); test_auth.py covers them.
 """
 from __future__ import annotations
 
