@@ -249,3 +249,17 @@ def test_subtitles_in_a_1440p_mp4_and_webm(make_app, auth_factory, monkeypatch, 
         assert len(got) == len(want)
         for (a, b, text), (c, d, wanted) in zip(got, want):  # WebM: + Opus delay (≤ 10 ms)
             assert abs(a - c) <= 0.01 and abs(b - d) <= 0.01 and _plain(text) == wanted
+
+
+def test_subtitles_of_a_video_that_cannot_be_read_are_a_media_error(client, auth,
+                                                                    fake_youtube):
+    """The languages are checked against the video's info first: a video YouTube refuses
+    answers its media error (422), not a 500."""
+    from tests.youtube_fakes import youtube_error
+
+    fake_youtube.set(watch_url(), youtube_error("Video unavailable. This video is private"))
+    user = auth.user()
+    video_id = auth.save_clip(user, watch_url(), START, END)
+    r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
+                    json={"subtitles": ["en"]})
+    assert r.status_code == 422 and r.json["code"] == "PRIVATE_VIDEO", r.json

@@ -97,8 +97,12 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
         return {"file": doc["file_path"], "ext": doc["file_format"]}
     if doc["status"] != "processing":
         if options.get("subtitles"):
-            clip_extras.check_subtitles(info_cache.get_info(doc["url"], user_id=user_id),
-                                        options["subtitles"], options["subtitles_mode"], fmt)
+            try:
+                info = info_cache.get_info(doc["url"], user_id=user_id)
+            except MediaError as exc:
+                raise media_api_error(exc.code, exc.message) from None
+            clip_extras.check_subtitles(info, options["subtitles"], options["subtitles_mode"],
+                                        fmt)
         job_id = job_records.start(video_id, user_id, {
             "format_preference": fmt, "resolution_preference": res, "quality_preset": preset,
             "format_id": format_id, "folder": doc.get("folder") or folders.new_name(),
