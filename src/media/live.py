@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -48,13 +46,11 @@ from src.media.errors import (
 )
 from src.media.ffmpeg import FFmpegError, mmss, run_ffmpeg
 from src.media.fragments import Fragment, FragmentList
+from src.media.livedates import DATE_SLACK, Dated, bad_dates, dated_segments
 
 #: A window may start this much before the oldest listed segment (date rounding) and still
-#: be "in" the playlist; dates may overlap the previous segment's end by this much.
+#: be "in" the playlist.
 START_SLACK = 0.5
-DATE_SLACK = 0.5
-#: Newest segment's end this far past our clock: not a believable date (skewed or forged).
-MAX_SKEW = 600.0
 #: Longest wait for a window's end from the call (a `!clip` ends within minutes).
 MAX_WAIT = 4 * 3600.0
 #: The playlist may keep its newest segment this long (or 3 target durations) before the
@@ -66,8 +62,6 @@ MAX_LAG = 120.0
 MAX_REFRESHES = 20_000
 #: Progress share of the fetch; the local cut fills the rest (as segment.FETCH_SHARE).
 FETCH_SHARE = segment.FETCH_SHARE
-_TARGET = re.compile(r"^#EXT-X-TARGETDURATION:\s*([0-9]{1,6})\s*$", re.M)
-_SEQUENCE = re.compile(r"^#EXT-X-MEDIA-SEQUENCE:\s*([0-9]{1,20})\s*$", re.M)
 _DEMUXERS = {".ts": "mpegts", ".mp4": "mov"}
 
 
@@ -83,64 +77,6 @@ class LiveStalled(MediaError):
 
     def __init__(self, detail: str):
         super().__init__(LIVE_STALLED, detail=detail)
-
-
-@dataclass(frozen=True)
-class Dated:
-    """A listed segment: Media Sequence Number, the fragment, ``date`` (POSIX seconds of its
-    first sample)."""
-
-    sequence: int
-    fragment: Fragment
-    date: float
-
-    @property
-    def end(self) -> float:
-        return self.date + self.fragment.duration
-
-
-def dated_segments(data: bytes, url: str, now: float) -> tuple:
-    """``(dated segments in order, target duration s, init (url, range, key) or None,
-    ended)`` of one media playlist ``data`` found at ``url``; ``now``: our clock (POSIX s).
-
-    Dates per §4.3.2.6 (carried forward by EXTINF; segments before the first date are left
-    out). Raises MediaError(FORMAT_UNAVAILABLE): an invalid playlist (:func:`hls.parse`), one
-    the fragment path does not handle (master, SAMPLE-AES…), segments but no
-    PROGRAM-DATE-TIME, dates going backwards by more than :data:`DATE_SLACK` or ending more
-    than :data:`MAX_SKEW` past ``now``.
-    """
-    flist = hls.parse(data, url)
-    text = data.decode("utf-8-sig")  # parse() proved it decodes
-    if flist.problem and flist.problem != "no segments yet":
-        raise MediaError(FORMAT_UNAVAILABLE, detail=f"live HLS playlist: {flist.problem}")
-    target = _TARGET.search(text)
-    longest = max((f.duration for f in flist.fragments), default=1.0)
-    seconds = min(max(float(target[1]) if target else longest, 1.0), 60.0)
-    first = _SEQUENCE.search(text)
-    sequence = int(first[1]) if first else 0
-    found: list = []
-    date: Optional[float] = None
-    for number, fragment in enumerate(flist.fragments, start=sequence):
-        if fragment.program_date_time is not None:
-            stated = fragment.program_date_time
-            if found and stated < found[-1].end - DATE_SLACK:
-                raise _bad_dates("a PROGRAM-DATE-TIME goes backwards")
-            date = stated
-        if date is not None:
-            found.append(Dated(number, fragment, date))
-            date += fragment.duration
-    if flist.fragments and not found:
-        raise MediaError(FORMAT_UNAVAILABLE, "This live stream does not date its segments.",
-                         detail="live HLS playlist without EXT-X-PROGRAM-DATE-TIME")
-    if found and not (math.isfinite(found[-1].end) and found[-1].end <= now + MAX_SKEW):
-        raise _bad_dates("PROGRAM-DATE-TIME far in the future")
-    init = (flist.init_url, flist.init_range, flist.init_key) if flist.init_url else None
-    return found, seconds, init, flist.ended
-
-
-def _bad_dates(detail: str) -> MediaError:
-    return MediaError(FORMAT_UNAVAILABLE, "The live stream's segment dates cannot be trusted.",
-                      detail=f"live HLS playlist: {detail}")
 
 
 def fetch_live(plan: FetchPlan, t0: float, t1: float, out_path,
@@ -260,12 +196,12 @@ class _Recorder:
             seen = kept.get(d.sequence)
             if seen is not None:
                 if seen.fragment.url != d.fragment.url or abs(seen.date - d.date) > DATE_SLACK:
-                    raise _bad_dates(f"segment {d.sequence} changed between reloads")
+                    raise bad_dates(f"segment {d.sequence} changed between reloads")
                 continue
             last = new[-1] if new else (self.kept[-1] if self.kept else None)
             if last is not None and d.sequence != last.sequence + 1:
                 if d.sequence < last.sequence:
-                    raise _bad_dates("media sequence numbers go backwards")
+                    raise bad_dates("media sequence numbers go backwards")
                 raise LiveWindowMissed(f"segments {last.sequence + 1}..{d.sequence - 1} left "
                                        "the playlist before they were fetched")
             if last is not None and d.fragment.discontinuity:
