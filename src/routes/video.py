@@ -149,7 +149,8 @@ def download(prefs, video_id):
     "schema": {"type": "string", "pattern": schemas.LANGUAGE}}])
 @private_token_required
 @blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)",
-             404: "NOT_FOUND (no such clip, or its file has no subtitles in that language)"})
+             404: "NOT_FOUND (no such clip, or its file has no subtitles in that language)",
+             410: "FILE_EXPIRED (the file expired just now: download the clip again)"})
 @blp.doc(security=PRIVATE, responses={"200": {"description": "WebVTT", "content": {
     "text/vtt": {"schema": {"type": "string"}}}}})
 def subtitles(video_id, lang):
