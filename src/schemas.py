@@ -239,6 +239,8 @@ class VideoStatusSchema(VideoSummarySchema):
         "description": "the format id(s) the download names, if any (issue 18)"})
     video_info = fields.Nested("VideoInfoSchema", allow_none=True, metadata={
         "description": "filled by the background format look-up after the save (issue 18)"})
+    formats_error = fields.String(allow_none=True, metadata={
+        "description": "the media error code of that look-up, when it failed"})
     audio_bitrate = fields.Integer(allow_none=True)
     live_window = fields.Dict(allow_none=True, metadata={
         "description": "a live clip (POST /api/video/save/live): {start_at, end_at}, the "

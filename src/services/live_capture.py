@@ -30,7 +30,6 @@ from ..errors import ApiError
 from ..extensions import db, redis, setting
 from ..media import choice, guard, live
 from ..media.errors import FORMAT_UNAVAILABLE, MediaError
-from ..media.formats import SEEKABLE_PROTOCOLS
 from ..media.source import selector_ydl
 from ..utils.validators import InvalidSourceURL, validate_source_url
 from . import (
@@ -85,9 +84,9 @@ def save_live(body: dict, token_claims: dict, now: Optional[float] = None) -> st
         raise video_service.media_api_error(exc.code, exc.message) from None
     t0 = now - setting("STREAM_DELAY_SECONDS") - body["offset"]
     window = {"t0": t0, "t1": t0 + body["duration"]}
-    video_id = video_service.new_clip(user, url, youtube_id, None, None, fill_formats=False,
-                        additional_message=body.get("additional_message"), origin="live",
-                        live_window=window)
+    video_id = video_service.new_clip(
+        user, url, youtube_id, None, None, fill_formats=False,
+        additional_message=body.get("additional_message"), origin="live", live_window=window)
     try:
         job_records.start(video_id, str(user["_id"]), {
             "format_preference": "mp4", "resolution_preference": "best",
@@ -104,8 +103,7 @@ def _plan(info: dict) -> choice.FetchPlan:
     """The best combined HLS format of a live info (YouTube's and most live sources' formats
     carry audio and video in one playlist). Raises MediaError(FORMAT_UNAVAILABLE)."""
     formats = [f for f in info.get("formats") or []
-               if f.get("protocol") in _HLS and f.get("protocol") in SEEKABLE_PROTOCOLS
-               and not f.get("has_drm")]
+               if f.get("protocol") in _HLS and not f.get("has_drm")]
     chosen = choice.select(selector_ydl(), formats, "b[height<=?1080]/b")
     if chosen is None or chosen.get("requested_formats"):
         raise MediaError(FORMAT_UNAVAILABLE, "This live stream offers no HLS playlist with "

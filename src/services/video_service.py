@@ -228,6 +228,7 @@ def status_view(doc: dict) -> dict:
                       for s in doc.get("file_subtitles") or []] if file_available(doc) else [],
         "subtitle_errors": doc.get("subtitle_errors") or {},
         "live_window": _window_view(doc.get("live_window")),
+        "formats_error": doc.get("formats_error"),
     }
     if doc["status"] == "processing":
         view["progress"] = progress_cache.get_progress(redis(), view["video_id"]) \

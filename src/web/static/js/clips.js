@@ -11,6 +11,7 @@ import { infoCard } from './info.js';
 import { jobProgress } from './progress.js';
 
 const POLL_MS = 2000;
+const LOOKUP_POLLS = 15; // statuses asked while the save's background look-up runs (30 s)
 const STREAM_PHASES = {
   resolving_live: 'Finding the stream this clip belongs to…',
   waiting_for_vod: 'Waiting for YouTube to publish the stream recording…',
@@ -73,8 +74,14 @@ async function refresh(id) {
   if (first) keepChoices(state, data);
   if (first || before !== data.status) replaceCard(id);
   else state.progress?.update(data.progress);
-  if (data.status === 'processing') watch();
-  else if (!state.formatsAsked) queueFormats(id);
+  // Formats are asked once the background look-up after the save has found the video (its
+  // formats or info are in the status): before, the look-up would run a second time; after a
+  // failed one (formats_error), the download itself says what is wrong.
+  const lookedUp = (data.available_formats || []).length > 0 || !!data.video_info;
+  state.lookingUp = !lookedUp && !data.formats_error && data.status !== 'processing'
+    && (state.lookups = (state.lookups || 0) + 1) <= LOOKUP_POLLS;
+  if (data.status === 'processing' || state.lookingUp) watch();
+  else if (!state.formatsAsked && lookedUp) queueFormats(id);
   if (data.status === 'completed' && state.intent === 'waiting') fetchFile(id);
   if (data.status === 'failed' && state.intent) state.intent = null;
 }
@@ -84,7 +91,8 @@ function watch() {
 }
 
 function poll() {
-  const running = [...clips].filter(([, s]) => s.data.status === 'processing' || s.intent);
+  const running = [...clips].filter(([, s]) => s.data.status === 'processing' || s.intent
+    || s.lookingUp);
   if (!running.length) {
     clearInterval(timer);
     timer = null;
