@@ -82,3 +82,29 @@ def test_bad_live_saves_are_400(client, auth, body, field):
     user = auth.user()
     r = _save(client, auth, user, body)
     assert r.status_code == 400 and field in (r.json.get("details") or {}), r.json
+
+
+@pytest.mark.slow
+def test_a_live_clip_whose_recording_fails_answers_its_code_for_good(make_app, auth_factory,
+                                                                     tmp_path):
+    """The stream goes away mid-window: the clip ends failed with a code, and its download says
+    so with a 422 (a new job could not record the moment again), never a 500 or a 202."""
+    app = make_app(DOWNLOAD_WAIT_SECONDS=0)
+    client = app.test_client()
+    auth = auth_factory(client)
+    user = auth.user()
+    with LiveHLS(tmp_path / "live") as stream:
+        r = _save(client, auth, user, {"url": stream.url, "offset": 0, "duration": 60})
+        assert r.status_code == 201, r.json
+    video_id = r.json["video_id"]  # the stream and its server are gone now
+    deadline = time.time() + 60
+    status = {}
+    while time.time() < deadline:
+        status = client.get(f"/api/video/status/{video_id}", headers=user["headers"]).json
+        if status["status"] == "failed":
+            break
+        time.sleep(0.3)
+    assert status["status"] == "failed" and status["error_code"], status
+    for _ in range(2):
+        r = client.post(f"/api/video/download/{video_id}", headers=user["headers"], json={})
+        assert r.status_code == 422 and r.json["code"] == status["error_code"], r.json
