@@ -42,7 +42,6 @@ from src.media.errors import (
     LIVE_WINDOW_MISSED,
     SEGMENT_OUT_OF_RANGE,
     MediaError,
-    classify,
 )
 from src.media.ffmpeg import FFmpegError, mmss, run_ffmpeg
 from src.media.fragments import Fragment, FragmentList
@@ -120,13 +119,11 @@ def fetch_live(plan: FetchPlan, t0: float, t1: float, out_path,
             summary = recorder.cut(on_start, on_cut)
             os.replace(tmp, out)
             return summary
-        except FFmpegError as exc:
-            raise session.refused() or classify(exc) from exc
-        except MediaError as exc:
-            refused = session.refused()
-            if refused is None or refused.code == exc.code:
+        except (FFmpegError, MediaError) as exc:
+            error = segment.reported(session, exc)
+            if error is exc:
                 raise
-            raise refused from exc
+            raise error from exc
         finally:
             for path in (tmp, *copies):
                 path.unlink(missing_ok=True)

@@ -158,16 +158,27 @@ def _fetch_once(plan: FetchPlan, start: float, end: float, out_path, on_progress
             summary = clip_summary(tmp, plan.audio_only)
             os.replace(tmp, out)
             return summary
-        except FFmpegError as exc:
-            raise session.refused() or classify(exc) from exc
-        except MediaError as exc:
-            refused = session.refused()
-            if refused is None or refused.code == exc.code:
+        except (FFmpegError, MediaError) as exc:
+            error = reported(session, exc)
+            if error is exc:
                 raise
-            raise refused from exc
+            raise error from exc
         finally:
             for path in (tmp, *copies):
                 path.unlink(missing_ok=True)
+
+
+def reported(session: guard.Session, exc: Exception) -> Exception:
+    """The error a failed fetch inside the guard ``session`` reports for ``exc`` (an
+    FFmpegError or MediaError): the guard's refusal when it refused a connection — the real
+    cause behind ffmpeg's or the fetcher's own error —, else ffmpeg's failure classified
+    (:func:`src.media.errors.classify`), else ``exc`` itself."""
+    refused = session.refused()
+    if isinstance(exc, FFmpegError):
+        return refused or classify(exc)
+    if refused is None or getattr(exc, "code", None) == refused.code:
+        return exc
+    return refused
 
 
 def _remaining(deadline: Optional[float]) -> Optional[float]:
