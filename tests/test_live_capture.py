@@ -88,7 +88,7 @@ def test_bad_live_saves_are_400(client, auth, body, field):
 def test_a_live_clip_whose_recording_fails_answers_its_code_for_good(make_app, auth_factory,
                                                                      tmp_path):
     """The stream goes away mid-window: the clip ends failed with a code, and its download says
-    so with a 422 (a new job could not record the moment again), never a 500 or a 202."""
+    so with a 409 (a new job could not record the moment again), never a 500 or a 202."""
     app = make_app(DOWNLOAD_WAIT_SECONDS=0)
     client = app.test_client()
     auth = auth_factory(client)
@@ -107,4 +107,4 @@ def test_a_live_clip_whose_recording_fails_answers_its_code_for_good(make_app, a
     assert status["status"] == "failed" and status["error_code"], status
     for _ in range(2):
         r = client.post(f"/api/video/download/{video_id}", headers=user["headers"], json={})
-        assert r.status_code == 422 and r.json["code"] == status["error_code"], r.json
+        assert r.status_code == 409 and r.json["code"] == status["error_code"], r.json

@@ -129,7 +129,8 @@ def _text_errors(response):
              410: "FILE_EXPIRED (ask again: a new job starts)", 413: "REQUEST_TOO_LARGE",
              400: "VALIDATION_ERROR, SOURCE_NOT_ALLOWED, FORMAT_ID_UNAVAILABLE (the body's "
                   "format_id is not offered or not fetchable)",
-             422: MEDIA_422 + " (a live clip that failed: its recorded code, whatever it is)",
+             409: "a live clip whose recording failed: its recorded code (final)",
+             422: MEDIA_422,
              429: "TOO_MANY_JOBS, " + MEDIA_429, 500: MEDIA_500 + ", JOB_INTERRUPTED",
              507: "INSUFFICIENT_STORAGE"})
 @blp.doc(security=PRIVATE, responses=FILE_200)

@@ -76,16 +76,16 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
     ``{"file": path, "ext": "mp4"|"webm"|"mp3"|"m4a"|"opus"}`` when the file is ready within
     ``DOWNLOAD_WAIT_SECONDS``, else ``{"processing": True}``. Raises ApiError 404/403, 429
     TOO_MANY_JOBS (``MAX_JOBS_PER_USER``; joining the running job is never refused), 507
-    INSUFFICIENT_STORAGE, and 422/500 with the media error code when the job failed (always
-    422 for a live clip: its failure is final, a new job cannot record the moment again).
+    INSUFFICIENT_STORAGE, and 422/500 with the media error code when the job failed (409 for a
+    live clip: its failure is final, a new job cannot record the moment again).
     """
     doc = reap_if_dead(get_owned(video_id, user_id))
     if doc.get("live_window"):  # a live clip (src/services/live_capture.py): its one job
         if doc["status"] == "expired":
             raise ApiError(410, "This live clip's file has expired, and its moment has left "
                                 "the live stream", "FILE_EXPIRED")
-        if doc["status"] == "failed":  # final: the moment cannot be recorded again
-            raise ApiError(422, doc.get("error_message") or "Recording the live clip failed",
+        if doc["status"] == "failed":  # final (409: the clip's state, not the request)
+            raise ApiError(409, doc.get("error_message") or "Recording the live clip failed",
                            doc.get("error_code") or "UNKNOWN_ERROR")
         return _wait(video_id, setting("DOWNLOAD_WAIT_SECONDS"))
     if doc.get("live_phase") in PHASES:
