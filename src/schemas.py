@@ -244,7 +244,11 @@ class VideoStatusSchema(VideoSummarySchema):
     audio_bitrate = fields.Integer(allow_none=True)
     live_window = fields.Dict(allow_none=True, metadata={
         "description": "a live clip (POST /api/video/save/live): {start_at, end_at}, the "
-                       "wall-clock span it records, ISO-8601 UTC"})
+                       "wall-clock span it records, ISO-8601 UTC; also a stream clip from "
+                       "chat while it is recorded from the live stream (issue 14)"})
+    live_fallback = fields.Dict(allow_none=True, metadata={
+        "description": "a stream clip that could not be recorded live and waits for the VOD "
+                       "instead: {code, message}, the reason (issue 14)"})
     subtitles_mode = fields.String(allow_none=True)
     subtitles = fields.List(fields.Nested("ClipSubtitleSchema"), metadata={
         "description": "the subtitle files of the finished file (issue 18)"})

@@ -18,6 +18,8 @@ from . import object_id
 
 #: Statuses from which a new job may start (spec statuses + ``expired`` from the cleanup).
 RESTARTABLE = ("pending", "completed", "failed", "expired")
+#: ``live_phase`` of a stream clip the live resolver still places (src/services/live_service.py).
+LIVE_PHASES = ("resolving", "waiting_for_vod")
 
 
 def insert(db, doc: dict) -> str:

@@ -33,9 +33,9 @@ from . import (
     info_cache,
     job_records,
     progress_cache,
+    vod_fallback,
 )
 from .jobs import JobCancelled
-from .live_service import PHASES
 from .video_service import get_owned, media_api_error
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,12 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
     live clip: its failure is final, a new job cannot record the moment again).
     """
     doc = reap_if_dead(get_owned(video_id, user_id))
+    if doc.get("live_window") and doc.get("origin") == "stream" \
+            and doc["status"] in ("failed", "expired"):
+        # a stream clip recorded live (a dead job, an expired file): the VOD has it too
+        vod_fallback.to_vod(doc, doc.get("error_code") or "FILE_EXPIRED",
+                            doc.get("error_message") or "The live recording expired.")
+        doc = get_owned(video_id, user_id)
     if doc.get("live_window"):  # a live clip (src/services/live_capture.py): its one job
         if doc["status"] == "expired":
             raise ApiError(410, "This live clip's file has expired, and its moment has left "
@@ -88,7 +94,7 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
             raise ApiError(409, doc.get("error_message") or "Recording the live clip failed",
                            doc.get("error_code") or "UNKNOWN_ERROR")
         return _wait(video_id, setting("DOWNLOAD_WAIT_SECONDS"))
-    if doc.get("live_phase") in PHASES:
+    if doc.get("live_phase") in videos.LIVE_PHASES:
         raise media_api_error("WAITING_FOR_VOD", MESSAGES["WAITING_FOR_VOD"])
     fmt = prefs.get("format_preference") or doc.get("format_preference") or "mp4"
     res = prefs.get("resolution_preference") or doc.get("resolution_preference") or "1080p"
@@ -180,7 +186,7 @@ def resolve_segment(doc: dict, info: dict) -> tuple[float, float]:
     WAITING_FOR_VOD (422: still resolving or waiting for the stream's recording),
     TIMESTAMP_REQUIRED (the moment could not be placed) or SEGMENT_OUT_OF_RANGE.
     """
-    if doc.get("live_phase") in PHASES:
+    if doc.get("live_phase") in videos.LIVE_PHASES:
         raise MediaError("WAITING_FOR_VOD")
     start, end = doc.get("start_time"), doc.get("end_time")
     if start is None or end is None:

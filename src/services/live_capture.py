@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from datetime import timezone
 from typing import Optional
 
 from ..data import videos
@@ -40,6 +41,7 @@ from . import (
     progress_cache,
     public_token_service,
     video_service,
+    vod_fallback,
 )
 from .jobs import JobCancelled
 
@@ -138,12 +140,65 @@ def run_capture(video_id: str, job_id: str) -> None:
         log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
         return
     except MediaError as exc:
-        download_service.fail(video_id, job_id, exc.code, exc.message)
+        _failed(video_id, job_id, doc, exc.code, exc.message)
         return
     except Exception:
         log.exception("video %s: job %s failed unexpectedly", video_id, job_id)
-        download_service.fail(video_id, job_id, "UNKNOWN_ERROR",
-                              "Unexpected error while recording the clip.")
+        _failed(video_id, job_id, doc, "UNKNOWN_ERROR",
+                "Unexpected error while recording the clip.")
         return
     videos.update(db(), video_id, {"live_ended_early": summary["ended"]}, job_id=job_id)
     download_service.finish(video_id, job_id, doc, out_path, summary["width"], summary["height"])
+
+
+def _failed(video_id: str, job_id: str, doc: dict, code: str, message: str) -> None:
+    """A live clip's failure is final; a stream clip's sends it to the VOD instead."""
+    if doc.get("origin") == "stream":
+        vod_fallback.to_vod(doc, code, message, job_id=job_id)
+    else:
+        download_service.fail(video_id, job_id, code, message)
+
+
+def window_of(doc: dict) -> dict:
+    """The wall-clock window ``{"t0", "t1"}`` (POSIX seconds) of a stream clip saved from chat:
+    its moment (``clip_moment_at``, the request time moved by the chat's ``±N``) minus the
+    viewers' ``clip_delay`` and ``clip_offset``, lasting ``clip_duration`` — the same place
+    :func:`src.services.live_service.place` finds in the recording, on the wall clock."""
+    moment = doc["clip_moment_at"]
+    if moment.tzinfo is None:  # MongoDB gives naive UTC datetimes back
+        moment = moment.replace(tzinfo=timezone.utc)
+    t0 = moment.timestamp() - float(doc.get("clip_delay") or 0) - float(doc.get("clip_offset")
+                                                                         or 0)
+    return {"t0": t0, "t1": t0 + float(doc["clip_duration"])}
+
+
+def start_stream_capture(doc: dict, info: dict, placed: dict) -> Optional[dict]:
+    """Start recording a stream clip (``origin`` ``stream``, saved from chat) from its stream
+    while it is live (issue 14, item 2), instead of waiting for the VOD.
+
+    ``doc``: the pending clip; ``info``: its stream's (live) info; ``placed``: the resolver's
+    fields for it (its place in the recording, kept for the VOD fallback). The job is claimed
+    from ``pending`` with the window (:func:`window_of`) and runs :func:`run_capture` in the
+    ``live`` lane. Returns None when it started (or another job holds the clip), else the
+    reason it could not — ``{"code", "message"}``: no live format we record
+    (FORMAT_UNAVAILABLE), the window ends too far ahead, TOO_MANY_JOBS, INSUFFICIENT_STORAGE
+    — and the caller keeps the clip waiting for the VOD with that reason.
+    """
+    window = window_of(doc)
+    try:
+        _plan(info)
+        if window["t1"] - time.time() > live.MAX_WAIT:
+            raise MediaError(FORMAT_UNAVAILABLE, "The clip ends too far ahead to record live.")
+        job_records.start(str(doc["_id"]), str(doc["user_id"]), {
+            **placed, "live_window": window, "live_phase": None, "next_check_at": None,
+            "format_preference": "mp4", "resolution_preference": "best",
+            "folder": doc.get("folder") or folders.new_name()}, run_capture, lane="live",
+            from_statuses=("pending",))
+    except MediaError as exc:
+        return {"code": exc.code, "message": exc.message}
+    except ApiError as exc:  # 429 TOO_MANY_JOBS, 507
+        return {"code": exc.code, "message": exc.message}
+    log.info("video %s: stream clip recorded live, window %.0f-%.0f", doc["_id"], window["t0"],
+             window["t1"])
+    return None
+

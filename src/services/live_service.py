@@ -33,11 +33,11 @@ from ..media import errors as media_errors
 from ..media import source
 from ..media.errors import MediaError
 from ..utils.validators import youtube_watch_url
-from . import info_cache, video_service
+from . import info_cache, live_capture, video_service, vod_fallback
 
 log = logging.getLogger(__name__)
 
-PHASES = ("resolving", "waiting_for_vod")
+PHASES = videos.LIVE_PHASES
 LEASE_SECONDS = 300
 SWEEP_BATCH = 100
 #: Look-up failures worth another try later (the source or the VOD may come back).
@@ -127,10 +127,25 @@ def check_clip(video_id: str) -> Optional[str]:
                        doc.get("clip_offset") or 0, doc["clip_duration"])
     update.update(start_time=start, end_time=end,
                   stream_started_at=datetime.fromtimestamp(started, timezone.utc))
+    if status == "is_live" and not doc.get("live_fallback"):
+        reason = _record_live({**doc, **update}, update)
+        if reason is None:
+            return None  # recording from the live stream now
+        update["live_fallback"] = reason
     if status != "was_live":
         return _wait_more(doc, update, None)
     _release(doc, update)
     return None
+
+
+def _record_live(doc: dict, placed: dict) -> Optional[dict]:
+    """Start recording the clip from its live stream (src/services/live_capture.py); None when
+    it started, else the reason it could not (``{"code", "message"}``, the VOD fallback's)."""
+    try:
+        info = info_cache.get_info(doc["url"], user_id=str(doc["user_id"]))
+    except MediaError as exc:
+        return {"code": exc.code, "message": exc.message}
+    return live_capture.start_stream_capture(doc, info, placed)
 
 
 def _wait_more(doc: dict, update: dict, error: Optional[MediaError]) -> Optional[str]:
@@ -141,8 +156,7 @@ def _wait_more(doc: dict, update: dict, error: Optional[MediaError]) -> Optional
         if error is not None:
             return _fail(doc, error.code, error.message)
         return _fail(doc, media_errors.VOD_UNAVAILABLE, None)
-    delay = min(setting("LIVE_RECHECK_MAX_SECONDS"),
-                setting("LIVE_RECHECK_INITIAL_SECONDS") * 2 ** checks)
+    delay = vod_fallback.recheck_delay(checks)
     phase = "waiting_for_vod" if update.get("start_time") is not None or \
         doc.get("start_time") is not None else doc["live_phase"]
     videos.update(db(), doc["_id"], {**update, "live_phase": phase, "live_checks": checks + 1,

@@ -229,6 +229,7 @@ def status_view(doc: dict) -> dict:
         "subtitle_errors": doc.get("subtitle_errors") or {},
         "live_window": _window_view(doc.get("live_window")),
         "formats_error": doc.get("formats_error"),
+        "live_fallback": doc.get("live_fallback"),
     }
     if doc["status"] == "processing":
         view["progress"] = progress_cache.get_progress(redis(), view["video_id"]) \
