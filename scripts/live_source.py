@@ -47,10 +47,42 @@ PLAYLIST = "live.m3u8"
 START_TIMEOUT = 30.0
 
 
-def ffmpeg_args(folder: Path, hls_time: int = 2, list_size: int = 6) -> list:
-    """The ffmpeg command line (module docstring) writing the live stream into ``folder``."""
+#: The burnt-in clock: the frame's time in quarter seconds, as CLOCK_BITS white (1) or black
+#: (0) squares of CLOCK_BOX px along the top edge, least significant bit first (68 min).
+CLOCK_BITS, CLOCK_BOX = 14, 16
+
+
+def clock_filter() -> str:
+    """drawbox filters burning each frame's presentation time (seconds since the stream began:
+    ``-re`` makes it the wall clock since then) into it as a binary code a test reads back
+    from any frame (:func:`read_clock`); big squares, so the encode does not blur them."""
+    boxes = [f"drawbox=x=0:y=0:w={CLOCK_BITS * CLOCK_BOX}:h={CLOCK_BOX}:color=black:t=fill"]
+    boxes += [f"drawbox=x={bit * CLOCK_BOX}:y=0:w={CLOCK_BOX}:h={CLOCK_BOX}:color=white:t=fill"
+              f":enable='eq(mod(floor(floor(t*4)/{2 ** bit}),2),1)'"
+              for bit in range(CLOCK_BITS)]
+    return ",".join(boxes)
+
+
+def read_clock(path) -> float:
+    """The burnt-in time (seconds since the stream began) of the first frame a player shows
+    of the video file ``path`` (ours: ffmpeg decodes it, edit list applied)."""
+    raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-frames:v", "1",
+                          "-vf", f"crop={CLOCK_BITS * CLOCK_BOX}:{CLOCK_BOX}:0:0",
+                          "-pix_fmt", "gray", "-f", "rawvideo", "-"],
+                         check=True, capture_output=True, timeout=60).stdout
+    width, middle = CLOCK_BITS * CLOCK_BOX, CLOCK_BOX // 2
+    quarters = sum(1 << bit for bit in range(CLOCK_BITS)
+                   if raw[middle * width + bit * CLOCK_BOX + middle] > 128)
+    return quarters / 4
+
+
+def ffmpeg_args(folder: Path, hls_time: int = 2, list_size: int = 6,
+                clock: bool = False) -> list:
+    """The ffmpeg command line (module docstring) writing the live stream into ``folder``;
+    ``clock``: with the burnt-in clock (:func:`clock_filter`)."""
+    video_filter = "scale=-2:240" + ("," + clock_filter() if clock else "")
     return [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-            "-stream_loop", "-1", "-i", str(CLIP), "-vf", "scale=-2:240",
+            "-stream_loop", "-1", "-i", str(CLIP), "-vf", video_filter,
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
             "-g", str(25 * hls_time), "-keyint_min", str(25 * hls_time), "-sc_threshold", "0",
             "-force_key_frames", f"expr:gte(t,n_forced*{hls_time})",
@@ -83,10 +115,11 @@ class LiveHLS:
     """
 
     def __init__(self, folder=None, hls_time: int = 2, list_size: int = 6,
-                 min_segments: int = 2):
+                 min_segments: int = 2, clock: bool = False):
         self._tmp = None if folder else tempfile.TemporaryDirectory(prefix="live-hls-")
         self.folder = Path(folder or self._tmp.name)  # type: ignore[union-attr]
         self.hls_time, self.list_size, self.min_segments = hls_time, list_size, min_segments
+        self.clock = clock
         self.proc: Optional[subprocess.Popen] = None
         self.server: Optional[SourceServer] = None
         self._log: Optional[IO[bytes]] = None
@@ -100,10 +133,25 @@ class LiveHLS:
     def playlist(self) -> Path:
         return self.folder / PLAYLIST
 
+    def began_at(self) -> float:
+        """The wall-clock time (POSIX s) of the stream's time 0, from the playlist: segment
+        ``seg0000k.ts`` starts at ``k × hls_time`` (keyframes are forced there) and at its
+        ``EXT-X-PROGRAM-DATE-TIME``."""
+        from datetime import datetime
+
+        date = None
+        for line in self.playlist.read_text().splitlines():
+            if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+                date = datetime.fromisoformat(line.split(":", 1)[1].strip()).timestamp()
+            elif line.endswith(".ts") and date is not None:
+                return date - int(line[3:-3]) * self.hls_time
+        raise RuntimeError("no dated segment listed")
+
     def start(self) -> LiveHLS:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._log = log = tempfile.TemporaryFile()  # not a pipe: a full one stalls ffmpeg
-        self.proc = subprocess.Popen(ffmpeg_args(self.folder, self.hls_time, self.list_size),
+        self.proc = subprocess.Popen(ffmpeg_args(self.folder, self.hls_time, self.list_size,
+                                                 self.clock),
                                      stdout=subprocess.DEVNULL, stderr=log,
                                      start_new_session=True)
         try:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.live_source import CLIP, LiveHLS
+from scripts.live_source import CLIP, LiveHLS, read_clock
 from scripts.local_source import SourceServer
 from src.media import egress, hls, live
 from src.media.choice import FetchPlan
@@ -98,6 +98,20 @@ def test_a_window_in_the_playlist_is_cut_from_exactly_its_segments(stream, tmp_p
     frames = frame_md5s(str(joined))
     at = round((t0 - covering[0][1]) * FPS)
     assert frame_md5s(str(tmp_path / "clip.mp4"))[0] in frames[max(0, at - 1):at + 2]
+
+
+@pytest.mark.slow
+def test_the_clip_shows_the_moment_burnt_into_the_source_frames(tmp_path):
+    """Issue 14's content target, read from the picture itself: the source burns each frame's
+    time into it (scripts/live_source.py ``clock``); the clip's first frame shows the window's
+    start within one segment (2 s), half of the window in the past and half to come."""
+    with LiveHLS(tmp_path / "live", clock=True) as source:
+        history(source, 5)
+        t0 = time.time() - 4
+        live.fetch_live(plan_of(source.url), t0, t0 + 8, tmp_path / "clip.mp4")
+        shown = source.began_at() + read_clock(tmp_path / "clip.mp4")
+    assert abs(shown - t0) <= 2.0 + 0.25, (shown, t0)
+    assert abs(float(ffprobe(str(tmp_path / "clip.mp4"))["format"]["duration"]) - 8) < 0.3
 
 
 @pytest.mark.slow
