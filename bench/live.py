@@ -32,7 +32,9 @@ TARGET_SECONDS = 10 + 2 + 5
 def _clip(base: str, ids: dict, stream: LiveHLS, out: Path) -> tuple:
     """One live clip through the API: ``(seconds to completed, bytes served / clip bytes,
     first frame − window start in seconds)``."""
-    stream.server.reset_counters()
+    server = stream.server
+    assert server is not None, "not started"
+    server.reset_counters()
     asked = time.time()
     status, saved = call("POST", f"{base}/api/video/save/live", {
         "url": stream.url, "user_id": ids["user_id"], "offset": OFFSET, "duration": DURATION},
@@ -51,14 +53,14 @@ def _clip(base: str, ids: dict, stream: LiveHLS, out: Path) -> tuple:
     assert status == 200 and isinstance(data, bytes), (status, data)
     out.write_bytes(data)
     shown = stream.began_at() + read_clock(out)
-    return seconds, stream.server.bytes_served() / len(data), shown - (asked - OFFSET)
+    return seconds, server.bytes_served() / len(data), shown - (asked - OFFSET)
 
 
 def run(runs: int = 3) -> str:
     runs = min(runs, 3)  # each run lasts the clip's 10 s to come plus the wait for the source
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as name:
+        tmp = Path(name)
         # one worker: mongomock lives in one process (bench/app.py)
         env = {**settings(tmp), "DOWNLOAD_WAIT_SECONDS": "0", "STREAM_DELAY_SECONDS": "0"}
         seed = str(tmp / "seed.json")
