@@ -1,6 +1,8 @@
-// The clip list: status, times, message; live progress (status polled every 2 s);
-// download with format/resolution/audio/subtitle choices (clipoptions.js); the video's info
-// card; retry of failed clips; fetch of expired ones.
+// The clip list: status, times, message; live progress (status polled every 2 s, every 1 s
+// while a live clip's job runs); download with format/resolution/audio/subtitle choices
+// (clipoptions.js); the video's info card; retry of failed clips; fetch of expired ones.
+// A live clip (issue 14: its status has ``live_window``) shows its wall-clock span and its
+// one recorded file (liveclip.js).
 import { downloadFile, get } from './api.js';
 import {
   choiceControls, defaultChoices, downloadBody, fallbackName, keepChoices, subtitleLinks,
@@ -8,9 +10,11 @@ import {
 import { $, flash, h } from './dom.js';
 import { describe, hms, humanError, localDateTime } from './format.js';
 import { infoCard } from './info.js';
+import { liveActions, liveFile, liveOnly, liveSpan } from './liveclip.js';
 import { jobProgress } from './progress.js';
 
 const POLL_MS = 2000;
+const RECORDING_POLL_MS = 1000; // a live clip's seconds still to come count down
 const LOOKUP_POLLS = 15; // statuses asked while the save's background look-up runs (30 s)
 const STREAM_PHASES = {
   resolving_live: 'Finding the stream this clip belongs to…',
@@ -77,32 +81,38 @@ async function refresh(id) {
   // Formats are asked once the background look-up after the save has found the video (its
   // formats or info are in the status): before, the look-up would run a second time; after a
   // failed one (formats_error), the download itself says what is wrong.
+  // A live clip has no look-up after its save, and no formats to choose from.
+  const live = !!data.live_window;
   const lookedUp = (data.available_formats || []).length > 0 || !!data.video_info;
-  state.lookingUp = !lookedUp && !data.formats_error && data.status !== 'processing'
+  state.lookingUp = !live && !lookedUp && !data.formats_error && data.status !== 'processing'
     && (state.lookups = (state.lookups || 0) + 1) <= LOOKUP_POLLS;
-  if (data.status === 'processing' || state.lookingUp) watch();
-  else if (!state.formatsAsked && lookedUp) queueFormats(id);
+  if (data.status === 'processing' || state.lookingUp || (live && data.status === 'pending')) {
+    watch();
+  } else if (!live && !state.formatsAsked && lookedUp) queueFormats(id);
   if (data.status === 'completed' && state.intent === 'waiting') fetchFile(id);
   if (data.status === 'failed' && state.intent) state.intent = null;
 }
 
+/** A live clip being recorded (or about to be): its seconds to come count down. */
+const recording = (state) => state.data.status === 'processing' && !!state.data.live_window;
+
 function watch() {
-  if (!timer) timer = setInterval(poll, POLL_MS);
+  if (!timer) {
+    timer = setTimeout(poll, [...clips.values()].some(recording) ? RECORDING_POLL_MS : POLL_MS);
+  }
 }
 
 function poll() {
+  timer = null;
   const running = [...clips].filter(([, s]) => s.data.status === 'processing' || s.intent
-    || s.lookingUp);
-  if (!running.length) {
-    clearInterval(timer);
-    timer = null;
-    return;
-  }
+    || s.lookingUp || (s.data.live_window && s.data.status === 'pending'));
+  if (!running.length) return;
   for (const [id, state] of running) if (!state.inflight) refresh(id);
+  watch();
 }
 
 export function stopPolling() {
-  clearInterval(timer);
+  clearTimeout(timer);
   timer = null;
   clips.clear();
   formatsQueue.length = 0;
@@ -142,7 +152,7 @@ async function fetchFile(id) {
   replaceCard(id);
   watch();
   try {
-    const body = downloadBody(state);
+    const body = liveFile(state.data) ? {} : downloadBody(state); // a live clip: its one file
     const result = await downloadFile(`/api/video/download/${id}`, body,
       fallbackName(id, state.fmt));
     if (result.processing) {
@@ -175,17 +185,23 @@ function replaceCard(id) {
 function card(id) {
   const state = clips.get(id);
   const v = state.data;
-  const label = `Clip ${hms(v.start_time)} to ${hms(v.end_time)}`;
+  // Clip now's clip is told by its wall-clock span; a stream clip by its place in the stream.
+  const span = liveOnly(v) ? liveSpan(v.live_window) : null;
+  const label = span ? span.label : `Clip ${hms(v.start_time)} to ${hms(v.end_time)}`;
   const status = v.status === 'starting' ? 'processing' : v.status;
   const who = v.nightbot_user?.displayName || v.nightbot_user?.name || v.requested_by;
+  const seconds = span ? span.seconds
+    : (v.start_time != null && v.end_time != null ? v.end_time - v.start_time : null);
   const li = h('li', { class: `card clip status-${status}`, 'data-id': id, 'data-status': status,
-    'data-loaded': state.hasStatus ? 'true' : null,
+    'data-loaded': state.hasStatus ? 'true' : null, 'data-live': v.live_window ? 'true' : null,
     'data-formats': state.formats ? 'loaded' : null },
     h('div', { class: 'clip-head' },
       h('span', { class: `badge ${status}`, 'data-role': 'status' }, status),
-      h('span', { class: 'times' }, `${hms(v.start_time)} – ${hms(v.end_time)}`),
-      v.start_time != null && v.end_time != null
-        ? h('span', { class: 'muted' }, `(${hms(v.end_time - v.start_time)})`) : null),
+      v.live_window ? h('span', { class: 'badge live', 'data-role': 'live' }, 'live') : null,
+      h('span', { class: 'times', 'data-role': 'times' },
+        span ? span.text : `${hms(v.start_time)} – ${hms(v.end_time)}`),
+      seconds != null ? h('span', { class: 'muted', 'data-role': 'length' }, `(${hms(seconds)})`)
+        : null),
     h('p', { class: 'clip-url' }, h('a', { href: v.url, target: '_blank', rel: 'noopener noreferrer' },
       v.youtube_video_id || v.url)),
     v.video_info && typeof v.video_info === 'object' ? infoCard(v.video_info, { compact: true })
@@ -206,7 +222,14 @@ function card(id) {
     li.append(h('p', { class: 'error', 'data-role': 'error' },
       humanError(v.error_code, v.error_message), v.error_code ? ` (${v.error_code})` : ''));
   }
-  if (status !== 'processing') {
+  if (v.live_fallback && typeof v.live_fallback === 'object' && status === 'pending') {
+    li.append(h('p', { class: 'muted', 'data-role': 'live-fallback' }, 'Not recorded live: ',
+      humanError(v.live_fallback.code, v.live_fallback.message)));
+  }
+  if (liveFile(v) && status !== 'processing') {
+    const done = liveActions(state, () => fetchFile(id));
+    if (done) li.append(done);
+  } else if (status !== 'processing') {
     li.append(actions(id, state));
     const links = subtitleLinks(id, v, (err) => {
       if (err.status !== 401) flash(describe(err), 'error');

@@ -1,10 +1,11 @@
-// A labelled progress bar with a one-line summary (phase, %, speed, ETA, fps).
+// A labelled progress bar with a one-line summary (phase, %, speed, ETA, fps); a live clip's
+// recording (issue 14): "recording — N s to come" while the stream has not produced the rest.
 import { h } from './dom.js';
 import { percent } from './format.js';
 
 const PHASES = {
-  initializing: 'Queued', downloading: 'Downloading', encoding: 'Encoding',
-  uploading: 'Uploading', finalizing: 'Finishing',
+  initializing: 'Queued', recording: 'Recording', downloading: 'Downloading',
+  encoding: 'Encoding', uploading: 'Uploading', finalizing: 'Finishing',
 };
 
 let counter = 0;
@@ -37,7 +38,12 @@ export function jobProgress() {
     update(p) {
       const data = p || {};
       const phase = data.current_phase || 'initializing';
+      el.dataset.phase = phase;
       const facts = [percent(data.download_progress)];
+      if (phase === 'recording') {
+        const left = Math.max(0, Math.ceil(Number(data.seconds_to_come) || 0));
+        facts.unshift(`recording — ${left} s to come`);
+      }
       if (data.speed) facts.push(data.speed);
       if (data.eta && phase === 'downloading') facts.push(`ETA ${data.eta}`);
       if (data.fps) facts.push(`${Number(data.fps).toFixed(0)} fps`);

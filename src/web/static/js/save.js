@@ -1,9 +1,10 @@
 // Save a clip by URL: start/end typed as H:MM:SS or seconds, checked before sending.
 import { get, post, session } from './api.js';
+import { initClipNow } from './clipnow.js';
 import { $, busy, fieldError, flash, h } from './dom.js';
 import { checkRange, describe, hms, youtubeStart } from './format.js';
 import { infoCard, playlistCard } from './info.js';
-import { saveToken } from './tokens.js';
+import { withSaveToken } from './tokens.js';
 
 const FIELDS = { url: 'save-url', start_time: 'save-start', end_time: 'save-end' };
 
@@ -20,38 +21,32 @@ function validUrl(text) {
   } catch { return false; }
 }
 
-/** ``call(publicToken)`` with the dashboard's public token; a 401 gets a fresh one, once. */
-async function withSaveToken(call) {
-  let token = await saveToken();
-  try {
-    return await call(token.token);
-  } catch (err) {
-    if (err.status !== 401) throw err;
-    token = await saveToken({ fresh: true }); // revoked or expired: get another one, once
-    return call(token.token);
-  }
-}
-
 const send = (body) => withSaveToken((token) => post('/api/video/save', body, { token }));
 
 let lookups = 0; // the newest look-up wins; older answers are dropped
+let shown = null; // {url, data} of the video card on screen (Clip now reads its live status)
+let onCard = () => {}; // Clip now's hint: told the data of the card on screen, or null
 
 function showInfo(state, ...children) {
   const box = $('save-info');
+  if (state !== 'video') shown = null;
   box.dataset.state = state;
   box.replaceChildren(...children);
+  onCard(shown ? shown.data : null);
 }
 
 /**
  * What the URL is, before saving (GET /api/video/info): the video's card, or a playlist's
- * entries — choosing one fills the URL and looks it up.
+ * entries — choosing one fills the URL and looks it up. Resolves with ``{url, data}`` (the
+ * answer), ``{url, error}`` (an ApiError, shown) or null (no valid URL, a newer look-up won,
+ * the session ended).
  */
 async function lookUp() {
   const url = $('save-url').value.trim();
   if (!validUrl(url)) {
     fieldError('save-url-error', 'Enter the full video URL, starting with https://', 'save-url');
     $('save-url').focus();
-    return;
+    return null;
   }
   fieldError('save-url-error', '', 'save-url');
   const mine = ++lookups;
@@ -61,7 +56,7 @@ async function lookUp() {
   try {
     const { data } = await withSaveToken((token) =>
       get(`/api/video/info?url=${encodeURIComponent(url)}`, { token }));
-    if (mine !== lookups) return;
+    if (mine !== lookups) return null;
     if (data.playlist) {
       showInfo('playlist', playlistCard(data.playlist, (entry) => {
         $('save-url').value = entry;
@@ -69,13 +64,16 @@ async function lookUp() {
         lookUp();
       }));
     } else {
+      shown = { url, data };
       showInfo('video', infoCard(data));
     }
+    return { url, data };
   } catch (err) {
-    if (mine !== lookups) return;
-    if (err.status === 401 && !session()) return;
+    if (mine !== lookups) return null;
+    if (err.status === 401 && !session()) return null;
     showInfo('error', h('p', { class: 'error', role: 'alert', 'data-role': 'lookup-error' },
       describe(err)));
+    return { url, error: err };
   } finally {
     if (mine === lookups) button.disabled = false;
   }
@@ -106,6 +104,7 @@ export function initSave({ onSaved }) {
     $('save-lookup').disabled = false;
     showInfo('none');
   });
+  onCard = initClipNow({ onSaved, lookUp, lookedUp: () => shown }).onCard;
   $('save-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const form = event.currentTarget;

@@ -19,6 +19,18 @@ export async function saveToken({ fresh = false } = {}) {
   return issued;
 }
 
+/** ``call(publicToken)`` with the dashboard's public token; a 401 gets a fresh one, once. */
+export async function withSaveToken(call) {
+  let token = await saveToken();
+  try {
+    return await call(token.token);
+  } catch (err) {
+    if (err.status !== 401) throw err;
+    token = await saveToken({ fresh: true }); // revoked or expired: get another one, once
+    return call(token.token);
+  }
+}
+
 /** The jti of the token the dashboard itself uses, to label it in the token list. */
 export function saveTokenId() {
   try { return JSON.parse(sessionStorage.getItem(KEY))?.jti || null; } catch { return null; }
