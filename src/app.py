@@ -24,7 +24,7 @@ from .routes import encode as encode_routes
 from .routes import health as health_routes
 from .routes import video as video_routes
 from .schemas import ErrorSchema
-from .services import cleanup_service, live_service, recovery_service
+from .services import cleanup_service, live_service, nightbot_sender, recovery_service
 from .services.cache_service import SessionCache
 from .services.jobs import JobPool
 from .web import blp as web_blp
@@ -90,6 +90,7 @@ def create_app(config: dict | None = None) -> Flask:
     rate_limits.init_app(app)  # after the blueprints: limits are attached to their views
     live_service.init_app(app)
     cleanup_service.init_app(app)  # on live_service's scheduler
+    nightbot_sender.init_app(app)  # issue 14: Nightbot follow-ups (starts when one waits)
     recovery_service.recover_at_start(app)
     cli.init_app(app)
     return app

@@ -120,6 +120,12 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "COOKIES_ENCRYPTION_KEY": (str, None),
     # -- end issue 13 cookies --
     "RATE_LIMIT_INFO": (str, "10/minute;100/day"),  # issue 18
+    # Nightbot follow-up (issue 14, item 4): a chat message when a clip saved from chat ends
+    "NIGHTBOT_FOLLOWUP": (bool, True),
+    "NIGHTBOT_RESPONSE_URL_SECONDS": (float, 600),
+    "NIGHTBOT_MESSAGE_INTERVAL_SECONDS": (float, 5),
+    "NIGHTBOT_RESPONSE_HOSTS": (list, ""),
+    "PUBLIC_BASE_URL": (str, None),
 }
 
 SECRET_NAMES = ("JWT_PUBLIC_SECRET", "JWT_PRIVATE_SECRET", "FLASK_SECRET_KEY")
@@ -182,7 +188,8 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None) -> dict:
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
     for name in ("LIVE_SWEEP_SECONDS", "LIVE_RECHECK_INITIAL_SECONDS", "LIVE_RECHECK_MAX_SECONDS",
-                 "LIVE_VOD_MAX_WAIT_HOURS"):
+                 "LIVE_VOD_MAX_WAIT_HOURS", "NIGHTBOT_RESPONSE_URL_SECONDS",
+                 "NIGHTBOT_MESSAGE_INTERVAL_SECONDS"):
         if config[name] <= 0:
             raise ConfigError(f"{name} must be greater than 0")
     # Upload and encode caps (issue 11); MAX_JOBS_PER_USER 0 = no cap

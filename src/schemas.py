@@ -154,6 +154,9 @@ class SaveStreamQuery(Schema):
                                                      "`live` (default: Nightbot-Channel's)"})
     format = fields.String(load_default=None, validate=validate.OneOf(("json", "text")),
                            metadata={"description": "`text`: a short plain-text reply for chat"})
+    followup = fields.Boolean(load_default=True, metadata={
+        "description": "`0`: no follow-up chat message through Nightbot-Response-Url when the "
+                       "clip is ready or failed (default: on, unless NIGHTBOT_FOLLOWUP is off)"})
 
 
 class SavedResponse(MessageSchema):

@@ -40,6 +40,13 @@ NIGHTBOT_HEADERS = [
      "schema": {"type": "string"},
      "description": "sent by Nightbot's urlfetch: its providerId (the YouTube channel id) names "
      "the channel; its presence asks for a plain-text reply"}]
+#: The stream save's follow-up link (issue 14, item 4); anything but Nightbot's is ignored.
+RESPONSE_URL_HEADER = {
+    "in": "header", "name": "Nightbot-Response-Url", "required": False,
+    "schema": {"type": "string"},
+    "description": "sent by Nightbot's urlfetch: where the follow-up message (clip ready or "
+    "failed) is posted, once, within NIGHTBOT_RESPONSE_URL_SECONDS; only "
+    "https://api.nightbot.tv/1/channel/send/… is used, any other value is ignored"}
 
 
 def wants_text() -> bool:

@@ -17,6 +17,7 @@ from . import (
     PRIVATE_401,
     PUBLIC,
     PUBLIC_401,
+    RESPONSE_URL_HEADER,
     Blueprint,
     chat_doc,
     wants_text,
@@ -90,7 +91,7 @@ def _stream_doc() -> dict:
     {"in": "path", "name": "youtube_id", "description": "an 11-character YouTube video id, or "
      "`live` for the channel's current stream (needs `channel` or Nightbot-Channel)",
      "schema": {"type": "string", "pattern": r"^([A-Za-z0-9_-]{11}|live)$"}},
-    *NIGHTBOT_HEADERS])
+    *NIGHTBOT_HEADERS, RESPONSE_URL_HEADER])
 @public_token_in_path
 @blp.arguments(schemas.SaveStreamQuery, location="query")
 @blp.response(201, schemas.SavedResponse)
@@ -100,7 +101,8 @@ def save_stream(query, token, youtube_id):
     saved = stream_service.save_stream_clip(
         youtube_id, query, datetime.now(timezone.utc), g.public_token,
         stream_service.parse_identity(request.headers.get("Nightbot-User")),
-        stream_service.parse_identity(request.headers.get("Nightbot-Channel")))
+        stream_service.parse_identity(request.headers.get("Nightbot-Channel")),
+        request.headers.get("Nightbot-Response-Url") if query["followup"] else None)
     if wants_text():
         return Response(stream_service.text_reply(saved), 201,
                         mimetype="text/plain")

@@ -30,6 +30,7 @@ from . import (
     clip_encode,
     clip_extras,
     folders,
+    followup,
     info_cache,
     job_records,
     progress_cache,
@@ -321,9 +322,11 @@ def finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
         folders.empty(os.path.dirname(out_path), keep=[out_path, *(s["path"] for s in sidecars)])
         progress_cache.set_progress(redis(), video_id, {"download_progress": 100, "eta": "00:00"})
         log.info("video %s: job %s completed (%s)", video_id, job_id, out_path)
+        followup.notify_outcome(video_id)  # Nightbot's follow-up, if the save asked for one
 
 
 def fail(video_id: str, job_id: str, code: str, message: str) -> None:
     """Record a failure; the clip's folder is emptied first (:func:`job_records.fail`)."""
     if job_records.fail(video_id, job_id, code, message, _clean):
         log.warning("video %s: job %s failed: %s %s", video_id, job_id, code, message)
+        followup.notify_outcome(video_id)

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 from ..errors import ApiError
 from ..extensions import setting
 from ..utils.validators import is_video_id, youtube_watch_url
-from . import live_service, public_token_service, video_service
+from . import followup, live_service, public_token_service, video_service
 
 MAX_REPLY_CHARS = 399
 IDENTITY_FIELDS = ("name", "displayName", "provider", "providerId", "userLevel")
@@ -57,7 +57,8 @@ def parse_identity(header: Optional[str]) -> Optional[dict]:
 
 def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_claims: dict,
                      nightbot_user: Optional[dict] = None,
-                     nightbot_channel: Optional[dict] = None) -> dict:
+                     nightbot_channel: Optional[dict] = None,
+                     response_url: Optional[str] = None) -> dict:
     """Store a clip of ``video_ref`` (an 11-character YouTube id, or ``live`` for the channel's
     current stream) at ``requested_at`` (UTC, the request time).
 
@@ -69,7 +70,9 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
     Returns ``{"video_id", "youtube_video_id" (None for an unresolved ``live``), "position"
     (seconds into the stream, or None when not known yet), "message" (as stored)}``. The
     clip's ``channel_id`` is ``channel`` or Nightbot-Channel's ``providerId`` (the chat
-    commands, src/services/chat_service.py, find "this channel's" clips by it). Raises
+    commands, src/services/chat_service.py, find "this channel's" clips by it).
+    ``response_url``: Nightbot-Response-Url, kept for the clip's follow-up message
+    (src/services/followup.py; None: no follow-up). Raises
     ApiError 400 (bad id, duration over ``MAX_VIDEO_DURATION``, unknown user, ``live`` without
     a channel), 403 TOKEN_USER_MISMATCH, 429 PENDING_CLIPS_LIMIT.
     """
@@ -115,6 +118,7 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
     video_id = video_service.new_clip(user, url, youtube_id, start, end,
                                       fill_formats=youtube_id is not None and start is not None,
                                       **extra)
+    followup.remember(video_id, response_url, channel_id or "", requested_at.timestamp())
     if start is None:
         live_service.schedule_first_check(video_id)
     return {"video_id": video_id, "youtube_video_id": youtube_id, "position": position,
