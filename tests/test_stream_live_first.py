@@ -10,6 +10,7 @@ from datetime import timezone
 import pytest
 from bson import ObjectId
 
+from scripts.live_seq import LiveSeq
 from scripts.live_source import LiveHLS
 from src.media.ffmpeg import ffprobe
 from src.services import live_service
@@ -107,3 +108,40 @@ def test_a_window_out_of_the_live_playlist_waits_for_the_vod_then_completes(
     assert r.status_code == 200 and r.mimetype == "video/mp4", r.data[:200]
     (tmp_path / "vod.mp4").write_bytes(r.data)
     assert abs(float(ffprobe(str(tmp_path / "vod.mp4"))["format"]["duration"]) - 8) <= 0.5
+
+
+@pytest.mark.slow
+def test_without_a_usable_live_playlist_the_sequence_numbers_record_the_clip(
+        make_app, auth_factory, fake_youtube, tmp_path):
+    """YouTube's live HLS playlist cannot be read (here: a dead port); the extraction with
+    yt-dlp's ``live_from_start`` offers the stream's sequence-number formats (the stand-in's
+    info, as yt-dlp's youtube extractor shapes them): the clip is recorded from those."""
+    with LiveSeq(tmp_path / "seq", dvr_seconds=60) as stream:
+        app = make_app(DOWNLOAD_WAIT_SECONDS=0, STREAM_DELAY_SECONDS=0)
+        client = app.test_client()
+        user = auth_factory(client).user()
+        token = client.get("/api/auth/token/public", headers=user["headers"]).json["token"]
+        started = time.time() - 600
+        from_start = {**stream.info(), "id": VIDEO_ID, "webpage_url": watch_url(),
+                      "extractor_key": "Youtube", "release_timestamp": int(started)}
+        for fmt in from_start["formats"]:
+            fmt.pop("fragments")  # the extractor's generator; yt-dlp's own processing keeps it
+        hls = stream_info("is_live", started)  # its playlist on port 9: refused
+        fake_youtube.set(watch_url(), lambda ydl: from_start if ydl.params.get(
+            "live_from_start") else hls)
+        time.sleep(4)  # some past to clip
+        asked = time.time()
+        r = client.get(f"/api/video/save/stream/{token}/{VIDEO_ID}?offset=4&duration=8"
+                       "&format=json", headers=NIGHTBOT)
+        assert r.status_code == 201, r.json
+        video_id = r.json["video_id"]
+        status = wait_for(lambda: (v := _status(client, user, video_id))["status"] in (
+            "completed", "failed") and v, timeout=40)
+        assert status["status"] == "completed" and status["live_fallback"] is None, status
+        assert time.time() - (asked - 4 + 8) <= 2 + 15
+        r = client.post(f"/api/video/download/{video_id}", headers=user["headers"], json={})
+        assert r.status_code == 200 and r.mimetype == "video/mp4", r.data[:200]
+        (tmp_path / "clip.mp4").write_bytes(r.data)
+        probe = ffprobe(str(tmp_path / "clip.mp4"))
+        assert {s["codec_type"] for s in probe["streams"]} == {"video", "audio"}
+        assert abs(float(probe["format"]["duration"]) - 8) <= 0.5

@@ -82,9 +82,11 @@ class _Logger:
 
 
 def _ydl_params(timeout: float = 20, proxy: Optional[str] = None,
-                cookiefile: Optional[str] = None) -> dict:
+                cookiefile: Optional[str] = None, live_from_start: bool = False) -> dict:
     """YoutubeDL parameters: quiet, no cache, our logger, plus the JS runtime, extractor args and
-    ``cookiefile`` of :func:`src.media.ytdlp_runtime.ydl_params` (issue 13)."""
+    ``cookiefile`` of :func:`src.media.ytdlp_runtime.ydl_params` (issue 13); ``live_from_start``:
+    yt-dlp's option of that name (a live YouTube stream's sequence-number formats; it drops
+    every other live format, so it is asked for only for those, src/media/livesq.py)."""
     params = {"quiet": True, "no_warnings": True, "noprogress": True, "noplaylist": True,
               # a playlist's entries are listed, never extracted one by one (issue 18)
               "extract_flat": "in_playlist", "playlistend": MAX_PLAYLIST_ENTRIES,
@@ -93,11 +95,14 @@ def _ydl_params(timeout: float = 20, proxy: Optional[str] = None,
               "format": "bv*+ba/b/bv*/ba", **ytdlp_runtime.ydl_params(cookiefile)}
     if proxy:
         params["proxy"] = proxy  # then yt-dlp ignores the environment's proxies and no_proxy
+    if live_from_start:
+        params["live_from_start"] = True
     return params
 
 
 def _extract(url: str, timeout: float, session: guard.Session,
-             fallback: bool = False, cookies: Optional[str] = None) -> Optional[dict]:
+             fallback: bool = False, cookies: Optional[str] = None,
+             live_from_start: bool = False) -> Optional[dict]:
     """yt-dlp's info dict for a page URL, every request through the guard ``session``; with
     ``fallback``, our own MPD reader when yt-dlp fails on a manifest (:func:`_read_mpd`).
     ``cookies``: Netscape cookie text, else the server's ``YTDLP_COOKIES_FILE``
@@ -110,7 +115,7 @@ def _extract(url: str, timeout: float, session: guard.Session,
     params: dict = {}
     try:
         with ytdlp_runtime.cookie_file(cookies) as cookiefile:
-            params = _ydl_params(timeout, session.proxy_url, cookiefile)
+            params = _ydl_params(timeout, session.proxy_url, cookiefile, live_from_start)
             with yt_dlp.YoutubeDL(params) as ydl:
                 info = ydl.extract_info(url, download=False)
     except Exception as exc:  # yt-dlp raises DownloadError wrapping the real cause
@@ -196,7 +201,7 @@ def selector_ydl() -> yt_dlp.YoutubeDL:
 
 
 def extract_info(url: str, timeout: float = 20, probe: bool = False,
-                 cookies: Optional[str] = None) -> dict:
+                 cookies: Optional[str] = None, live_from_start: bool = False) -> dict:
     """Extract the info dict of one video (no download, no cache writes).
 
     ``cookies``: Netscape cookie text of the owner (None: the server's ``YTDLP_COOKIES_FILE``,
@@ -209,13 +214,15 @@ def extract_info(url: str, timeout: float = 20, probe: bool = False,
     (for listing resolutions), video formats without a height (an HLS media playlist, a direct
     link) are probed (:func:`src.media.formats.probe_missing`); a clip job does not need it
     (unknown heights fit any limit; the fetched file says what it is). Raises
+    ``live_from_start``: yt-dlp's option (:func:`_ydl_params`). Raises
     :class:`MediaError` (see :func:`src.media.errors.classify`); SOURCE_NOT_ALLOWED (module
     docstring); VIDEO_UNAVAILABLE when the URL is a playlist; FORMAT_UNAVAILABLE for a
     manifest neither yt-dlp nor :mod:`src.media.mpd` can read.
     """
     policy = egress.current()
     with guard.session(policy) as session:
-        info = _extract(url, timeout, session, fallback=True, cookies=cookies)
+        info = _extract(url, timeout, session, fallback=True, cookies=cookies,
+                        live_from_start=live_from_start)
         if not info or info.get("_type") == "playlist" or not info.get("formats"):
             raise MediaError(VIDEO_UNAVAILABLE, "This URL does not point to a single video.")
         _drop_refused_formats(info, policy)

@@ -74,17 +74,20 @@ ORIGIN = "_info_cache"
 _EXPIRE = re.compile(r"(?:[?&]expire=|/expire/)(\d{9,11})(?:\D|$)")
 
 
-def get_info(url: str, probe: bool = False, user_id: Optional[str] = None) -> dict:
+def get_info(url: str, probe: bool = False, user_id: Optional[str] = None,
+             live_from_start: bool = False) -> dict:
     """The processed info dict of ``url`` (shape: :func:`src.media.source.extract_info`), from
     the cache or from one extraction shared with concurrent callers.
 
     ``probe``: formats without a height must have been probed (listing resolutions); an entry
     stored unprobed is probed once and stored again. ``user_id``: the owner whose cookies the
-    extraction uses, when they uploaded some (then the entry is theirs alone). Raises
+    extraction uses, when they uploaded some (then the entry is theirs alone).
+    ``live_from_start``: the extraction with yt-dlp's option of that name (a live YouTube
+    stream's sequence-number formats, src/media/livesq.py), cached under its own key. Raises
     :class:`MediaError` as :func:`src.media.source.extract_info` does; RATE_LIMITED after the
     retries (module docstring)."""
     cookies = _owner_cookies(user_id)
-    key = cache_key(url, cookies)
+    key = cache_key(url, cookies) + (":from-start" if live_from_start else "")
     r = redis()
     waited_since: Optional[float] = None
     deadline = time.monotonic() + WAIT_SECONDS
@@ -98,7 +101,7 @@ def get_info(url: str, probe: bool = False, user_id: Optional[str] = None) -> di
                 entry = _load(key, fresh=True)  # stored while this caller took the lock
                 if entry is not None:
                     return _served(key, entry, probe)
-                return _extract(key, url, probe, cookies)
+                return _extract(key, url, probe, cookies, live_from_start)
             except MediaError as exc:
                 r.set(f"{key}:failed", json.dumps({"code": exc.code, "message": exc.message,
                                                    "status": exc.status, "at": time.time()}),
@@ -173,9 +176,12 @@ def _owner_cookies(user_id: Optional[str]) -> Optional[str]:
     return cookies_for(str(user_id))
 
 
-def _extract(key: str, url: str, probe: bool, cookies: Optional[str]) -> dict:
+def _extract(key: str, url: str, probe: bool, cookies: Optional[str],
+             live_from_start: bool = False) -> dict:
     """Extract (retrying RATE_LIMITED), store, return the stored form."""
     kwargs: dict = {"cookies": cookies} if cookies else {}
+    if live_from_start:
+        kwargs["live_from_start"] = True
     retries = int(setting("INFO_RATE_LIMIT_RETRIES"))
     for attempt in range(retries + 1):
         try:
@@ -189,7 +195,7 @@ def _extract(key: str, url: str, probe: bool, cookies: Optional[str]) -> dict:
             time.sleep(pause)
     info.update(compact_subtitles(info))
     entry = _store(key, info, probe)
-    alias = _video_key(key, info, cookies)
+    alias = None if live_from_start else _video_key(key, info, cookies)
     if alias:
         _store(alias, _as_video(info), probe)
     return _info_of(key, entry) if entry else info

@@ -13,10 +13,17 @@ A source is live when yt-dlp says so (``live_status`` ``is_live``; its generic e
 so for an HLS playlist without ``EXT-X-ENDLIST``); anything else is 400 NOT_LIVE. The file is
 MP4 (stream copy); a live clip cannot be fetched again once its window has left the stream, so
 a download of it only serves, joins or reports its one job (410 FILE_EXPIRED after expiry).
+The dashboard's "Clip now" (src/web/static/js/clipnow.js) posts this route after the save
+form's look-up said ``live_status`` ``is_live``.
 
-Not yet (issue 14 stays open): YouTube's sequence-number path (``sq``, ``X-Head-Seqnum``) for
-moments older than the HLS window, stream clips from chat using this path first, the VOD
-fallback, Nightbot follow-up messages and the dashboard's "Clip now".
+When the HLS path cannot record the window (no combined HLS format, the window older than the
+playlist, a refused playlist), a live YouTube stream is recorded from its sequence-number
+formats instead (:func:`_record`, src/media/livesq.py: ``sq=N`` fragments from the head's
+``X-Head-Seqnum``, ±1 fragment).
+
+Stream clips saved from chat (``origin`` ``stream``) use the same job while their stream is
+live (:func:`start_stream_capture`, called by the live resolver, src/services/live_service.py);
+if it fails they wait for the VOD instead (src/services/vod_fallback.py).
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ from typing import Optional
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, redis, setting
-from ..media import choice, guard, live
+from ..media import choice, guard, live, livesq
 from ..media.errors import FORMAT_UNAVAILABLE, MediaError
 from ..media.source import selector_ydl
 from ..utils.validators import InvalidSourceURL, validate_source_url
@@ -132,10 +139,7 @@ def run_capture(video_id: str, job_id: str) -> None:
     out_path = os.path.join(folder, f"{job_id}.mp4")
     try:
         with guard.metered():
-            plan = _plan(info_cache.get_info(doc["url"], user_id=str(doc["user_id"])))
-            summary = live.fetch_live(plan, window["t0"], window["t1"], out_path,
-                                      on_progress=on_progress, timeout=max(
-                                          0.0, window["t1"] - time.time()) + AFTER_WINDOW_SECONDS)
+            summary = _record(doc, window, out_path, on_progress)
     except JobCancelled:
         log.warning("video %s: job %s lost ownership; stopped", video_id, job_id)
         return
@@ -149,6 +153,41 @@ def run_capture(video_id: str, job_id: str) -> None:
         return
     videos.update(db(), video_id, {"live_ended_early": summary["ended"]}, job_id=job_id)
     download_service.finish(video_id, job_id, doc, out_path, summary["width"], summary["height"])
+
+
+def _record(doc: dict, window: dict, out_path: str, on_progress) -> dict:
+    """Record the window into ``out_path``: from the live HLS playlist by its dates
+    (:func:`src.media.live.fetch_live`, exact), else — no HLS format, or that path failed (the
+    window older than its playlist, a refused playlist) — from a live YouTube stream's
+    sequence-number formats (:func:`src.media.livesq.fetch_live_sq`, ±1 fragment; a second
+    extraction with yt-dlp's ``live_from_start``, cached apart). Returns the recorder's
+    summary; raises the HLS path's MediaError when no sequence-number format exists."""
+    user_id = str(doc["user_id"])
+    info = info_cache.get_info(doc["url"], user_id=user_id)
+    timeout = max(0.0, window["t1"] - time.time()) + AFTER_WINDOW_SECONDS
+    try:
+        return live.fetch_live(_plan(info), window["t0"], window["t1"], out_path,
+                               on_progress=on_progress, timeout=timeout)
+    except MediaError as exc:
+        found = _sq_plan(info, doc["url"], user_id)
+        if found is None:
+            raise
+        log.info("video %s: the live HLS path failed (%s); recording by sequence number",
+                 doc["_id"], exc.code)
+    return livesq.fetch_live_sq(found[0], window["t0"], window["t1"], out_path, found[1],
+                                on_progress=on_progress, timeout=timeout)
+
+
+def _sq_plan(info: dict, url: str, user_id: str):
+    """``(FetchPlan, target duration)`` of a live YouTube stream's sequence-number formats,
+    or None (not YouTube, not live, or that extraction offers none or fails)."""
+    if info.get("extractor_key") != "Youtube" or not is_live(info):
+        return None
+    try:
+        return livesq.plan_for(info_cache.get_info(url, user_id=user_id, live_from_start=True))
+    except MediaError as exc:
+        log.info("live from start: extraction failed (%s)", exc.code)
+        return None
 
 
 def _failed(video_id: str, job_id: str, doc: dict, code: str, message: str) -> None:
@@ -186,7 +225,8 @@ def start_stream_capture(doc: dict, info: dict, placed: dict) -> Optional[dict]:
     """
     window = window_of(doc)
     try:
-        _plan(info)
+        if info.get("extractor_key") != "Youtube":  # else the sequence numbers may do
+            _plan(info)
         if window["t1"] - time.time() > live.MAX_WAIT:
             raise MediaError(FORMAT_UNAVAILABLE, "The clip ends too far ahead to record live.")
         job_records.start(str(doc["_id"]), str(doc["user_id"]), {
