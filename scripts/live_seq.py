@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import IO, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from scripts.live_source import CLIP
+from scripts.live_source import CLIP, clock_filter
 from src.media.ffmpeg import FFMPEG
 
 #: itag → (dash representation id, content type); 133 = 240p avc1, 140 = m4a (YouTube's).
@@ -51,10 +51,12 @@ START_TIMEOUT = 30.0
 _SQ_PATH = re.compile(r"/sq/(\d+)/?$")
 
 
-def ffmpeg_args(folder: Path, seconds: int = 2) -> list:
-    """The ffmpeg command line (module docstring) writing the live DASH files into ``folder``."""
+def ffmpeg_args(folder: Path, seconds: int = 2, clock: bool = False) -> list:
+    """The ffmpeg command line (module docstring) writing the live DASH files into ``folder``;
+    ``clock``: each frame's time burnt into it (scripts/live_source.py :func:`clock_filter`)."""
+    video_filter = "scale=-2:240" + ("," + clock_filter() if clock else "")
     return [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-            "-stream_loop", "-1", "-i", str(CLIP), "-vf", "scale=-2:240",
+            "-stream_loop", "-1", "-i", str(CLIP), "-vf", video_filter,
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
             "-g", str(25 * seconds), "-keyint_min", str(25 * seconds), "-sc_threshold", "0",
             "-force_key_frames", f"expr:gte(t,n_forced*{seconds})",
@@ -150,10 +152,11 @@ class LiveSeq:
     """
 
     def __init__(self, folder=None, seconds: int = 2, dvr_seconds: float = 30.0,
-                 min_fragments: int = 1):
+                 min_fragments: int = 1, clock: bool = False):
         self._tmp = None if folder else tempfile.TemporaryDirectory(prefix="live-seq-")
         self.folder = Path(folder or self._tmp.name)  # type: ignore[union-attr]
         self.seconds, self.dvr_seconds, self.min_fragments = seconds, dvr_seconds, min_fragments
+        self.clock = clock
         self.head_override: Optional[str] = None
         self.proc: Optional[subprocess.Popen] = None
         self.started_at = 0.0
@@ -223,7 +226,7 @@ class LiveSeq:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._log = log = tempfile.TemporaryFile()  # not a pipe: a full one stalls ffmpeg
         self.started_at = time.time()
-        self.proc = subprocess.Popen(ffmpeg_args(self.folder, self.seconds),
+        self.proc = subprocess.Popen(ffmpeg_args(self.folder, self.seconds, self.clock),
                                      stdout=subprocess.DEVNULL, stderr=log,
                                      start_new_session=True)
         try:
