@@ -9,7 +9,6 @@ local sources are with ``ALLOWED_SOURCE_HOSTS``.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import threading
 import time
@@ -341,10 +340,7 @@ def test_notify_returns_at_once_while_the_sender_waits_for_nightbot(make, standi
     assert standin.requests("next")[0].message == "Clip next ready"
 
 
-# -- wired into the stream save, the jobs and the live resolver (/work/notes/followup.md) --
-wired = pytest.mark.skipif(
-    "response_url" not in inspect.signature(stream_service.save_stream_clip).parameters,
-    reason="the stream save does not pass Nightbot-Response-Url on yet")
+# -- through the stream save, the jobs and the live resolver --
 
 
 def _nightbot_save(app, auth_factory, standin, query: str, token_name: str = "tok"):
@@ -359,7 +355,6 @@ def _nightbot_save(app, auth_factory, standin, query: str, token_name: str = "to
     return user, client, r.get_data(as_text=True)
 
 
-@wired
 @pytest.mark.slow
 def test_a_chat_clip_during_a_live_stream_is_followed_up_in_chat(make, auth_factory, standin,
                                                                  fake_youtube, tmp_path):
@@ -388,7 +383,6 @@ def test_a_chat_clip_during_a_live_stream_is_followed_up_in_chat(make, auth_fact
     assert len(standin.requests()) == 1
 
 
-@wired
 def test_a_stream_clip_that_fails_is_followed_up_and_followup_0_opts_out(
         make, auth_factory, standin, fake_youtube):
     app = make()
