@@ -18,6 +18,7 @@ from .media import egress, ytdlp_runtime
 from .middleware import rate_limits
 from .routes import auth as auth_routes
 from .routes import batch as batch_routes
+from .routes import channels as channel_routes
 from .routes import chat as chat_routes
 from .routes import cookies as cookies_routes
 from .routes import encode as encode_routes
@@ -81,6 +82,7 @@ def create_app(config: dict | None = None) -> Flask:
     api.register_blueprint(video_routes.blp)
     api.register_blueprint(batch_routes.blp)
     api.register_blueprint(chat_routes.blp)
+    api.register_blueprint(channel_routes.blp)
     api.register_blueprint(encode_routes.blp)
     api.register_blueprint(health_routes.blp)
     api.register_blueprint(health_routes.probes)

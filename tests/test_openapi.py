@@ -13,7 +13,8 @@ still test the refusals): a save's ``end_time`` after its ``start_time`` and at 
 ``MAX_VIDEO_DURATION`` later, its ``url`` (and the info's) on an allowed host
 (``ALLOWED_SOURCE_HOSTS``, a setting); a download's ``format_id`` one the video offers, its
 ``subtitles`` languages it offers (sidecar for an audio clip);
-``live`` with a ``channel``; a live save of a live source; an upload is a video whose name
+``live`` with a ``channel``; a live save of a live source; a channel's reply template with
+its placeholders only and a Discord webhook URL; an upload is a video whose name
 has an allowed extension; a change of password to a new one. Logout and change-password end
 the session the run uses and are excluded (the issue allows it); test_auth.py covers them.
 """
@@ -128,6 +129,14 @@ def _within_stated_rules(case, limit: float) -> None:
             query["channel"] = "UC" + "a" * 22
         query["duration"] = min(float(query.get("duration") or 120), limit)
         case.query = query
+    if path == "/api/channels/{channel_id}" and isinstance(body, dict):  # issue 17, item 2
+        body = case.body = dict(body)
+        if body.get("reply_template"):  # its placeholders, no other
+            body["reply_template"] = "Clip {time} by {user}: {message}"
+        if body.get("discord_webhook_url"):  # a Discord webhook
+            body["discord_webhook_url"] = "https://discord.com/api/webhooks/1/token"
+        if "duration" in body:
+            body["duration"] = min(body["duration"], limit)
 
 
 def _failures(stream) -> tuple[list[str], int]:

@@ -22,9 +22,10 @@ def ensure_indexes(db) -> None:
     """Create the indexes of the spec's Database Schema (idempotent), plus ``public_tokens``.
 
     users.email unique; sessions.token_hash unique, sessions.user_id, TTL on sessions.expires_at;
-    videos.user_id, videos.status, videos.expires_at; cookies.user_id unique (issue 13).
+    videos.user_id, videos.status, videos.expires_at; cookies.user_id unique (issue 13);
+    channels (user_id, channel_id) unique (issue 17).
     """
-    from . import cookies, public_tokens  # submodules of this package (they import object_id)
+    from . import channels, cookies, public_tokens  # submodules (they import object_id)
 
     db.users.create_index("email", unique=True)
     db.sessions.create_index("token_hash", unique=True)
@@ -35,3 +36,4 @@ def ensure_indexes(db) -> None:
     db.videos.create_index("expires_at")
     public_tokens.ensure_indexes(db)
     cookies.ensure_indexes(db)
+    channels.ensure_indexes(db)

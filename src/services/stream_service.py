@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 from ..errors import ApiError
 from ..extensions import setting
 from ..utils.validators import is_video_id, youtube_watch_url
-from . import followup, live_service, public_token_service, video_service
+from . import channel_service, followup, live_service, public_token_service, video_service
 
 MAX_REPLY_CHARS = 399
 IDENTITY_FIELDS = ("name", "displayName", "provider", "providerId", "userLevel")
@@ -72,12 +72,14 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
     clip's ``channel_id`` is ``channel`` or Nightbot-Channel's ``providerId`` (the chat
     commands, src/services/chat_service.py, find "this channel's" clips by it).
     ``response_url``: Nightbot-Response-Url, kept for the clip's follow-up message
-    (src/services/followup.py; None: no follow-up). Raises
-    ApiError 400 (bad id, duration over ``MAX_VIDEO_DURATION``, unknown user, ``live`` without
-    a channel), 403 TOKEN_USER_MISMATCH, 429 PENDING_CLIPS_LIMIT.
+    (src/services/followup.py; None: no follow-up). The owner's settings for the channel
+    (src/services/channel_service.py) give ``offset``/``duration``/``delay`` when the query
+    does not, the reply's template (returned as ``template``, with ``user``), who may clip and
+    whether the follow-up is sent. Raises ApiError 400 (bad id, duration over
+    ``MAX_VIDEO_DURATION``, unknown user, ``live`` without a channel), 403 TOKEN_USER_MISMATCH
+    or CLIP_NOT_ALLOWED (the Nightbot user's level is below the channel's minimum), 429
+    PENDING_CLIPS_LIMIT.
     """
-    offset, duration = query["offset"], query["duration"]
-    delay = query["delay"] if query.get("delay") is not None else setting("STREAM_DELAY_SECONDS")
     channel_id = query.get("channel") or (nightbot_channel or {}).get("providerId")
     shift, message = split_shift(query.get("message"))
     if video_ref != "live" and not is_video_id(video_ref):
@@ -86,10 +88,20 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
     if video_ref == "live" and not channel_id:
         raise ApiError(400, "'live' needs the channel: send Nightbot-Channel or ?channel=UC…",
                        "CHANNEL_REQUIRED", {"channel": ["Missing channel id."]})
+    user = video_service.owner(public_token_service.check_owner(token_claims, query["user_id"]))
+    settings = channel_service.for_stream(str(user["_id"]), channel_id)
+    if not channel_service.may_clip(settings, nightbot_user):
+        raise ApiError(403, f"Only {settings['min_user_level']}s and above may clip in this "
+                            "channel", "CLIP_NOT_ALLOWED")
+    offset, duration, delay = (query[key] if query.get(key) is not None else settings[key]
+                               for key in ("offset", "duration", "delay"))
+    if delay is None:
+        delay = setting("STREAM_DELAY_SECONDS")
     if duration > setting("MAX_VIDEO_DURATION"):
         raise ApiError(400, "Clip is too long", "VALIDATION_ERROR",
                        {"duration": [f"At most {setting('MAX_VIDEO_DURATION'):g} s."]})
-    user = video_service.owner(public_token_service.check_owner(token_claims, query["user_id"]))
+    if not settings["followup"]:
+        response_url = None
     youtube_id = None if video_ref == "live" else video_ref
     start = end = position = None
     if query.get("t") is not None:
@@ -122,7 +134,8 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
     if start is None:
         live_service.schedule_first_check(video_id)
     return {"video_id": video_id, "youtube_video_id": youtube_id, "position": position,
-            "message": message}
+            "message": message, "template": settings["reply_template"],
+            "user": (nightbot_user or {}).get("displayName") or (nightbot_user or {}).get("name")}
 
 
 def _known_position(youtube_id: Optional[str], channel_id: Optional[str],
@@ -152,9 +165,15 @@ def fit_reply(text: str) -> str:
 
 def text_reply(saved: dict, message: Optional[str] = None) -> str:
     """The chat reply for a saved clip, under 400 characters, e.g.
-    ``Clip saved at 1:02:05, id 665f…: what a play``. The message shown is ``saved["message"]``
+    ``Clip saved at 1:02:05, id 665f…: what a play``, or the channel's ``saved["template"]``
+    rendered (src/services/channel_service.py). The message shown is ``saved["message"]``
     (the stored one, without a ``±N`` word) when present, else ``message``."""
     message = saved["message"] if "message" in saved else message
+    if saved.get("template"):  # the channel's own (src/services/channel_service.py)
+        when = hms(saved["position"]) if saved.get("position") is not None else "soon"
+        return fit_reply(channel_service.render(saved["template"], {
+            "time": when, "id": saved["video_id"], "user": saved.get("user"),
+            "message": message}))
     where = f"at {hms(saved['position'])}" if saved.get("position") is not None else \
         "(its time in the stream is being placed)"
     reply = f"Clip saved {where}, id {saved['video_id']}"
