@@ -29,25 +29,21 @@ replaces the ``X-Head-Seqnum`` value (hostile-header tests); :meth:`LiveSeq.halt
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Optional
+from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from scripts.live_source import CLIP, clock_filter
+from scripts.live_source import CLIP, Producer, clock_filter
 from src.media.ffmpeg import FFMPEG
 
 #: itag → (dash representation id, content type); 133 = 240p avc1, 140 = m4a (YouTube's).
 ITAGS = {133: ("0", "video/mp4"), 140: ("1", "audio/mp4")}
-START_TIMEOUT = 30.0
 _SQ_PATH = re.compile(r"/sq/(\d+)/?$")
 
 
@@ -140,11 +136,11 @@ class _Server(ThreadingHTTPServer):
         pass  # a client hanging up is normal
 
 
-class LiveSeq:
+class LiveSeq(Producer):
     """A live "sequence-number" source in ``folder`` (a temporary one when None) on 127.0.0.1.
 
     ``with LiveSeq() as live:`` starts ffmpeg (its own process group), waits for
-    ``min_fragments`` fragments (RuntimeError on ffmpeg's failure or :data:`START_TIMEOUT`) and
+    ``min_fragments`` fragments (RuntimeError on ffmpeg's failure or live_source.START_TIMEOUT) and
     serves them. ``live.url(itag)``: the format URL (``&sq=N`` appended for fragment N);
     :meth:`info`: a sanitized yt-dlp info dict pointing here; :meth:`bytes_served`: body
     bytes sent (all, or of ``"itag/sq"``); ``dvr_seconds``/``head_override`` settable at any
@@ -153,15 +149,11 @@ class LiveSeq:
 
     def __init__(self, folder=None, seconds: int = 2, dvr_seconds: float = 30.0,
                  min_fragments: int = 1, clock: bool = False):
-        self._tmp = None if folder else tempfile.TemporaryDirectory(prefix="live-seq-")
-        self.folder = Path(folder or self._tmp.name)  # type: ignore[union-attr]
+        self._use_folder(folder, "live-seq-")
         self.seconds, self.dvr_seconds, self.min_fragments = seconds, dvr_seconds, min_fragments
         self.clock = clock
         self.head_override: Optional[str] = None
-        self.proc: Optional[subprocess.Popen] = None
-        self.started_at = 0.0
         self._httpd: Optional[_Server] = None
-        self._log: Optional[IO[bytes]] = None
         self._lock = threading.Lock()
         self._counts: dict = {}
         self._heads: dict = {}
@@ -222,60 +214,26 @@ class LiveSeq:
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + n
 
-    def start(self) -> LiveSeq:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._log = log = tempfile.TemporaryFile()  # not a pipe: a full one stalls ffmpeg
-        self.started_at = time.time()
-        self.proc = subprocess.Popen(ffmpeg_args(self.folder, self.seconds, self.clock),
-                                     stdout=subprocess.DEVNULL, stderr=log,
-                                     start_new_session=True)
-        try:
-            limit = time.monotonic() + START_TIMEOUT
-            while min((self.head(rep) or -1) for rep, _ in ITAGS.values()) \
-                    < self.min_fragments - 1:
-                if self.proc.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError("ffmpeg stopped: "
-                                       + log.read().decode(errors="replace")[-500:])
-                if time.monotonic() > limit:
-                    raise RuntimeError("the live fragments did not come in time")
-                time.sleep(0.1)
-            self._httpd = _Server(("127.0.0.1", 0), _Handler)
-            self._httpd.owner = self  # type: ignore[attr-defined]
-            threading.Thread(target=self._httpd.serve_forever, daemon=True,
-                             name="live-seq").start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def command(self) -> list:
+        return ffmpeg_args(self.folder, self.seconds, self.clock)
 
-    def halt(self) -> None:
-        """Kill ffmpeg: the fragments stay served, the head stops advancing."""
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.proc:
-            self.proc.wait()
+    def ready(self) -> bool:
+        return min((self.head(rep) or -1) for rep, _ in ITAGS.values()) >= self.min_fragments - 1
 
-    def stop(self) -> None:
-        """Kill ffmpeg's process group, stop the server, remove a temporary folder."""
-        self.halt()
-        if self._log:
-            self._log.close()
+    def serve(self) -> None:
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self  # type: ignore[attr-defined]
+        threading.Thread(target=self._httpd.serve_forever, daemon=True, name="live-seq").start()
+
+    def unserve(self) -> None:
         if self._httpd:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
-        if self._tmp:
-            self._tmp.cleanup()
 
-    def __enter__(self) -> LiveSeq:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def halt(self) -> None:
+        """Kill ffmpeg: the fragments stay served, the head stops advancing."""
+        self.kill()
 
 
 def main(argv=None) -> None:

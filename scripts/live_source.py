@@ -101,7 +101,87 @@ def segments_listed(path: Path) -> int:
     return sum(1 for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
-class LiveHLS:
+class Producer:
+    """ffmpeg producing a live stream in real time into a folder, in its own process group, and
+    what serves it: the part :class:`LiveHLS` and scripts/live_seq.py ``LiveSeq`` share.
+
+    A subclass sets ``folder`` (a temporary one when None: :meth:`_use_folder`) and gives
+    :meth:`command` (the ffmpeg arguments), :meth:`ready` (enough is produced to serve),
+    :meth:`serve`/:meth:`unserve`. ``with …:`` / :meth:`start` launches ffmpeg (``started_at``:
+    when, POSIX s), waits until ready (ffmpeg's failure or :data:`START_TIMEOUT` raise
+    RuntimeError) and serves; leaving the block kills the whole process group (also after a
+    failed test), so no ffmpeg outlives it.
+    """
+
+    def _use_folder(self, folder, prefix: str) -> None:
+        self._tmp = None if folder else tempfile.TemporaryDirectory(prefix=prefix)
+        self.folder = Path(folder or self._tmp.name)  # type: ignore[union-attr]
+        self.proc: Optional[subprocess.Popen] = None
+        self.started_at = 0.0
+        self._log: Optional[IO[bytes]] = None
+
+    def command(self) -> list:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def serve(self) -> None:
+        raise NotImplementedError
+
+    def unserve(self) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._log = log = tempfile.TemporaryFile()  # not a pipe: a full one stalls ffmpeg
+        self.started_at = time.time()
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log,
+                                     start_new_session=True)
+        try:
+            limit = time.monotonic() + START_TIMEOUT
+            while not self.ready():
+                if self.proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError("ffmpeg stopped: "
+                                       + log.read().decode(errors="replace")[-500:])
+                if time.monotonic() > limit:
+                    raise RuntimeError(f"{type(self).__name__}: the stream did not start in "
+                                       "time")
+                time.sleep(0.1)
+            self.serve()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def kill(self) -> None:
+        """Kill ffmpeg's process group (what it wrote stays)."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc:
+            self.proc.wait()
+
+    def stop(self) -> None:
+        """Kill ffmpeg's process group, stop serving, remove a temporary folder."""
+        self.kill()
+        if self._log:
+            self._log.close()
+        self.unserve()
+        if self._tmp:
+            self._tmp.cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class LiveHLS(Producer):
     """A live HLS stream in ``folder`` (a temporary one when None), served on 127.0.0.1.
 
     ``with LiveHLS() as live:`` starts ffmpeg (its own process group), waits until the
@@ -116,13 +196,10 @@ class LiveHLS:
 
     def __init__(self, folder=None, hls_time: int = 2, list_size: int = 6,
                  min_segments: int = 2, clock: bool = False):
-        self._tmp = None if folder else tempfile.TemporaryDirectory(prefix="live-hls-")
-        self.folder = Path(folder or self._tmp.name)  # type: ignore[union-attr]
+        self._use_folder(folder, "live-hls-")
         self.hls_time, self.list_size, self.min_segments = hls_time, list_size, min_segments
         self.clock = clock
-        self.proc: Optional[subprocess.Popen] = None
         self.server: Optional[SourceServer] = None
-        self._log: Optional[IO[bytes]] = None
 
     @property
     def url(self) -> str:
@@ -147,28 +224,19 @@ class LiveHLS:
                 return date - int(line[3:-3]) * self.hls_time
         raise RuntimeError("no dated segment listed")
 
-    def start(self) -> LiveHLS:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._log = log = tempfile.TemporaryFile()  # not a pipe: a full one stalls ffmpeg
-        self.proc = subprocess.Popen(ffmpeg_args(self.folder, self.hls_time, self.list_size,
-                                                 self.clock),
-                                     stdout=subprocess.DEVNULL, stderr=log,
-                                     start_new_session=True)
-        try:
-            limit = time.monotonic() + START_TIMEOUT
-            while segments_listed(self.playlist) < self.min_segments:
-                if self.proc.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError("ffmpeg stopped: "
-                                       + log.read().decode(errors="replace")[-500:])
-                if time.monotonic() > limit:
-                    raise RuntimeError("the live playlist did not fill in time")
-                time.sleep(0.1)
-            self.server = SourceServer(self.folder).start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def command(self) -> list:
+        return ffmpeg_args(self.folder, self.hls_time, self.list_size, self.clock)
+
+    def ready(self) -> bool:
+        return segments_listed(self.playlist) >= self.min_segments
+
+    def serve(self) -> None:
+        self.server = SourceServer(self.folder).start()
+
+    def unserve(self) -> None:
+        if self.server:
+            self.server.stop()
+            self.server = None
 
     def end(self, timeout: float = 10.0) -> None:
         """End the stream as an encoder does: SIGINT, ffmpeg writes ``#EXT-X-ENDLIST``."""
@@ -177,33 +245,7 @@ class LiveHLS:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self._kill()
-
-    def _kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.proc:
-            self.proc.wait()
-
-    def stop(self) -> None:
-        """Kill ffmpeg's process group, stop the server, remove a temporary folder."""
-        self._kill()
-        if self._log:
-            self._log.close()
-        if self.server:
-            self.server.stop()
-            self.server = None
-        if self._tmp:
-            self._tmp.cleanup()
-
-    def __enter__(self) -> LiveHLS:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+                self.kill()
 
 
 def main(argv=None) -> None:

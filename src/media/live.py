@@ -129,6 +129,28 @@ def fetch_live(plan: FetchPlan, t0: float, t1: float, out_path,
                 path.unlink(missing_ok=True)
 
 
+def report(on_progress: Callable[[dict], None], share: float, to_come: float) -> None:
+    """One progress report of a live recording (this module's and src/media/livesq.py's):
+    ``share`` (0–100) of the job done; phase ``recording`` with ``seconds_to_come`` while
+    ``to_come`` window seconds are not produced yet, else ``downloading``."""
+    recording = to_come > 0
+    on_progress({"current_phase": "recording" if recording else "downloading",
+                 "seconds_to_come": round(to_come, 1) if recording else 0,
+                 "download_progress": round(share, 1), "speed": None, "fps": 0.0,
+                 "eta": mmss(to_come) if recording else None})
+
+
+def wait_until(until: float, deadline: float, tick: Callable[[], None]) -> None:
+    """Sleep until ``until`` (monotonic seconds), calling ``tick()`` at least every 0.5 s (its
+    exception — a cancel — lands that soon). Raises MediaError FFMPEG_FAILED past
+    ``deadline``."""
+    while (left := until - time.monotonic()) > 0:
+        if time.monotonic() > deadline:
+            raise MediaError(FFMPEG_FAILED, "Recording the live clip took too long.")
+        time.sleep(min(0.5, left))
+        tick()
+
+
 class _Recorder:
     """The state of one :func:`fetch_live`: segments kept, the local copy, progress."""
 
@@ -250,19 +272,10 @@ class _Recorder:
         share = min(FETCH_SHARE, FETCH_SHARE * fetched / max(1e-3, self.t1 - self.t0))
         if cut is not None:
             share = FETCH_SHARE + (100 - FETCH_SHARE) * min(1.0, max(0.0, cut))
-        recording = self.to_come > 0 and not self.ended
-        self.on_progress({"current_phase": "recording" if recording else "downloading",
-                          "seconds_to_come": round(self.to_come, 1) if recording else 0,
-                          "download_progress": round(share, 1), "speed": None, "fps": 0.0,
-                          "eta": mmss(self.to_come) if recording else None})
+        report(self.on_progress, share, 0.0 if self.ended else self.to_come)
 
     def _wait(self, until: float) -> None:
-        """Sleep until ``until`` (monotonic), ticking (a cancel lands within 0.5 s)."""
-        while (left := until - time.monotonic()) > 0:
-            if time.monotonic() > self.deadline:
-                raise MediaError(FFMPEG_FAILED, "Recording the live clip took too long.")
-            time.sleep(min(0.5, left))
-            self._tick()
+        wait_until(until, self.deadline, self._tick)
 
     def cut(self, on_start, on_cut) -> dict:
         """Cut the local copy to the window, as the VOD fragment path cuts its copy

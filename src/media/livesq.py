@@ -41,7 +41,7 @@ from typing import Optional
 from src.media import egress, fragmentcopy, guard, live, rangefetch, segment
 from src.media.choice import FetchPlan
 from src.media.errors import FFMPEG_FAILED, FORMAT_UNAVAILABLE, SEGMENT_OUT_OF_RANGE, MediaError
-from src.media.ffmpeg import FFmpegError, mmss, run_ffmpeg
+from src.media.ffmpeg import FFmpegError, run_ffmpeg
 from src.media.livesqhead import HeadReader, append_fragment, sq_url
 
 PROTOCOL = "http_dash_segments_generator"
@@ -256,18 +256,10 @@ class _Recorder:
         share = live.FETCH_SHARE * min(1.0, self.fetched / total)
         if cut is not None:
             share = live.FETCH_SHARE + (100 - live.FETCH_SHARE) * min(1.0, max(0.0, cut))
-        recording = self.to_come > 0
-        self.on_progress({"current_phase": "recording" if recording else "downloading",
-                          "seconds_to_come": round(self.to_come, 1) if recording else 0,
-                          "download_progress": round(share, 1), "speed": None, "fps": 0.0,
-                          "eta": mmss(self.to_come) if recording else None})
+        live.report(self.on_progress, share, self.to_come)
 
     def _wait(self, until: float) -> None:
-        while (left := until - time.monotonic()) > 0:
-            if time.monotonic() > self.deadline:
-                raise MediaError(FFMPEG_FAILED, "Recording the live clip took too long.")
-            time.sleep(min(0.5, left))
-            self._tick()
+        live.wait_until(until, self.deadline, self._tick)
 
     def cut(self, on_start, on_cut) -> dict:
         """Cut the joined copies to the window (as :meth:`live._Recorder.cut` does)."""
