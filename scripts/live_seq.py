@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,7 +37,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from scripts.live_source import CLIP, Producer, clock_filter
+from scripts.live_source import CLIP, Producer, clock_filter, run_until_stopped
 from src.media.ffmpeg import FFMPEG
 
 #: itag → (dash representation id, content type); 133 = 240p avc1, 140 = m4a (YouTube's).
@@ -241,14 +239,8 @@ def main(argv=None) -> None:
     parser.add_argument("--folder", default=None)
     parser.add_argument("--dvr", type=float, default=30.0, help="seconds kept behind the head")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # leave via __exit__: kill ffmpeg
-    with LiveSeq(args.folder, dvr_seconds=args.dvr) as live:
-        print(f"live sq video: {live.url(133)}\nlive sq audio: {live.url(140)}", flush=True)
-        try:
-            while live.proc and live.proc.poll() is None:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+    run_until_stopped(LiveSeq(args.folder, dvr_seconds=args.dvr), lambda live: (
+        f"live sq video: {live.url(133)}\nlive sq audio: {live.url(140)}"))
 
 
 if __name__ == "__main__":

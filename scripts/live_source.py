@@ -253,9 +253,16 @@ def main(argv=None) -> None:
     parser.add_argument("--folder", default=None)
     parser.add_argument("--list-size", type=int, default=6)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # leave via __exit__: kill ffmpeg
-    with LiveHLS(args.folder, list_size=args.list_size) as live:
-        print(f"live HLS: {live.url}", flush=True)
+    run_until_stopped(LiveHLS(args.folder, list_size=args.list_size),
+                      lambda live: f"live HLS: {live.url}")
+
+
+def run_until_stopped(producer: Producer, describe) -> None:
+    """Serve ``producer`` until ffmpeg stops, ^C or SIGTERM (leaving through ``__exit__``: no
+    ffmpeg left behind), printing ``describe(producer)`` once it serves."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with producer as live:
+        print(describe(live), flush=True)
         try:
             while live.proc and live.proc.poll() is None:
                 time.sleep(1)

@@ -107,13 +107,24 @@ def fetch_live(plan: FetchPlan, t0: float, t1: float, out_path,
         raise ValueError(f"the window ends more than {MAX_WAIT:.0f} s from now")
     policy = egress.current()
     policy.check_url(plan.video_url)
-    out = Path(out_path)
     deadline = time.monotonic() + (timeout or MAX_WAIT + 600)
+    return recorded(out_path, policy, lambda session, tmp, copies: _Recorder(
+        plan, t0, t1, session, deadline, tmp, copies, on_progress, clock), on_start, on_cut)
+
+
+def recorded(out_path, policy: egress.Policy, make: Callable, on_start, on_cut) -> dict:
+    """Run a live recorder (this module's or src/media/livesq.py's) into ``out_path``:
+    ``make(session, tmp, copies)`` builds it inside a guard session; its ``record()`` then
+    ``cut(on_start, on_cut)`` write ``tmp``, a hidden file beside ``out_path`` renamed to it on
+    success. ``tmp`` and every file listed in ``copies`` are removed in any case (and the
+    recorder's ``close()`` called, if it has one); ffmpeg's or the guard's failure is reported
+    as :func:`src.media.segment.reported` says. Returns the cut's summary."""
+    out = Path(out_path)
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     os.close(fd)
     tmp, copies = Path(name), list[Path]()
     with guard.session(policy) as session:
-        recorder = _Recorder(plan, t0, t1, session, deadline, tmp, copies, on_progress, clock)
+        recorder = make(session, tmp, copies)
         try:
             recorder.record()
             summary = recorder.cut(on_start, on_cut)
@@ -125,6 +136,7 @@ def fetch_live(plan: FetchPlan, t0: float, t1: float, out_path,
                 raise
             raise error from exc
         finally:
+            getattr(recorder, "close", lambda: None)()
             for path in (tmp, *copies):
                 path.unlink(missing_ok=True)
 

@@ -32,16 +32,15 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-from src.media import egress, fragmentcopy, guard, live, rangefetch, segment
+from src.media import egress, fragmentcopy, live, rangefetch, segment
 from src.media.choice import FetchPlan
 from src.media.errors import FFMPEG_FAILED, FORMAT_UNAVAILABLE, SEGMENT_OUT_OF_RANGE, MediaError
-from src.media.ffmpeg import FFmpegError, run_ffmpeg
+from src.media.ffmpeg import run_ffmpeg
 from src.media.livesqhead import HeadReader, append_fragment, sq_url
 
 PROTOCOL = "http_dash_segments_generator"
@@ -116,28 +115,10 @@ def fetch_live_sq(plan: FetchPlan, t0: float, t1: float, out_path, target_durati
     urls = [plan.video_url] + ([plan.audio_url] if plan.audio_url else [])
     for url in urls:
         policy.check_url(url)
-    out = Path(out_path)
     deadline = time.monotonic() + (timeout or live.MAX_WAIT + 600)
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    os.close(fd)
-    tmp, copies = Path(name), list[Path]()
-    with guard.session(policy) as session:
-        recorder = _Recorder(plan, urls, t0, t1, target_duration, session, deadline, tmp,
-                             copies, on_progress, clock)
-        try:
-            recorder.record()
-            summary = recorder.cut(on_start, on_cut)
-            os.replace(tmp, out)
-            return summary
-        except (FFmpegError, MediaError) as exc:
-            error = segment.reported(session, exc)
-            if error is exc:
-                raise
-            raise error from exc
-        finally:
-            recorder.close()
-            for path in (tmp, *copies):
-                path.unlink(missing_ok=True)
+    return live.recorded(out_path, policy, lambda session, tmp, copies: _Recorder(
+        plan, urls, t0, t1, target_duration, session, deadline, tmp, copies, on_progress,
+        clock), on_start, on_cut)
 
 
 class _Recorder:
