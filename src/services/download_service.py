@@ -18,12 +18,13 @@ import logging
 import os
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Optional
 
 from .. import metrics
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, redis, setting
-from ..media import audio, choice, guard, segment
+from ..media import audio, choice, guard, segment, thumbnail
 from ..media.errors import MESSAGES, MediaError
 from ..utils.files import file_available
 from . import (
@@ -305,7 +306,9 @@ def finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
     included). ``doc``: the record as the job read it (its preferences)."""
     now = datetime.now(timezone.utc)
     sidecars = extras.sidecars if extras else []
+    picture = _thumbnail(doc, out_path)
     done = videos.update(db(), video_id, {
+        "thumbnail_path": picture,
         "status": "completed", "file_path": out_path, "file_format": out_path.rsplit(".", 1)[1],
         "file_format_preference": doc["format_preference"],
         "file_resolution_preference": doc["resolution_preference"],
@@ -319,10 +322,27 @@ def finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
         "completed_at": now,
         "expires_at": now + timedelta(minutes=setting("VIDEO_RETENTION_MINUTES"))}, job_id=job_id)
     if done:
-        folders.empty(os.path.dirname(out_path), keep=[out_path, *(s["path"] for s in sidecars)])
+        folders.empty(os.path.dirname(out_path), keep=[out_path, *(s["path"] for s in sidecars),
+                                                       *([picture] if picture else [])])
         progress_cache.set_progress(redis(), video_id, {"download_progress": 100, "eta": "00:00"})
         log.info("video %s: job %s completed (%s)", video_id, job_id, out_path)
         followup.notify_outcome(video_id)  # Nightbot's follow-up, if the save asked for one
+
+
+def _thumbnail(doc: dict, out_path: str) -> Optional[str]:
+    """The clip's thumbnail (src/media/thumbnail.py) beside its file, or None (an audio clip,
+    no frame): the frame of its moment — ``clip_offset`` seconds in for a clip saved from chat
+    or live (its moment is that far after its start), else its first frame."""
+    if out_path.rsplit(".", 1)[-1] in audio.AUDIO_FORMATS:
+        return None
+    window = doc.get("live_window")
+    if window:
+        length = window["t1"] - window["t0"]
+    elif doc.get("start_time") is not None and doc.get("end_time") is not None:
+        length = doc["end_time"] - doc["start_time"]
+    else:
+        length = None
+    return thumbnail.grab(out_path, float(doc.get("clip_offset") or 0), length)
 
 
 def fail(video_id: str, job_id: str, code: str, message: str) -> None:

@@ -95,7 +95,8 @@ def save_live(body: dict, token_claims: dict, now: Optional[float] = None) -> st
     window = {"t0": t0, "t1": t0 + body["duration"]}
     video_id = video_service.new_clip(
         user, url, youtube_id, None, None, fill_formats=False,
-        additional_message=body.get("additional_message"), origin="live", live_window=window)
+        additional_message=body.get("additional_message"), origin="live", live_window=window,
+        clip_offset=body["offset"])  # the moment is this far into the clip (its thumbnail)
     try:
         job_records.start(video_id, str(user["_id"]), {
             "format_preference": "mp4", "resolution_preference": "best",

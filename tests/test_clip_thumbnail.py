@@ -1,0 +1,53 @@
+"""A thumbnail of the clip's moment beside its finished file (issue 17, item 4): one frame,
+JPEG, at most 360 px high; for a clip saved from chat or live, the frame of the moment (its
+offset into the clip), checked against the time the live source burns into its frames."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from bson import ObjectId
+
+from scripts.live_source import LiveHLS, read_clock
+from src.media.ffmpeg import ffprobe
+
+
+def _doc(app, video_id):
+    return app.extensions["yt"]["db"].videos.find_one({"_id": ObjectId(video_id)})
+
+
+def test_a_finished_clip_has_a_thumbnail_and_an_audio_clip_none(app, client, auth,
+                                                                source_server):
+    user = auth.user()
+    video_id = auth.save_clip(user, source_server.mp4_url, 10, 14)
+    assert auth.download(user, video_id).status_code == 200
+    doc = _doc(app, video_id)
+    probe = ffprobe(doc["thumbnail_path"])
+    [stream] = probe["streams"]
+    assert stream["codec_name"] == "mjpeg" and stream["height"] == 360
+    assert doc["thumbnail_path"].rsplit("/", 1)[0] == doc["file_path"].rsplit("/", 1)[0]
+    r = auth.download(user, video_id, body={"format_preference": "m4a"})
+    assert r.status_code == 200
+    assert _doc(app, video_id)["thumbnail_path"] is None
+
+
+@pytest.mark.slow
+def test_a_live_clips_thumbnail_shows_its_moment(make_app, auth_factory, tmp_path):
+    with LiveHLS(tmp_path / "live", clock=True) as stream:
+        app = make_app(DOWNLOAD_WAIT_SECONDS=0, STREAM_DELAY_SECONDS=0)
+        client = app.test_client()
+        auth = auth_factory(client)
+        user = auth.user()
+        time.sleep(3)
+        r = client.post("/api/video/save/live", headers=auth.public_headers(user),
+                        json={"url": stream.url, "offset": 3, "duration": 5})
+        assert r.status_code == 201, r.json
+        video_id = r.json["video_id"]
+        deadline = time.time() + 40
+        while _doc(app, video_id)["status"] != "completed" and time.time() < deadline:
+            time.sleep(0.3)
+        doc = _doc(app, video_id)
+        assert doc["status"] == "completed", doc.get("error_message")
+        first = read_clock(doc["file_path"])
+        moment = read_clock(doc["thumbnail_path"])
+        assert abs(moment - first - 3) <= 0.25, (first, moment)
