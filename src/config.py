@@ -126,6 +126,8 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "NIGHTBOT_MESSAGE_INTERVAL_SECONDS": (float, 5),
     "NIGHTBOT_RESPONSE_HOSTS": (list, ""),
     "PUBLIC_BASE_URL": (str, None),
+    # Clip library (issue 17, item 4): seconds a signed play URL stays valid
+    "PLAY_URL_SECONDS": (float, 300),
 }
 
 SECRET_NAMES = ("JWT_PUBLIC_SECRET", "JWT_PRIVATE_SECRET", "FLASK_SECRET_KEY")
@@ -189,7 +191,7 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None) -> dict:
             raise ConfigError(f"{name} must not be negative")
     for name in ("LIVE_SWEEP_SECONDS", "LIVE_RECHECK_INITIAL_SECONDS", "LIVE_RECHECK_MAX_SECONDS",
                  "LIVE_VOD_MAX_WAIT_HOURS", "NIGHTBOT_RESPONSE_URL_SECONDS",
-                 "NIGHTBOT_MESSAGE_INTERVAL_SECONDS"):
+                 "NIGHTBOT_MESSAGE_INTERVAL_SECONDS", "PLAY_URL_SECONDS"):
         if config[name] <= 0:
             raise ConfigError(f"{name} must be greater than 0")
     # Upload and encode caps (issue 11); MAX_JOBS_PER_USER 0 = no cap

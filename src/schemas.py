@@ -5,6 +5,7 @@ Numbers in JSON bodies must be JSON numbers: ``"60"`` and ``true`` are rejected 
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -16,6 +17,12 @@ AUDIO_BITRATES = (64, 96, 128, 160, 192, 256, 320)
 #: YouTube's ``en-orig``): also a file-name part of the clip's sidecar files.
 LANGUAGE = r"^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8}){0,3}$"
 RESOLUTIONS = ("720p", "1080p", "1440p", "2160p", "4320p", "best")
+#: Clip list (issue 17, item 4): longest search text, default page size, highest page number,
+#: most stream groups listed.
+MAX_QUERY_LENGTH = 100
+DEFAULT_PER_PAGE = 20
+MAX_PAGE = 10_000
+MAX_GROUPS = 500
 
 
 class Seconds(fields.Float):
@@ -141,8 +148,11 @@ class SaveStreamQuery(Schema):
     user_id = fields.String(load_default=None, metadata={
         "description": "required with an anonymous token; optional with a bound one"})
     message = fields.String(load_default=None, validate=validate.Length(max=500))
-    offset = QuerySeconds(load_default=60)
-    duration = QuerySeconds(load_default=120, validate=validate.Range(min=0, min_inclusive=False))
+    offset = QuerySeconds(load_default=None, metadata={
+        "description": "seconds kept before the moment (default: the channel's setting, else 60)"})
+    duration = QuerySeconds(load_default=None, validate=validate.Range(
+        min=0, min_inclusive=False), metadata={
+        "description": "clip length in seconds (default: the channel's setting, else 120)"})
     t = QuerySeconds(load_default=None, metadata={
         "description": "the moment in the video, in seconds; without it the moment is placed "
                        "from the stream's start time by a background resolver"})
@@ -266,8 +276,23 @@ class ClipSubtitleSchema(Schema):
     url = fields.String(metadata={"description": "the WebVTT file (private token)"})
 
 
+class StreamGroupSchema(Schema):
+    youtube_video_id = fields.String(allow_none=True, metadata={
+        "description": "the stream (YouTube video id); null for clips of other sources"})
+    count = fields.Integer(metadata={"description": "clips of that stream that match"})
+
+
 class VideoListSchema(Schema):
+    """The clip list: the spec's ``{"videos": [...]}``; with any query parameter also
+    ``total``, with paging ``page`` and ``per_page``, with ``group=stream`` ``groups``."""
+
     videos = fields.List(fields.Nested(VideoSummarySchema))
+    total = fields.Integer(metadata={"description": "clips matching the filters (all pages)"})
+    page = fields.Integer()
+    per_page = fields.Integer()
+    groups = fields.List(fields.Nested(StreamGroupSchema), metadata={
+        "description": "group=stream: the matching clips counted by stream, newest stream first "
+                       f"(at most {MAX_GROUPS})"})
 
 
 class FormatsResponse(Schema):
@@ -505,3 +530,87 @@ class ChatReplySchema(Schema):
     message = fields.String(metadata={"description": "the reply for chat (under 400 characters)"})
     done = fields.Boolean()
     clips = fields.List(fields.Nested(ChatClipSchema))
+
+
+# --- The clip library (issue 17, item 4): list query, playback ------------------------------
+
+class ListDateTime(fields.String):
+    """An ISO-8601 date-time (``2026-12-01T20:00:00Z``; no offset = UTC) or a date
+    (``2026-12-01``): loaded as an aware UTC datetime. With ``end_of_day`` a date alone means
+    the end of that day (the next midnight). Python's ``datetime.fromisoformat`` reads it
+    (3.11: RFC 3339 and the other ISO-8601 forms); instants outside years 1-9999 once in UTC
+    are clamped to those bounds."""
+
+    def __init__(self, end_of_day: bool = False, **kwargs):
+        kwargs["metadata"] = {"format": "date-time", "minLength": 8, "maxLength": 40,
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+        self.end_of_day = end_of_day
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            if not 8 <= len(text) <= 40:
+                raise ValueError(text)
+            moment = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValidationError("Not an ISO-8601 date or date-time.") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        date_only = len(text.strip()) <= 10 and "T" not in text.upper()
+        try:
+            moment = moment.astimezone(timezone.utc)
+            if date_only and self.end_of_day:
+                moment += timedelta(days=1)
+        except OverflowError:
+            bound = datetime.min if moment.year < 5000 else datetime.max
+            moment = bound.replace(tzinfo=timezone.utc)
+        return moment
+
+
+#: Every status a clip can have (spec statuses + ``expired``, DESIGN.md).
+CLIP_STATUSES = ("pending", "processing", "completed", "failed", "expired")
+#: A YouTube channel id (``UC`` + 22 characters of the URL-safe base64 alphabet).
+CHANNEL_ID = r"^UC[A-Za-z0-9_-]{22}$"
+
+
+class VideoListQuery(Schema):
+    """Search, filters, paging and grouping of GET /api/video/list (issue 17, item 4). Without
+    any parameter the answer is the spec's (every clip up to 500, newest first)."""
+
+    q = fields.String(load_default=None, validate=validate.Length(max=MAX_QUERY_LENGTH),
+                      metadata={"description": "words, each found (case-insensitively, "
+                                "literally) in the clip's message, its video's title or its "
+                                "chat user's name"})
+    status = fields.String(load_default=None, validate=validate.OneOf(CLIP_STATUSES))
+    channel = fields.String(load_default=None, validate=validate.Regexp(CHANNEL_ID), metadata={
+        "description": "the YouTube channel the clip was saved from (stream clips)"})
+    youtube_video_id = fields.String(load_default=None, validate=validate.Regexp(YOUTUBE_ID),
+                                     metadata={"description": "clips of this video or stream"})
+    since = ListDateTime(load_default=None, metadata={
+        "description": "clips saved at or after this moment (a date alone: its midnight UTC)"})
+    until = ListDateTime(end_of_day=True, load_default=None, metadata={
+        "description": "clips saved before this moment (a date alone: through that day, UTC)"})
+    page = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_PAGE),
+                          metadata={"description": "page number (from 1); paging also with "
+                                                   "per_page alone"})
+    per_page = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100),
+                              metadata={"description": f"clips per page (default "
+                                                       f"{DEFAULT_PER_PAGE} when paging)"})
+    group = fields.String(load_default=None, validate=validate.OneOf(("stream",)), metadata={
+        "description": "`stream`: add `groups`, the matching clips counted by stream"})
+
+
+class PlayResponse(Schema):
+    url = fields.String(metadata={"description": "the clip's file for a <video> element: a "
+                                                 "signed path, no token needed; HTTP Range"})
+    expires_at = fields.String(metadata={"description": "ISO-8601 UTC; ask again after it"})
+
+
+class PlayFileQuery(Schema):
+    """The signature of a play URL (POST /api/video/play/{video_id} makes them)."""
+
+    exp = fields.Integer(required=True, validate=validate.Range(min=0, max=2**53), metadata={
+        "description": "expiry, POSIX seconds"})
+    sig = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"), metadata={
+        "description": "HMAC-SHA256 of the id and exp (hex)"})

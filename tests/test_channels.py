@@ -110,3 +110,19 @@ def test_without_settings_the_follow_up_is_kept_and_the_reply_is_the_built_in_on
     assert r.status_code == 201 and r.get_data(as_text=True).startswith("Clip saved at 0:00:05")
     video_id = r.get_data(as_text=True).split("id ")[1]
     assert app.extensions["yt"]["redis"].get(f"followup:url:{video_id}") is not None
+
+
+def test_the_channels_offset_and_duration_apply_unless_the_command_gives_them(app, client,
+                                                                               bound):
+    user, token = bound
+    assert _put(client, user, {"offset": 30, "duration": 45}).status_code == 200
+    base = f"/api/video/save/stream/{token}/{VIDEO_ID}?t=600&channel={CHANNEL_ID}&format=json"
+    videos = app.extensions["yt"]["db"].videos
+    by_channel = videos.find_one({"_id": ObjectId(client.get(base).json["video_id"])})
+    assert (by_channel["start_time"], by_channel["end_time"]) == (570, 615)
+    given = videos.find_one({"_id": ObjectId(client.get(base + "&offset=10&duration=20")
+                                             .json["video_id"])})
+    assert (given["start_time"], given["end_time"]) == (590, 610)
+    other = videos.find_one({"_id": ObjectId(client.get(
+        f"/api/video/save/stream/{token}/{VIDEO_ID}?t=600&format=json").json["video_id"])})
+    assert (other["start_time"], other["end_time"]) == (540, 660)  # no channel: 60 / 120

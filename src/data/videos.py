@@ -42,6 +42,63 @@ def list_for_user(db, user_id, uploads: bool = False, limit: int = 500) -> list[
                 .limit(limit))  # MongoDB keeps milliseconds: ties are broken by insertion order
 
 
+def clip_filter(user_id, words: Iterable[str] = (), status: Optional[str] = None,
+                channel_id: Optional[str] = None, youtube_video_id: Optional[str] = None,
+                since: Optional[datetime] = None, until: Optional[datetime] = None) -> dict:
+    """The MongoDB filter of the user's clips (no uploads) that match the clip list's query
+    (issue 17, item 4): each of ``words`` found, case-insensitively and literally (a ``$regex``
+    of the escaped word), in ``additional_message``, ``video_info.title`` or the Nightbot
+    user's ``name``/``displayName``; ``status``; ``channel_id`` (the clip's ``channel_id``, or
+    ``nightbot_channel.providerId`` for stream clips saved before that field); the stream's
+    ``youtube_video_id``; ``since`` ≤ ``created_at`` < ``until`` (aware datetimes)."""
+    query: dict[str, Any] = {"user_id": object_id(user_id), "source_type": {"$ne": "upload"}}
+    parts: list[dict[str, Any]] = []
+    for word in words:
+        pattern = {"$regex": re.escape(word), "$options": "i"}
+        parts.append({"$or": [{name: pattern} for name in (
+            "additional_message", "video_info.title", "nightbot_user.name",
+            "nightbot_user.displayName")]})
+    if channel_id:
+        parts.append({"$or": [{"channel_id": channel_id},
+                              {"nightbot_channel.providerId": channel_id}]})
+    if parts:
+        query["$and"] = parts
+    if status:
+        query["status"] = status
+    if youtube_video_id:
+        query["youtube_video_id"] = youtube_video_id
+    if since or until:
+        query["created_at"] = {**({"$gte": since} if since else {}),
+                               **({"$lt": until} if until else {})}
+    return query
+
+
+def find_page(db, query: dict, skip: int, limit: int) -> list[dict]:
+    """The documents matching ``query`` (from :func:`clip_filter`), newest first, after
+    skipping ``skip`` and at most ``limit``."""
+    return list(db.videos.find(query)
+                .sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)])
+                .skip(skip).limit(limit))
+
+
+def count(db, query: dict) -> int:
+    """How many documents match ``query``."""
+    return db.videos.count_documents(query)
+
+
+def stream_counts(db, query: dict, limit: int) -> list[dict]:
+    """The documents matching ``query`` counted by ``youtube_video_id``: at most ``limit``
+    ``{"youtube_video_id", "count"}`` (null for clips of other sources), the stream with the
+    newest clip first (an aggregation: ``$match``, ``$group``, ``$sort``, ``$limit``)."""
+    rows = db.videos.aggregate([
+        {"$match": query},
+        {"$group": {"_id": "$youtube_video_id", "count": {"$sum": 1},
+                    "newest": {"$max": "$created_at"}}},
+        {"$sort": {"newest": pymongo.DESCENDING, "_id": pymongo.ASCENDING}},
+        {"$limit": limit}])
+    return [{"youtube_video_id": row["_id"], "count": row["count"]} for row in rows]
+
+
 def count_pending(db, user_id) -> int:
     """How many of the user's videos are ``pending`` (saved, not downloaded yet)."""
     return db.videos.count_documents({"user_id": object_id(user_id), "status": "pending"})

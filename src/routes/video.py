@@ -8,7 +8,7 @@ from flask import Response, g, request
 from .. import schemas
 from ..media.audio import MIMETYPES as AUDIO_MIMETYPES
 from ..middleware.auth import private_token_required, public_token_in_path, public_token_required
-from ..services import download_service, live_capture, stream_service, video_service
+from ..services import download_service, live_capture, playback, stream_service, video_service
 from ..utils.files import send_media  # X-Accel-Redirect when enabled
 from . import (
     NIGHTBOT_HEADERS,
@@ -47,6 +47,22 @@ FILE_200 = {"200": {"description": "The clip's file", "content": {
                                            '(audio: "clip_{video_id}.mp3")',
                             "schema": {"type": "string"}}}}}
 
+#: The play URL's file (issue 17, item 4): whole (200) or the asked range (206).
+RANGE_HEADER = {"in": "header", "name": "Range", "required": False,
+                "schema": {"type": "string"}, "description": "`bytes=first-last` (RFC 9110 "
+                "§14.2): answered 206 with that part"}
+_PLAY_HEADERS = {name: {"description": text, "schema": {"type": "string"}} for name, text in (
+    ("Content-Disposition", 'inline; filename="video_{video_id}.mp4"'),
+    ("Cache-Control", "private, max-age={seconds until the URL expires}"),
+    ("Accept-Ranges", "bytes"))}
+PLAY_FILE_ANSWERS = {
+    "200": {"description": "The whole file", "headers": _PLAY_HEADERS,
+            "content": {mimetype: schemas.BINARY for mimetype in MIMETYPES.values()}},
+    "206": {"description": "The part the Range header asks for (Content-Range says which)",
+            "headers": {**_PLAY_HEADERS, "Content-Range": {
+                "description": "bytes first-last/size", "schema": {"type": "string"}}},
+            "content": {mimetype: schemas.BINARY for mimetype in MIMETYPES.values()}}}
+
 
 @blp.post("/save")
 @public_token_required
@@ -82,7 +98,8 @@ def _stream_doc() -> dict:
     return chat_doc(201, "SavedResponse", "Saved (plain text for chat: one line under 400 "
                                           "characters)", {
         401: PUBLIC_401, 400: SAVE_ERRORS[400] + ", CHANNEL_REQUIRED ('live' without a "
-        "channel)", 403: SAVE_ERRORS[403], 429: SAVE_ERRORS[429], 413: SAVE_ERRORS[413]})
+        "channel)", 403: SAVE_ERRORS[403] + ", CLIP_NOT_ALLOWED (the Nightbot user's level is "
+        "below the channel's minimum)", 429: SAVE_ERRORS[429], 413: SAVE_ERRORS[413]})
 
 
 @blp.route("/save/stream/<token>/<youtube_id>", methods=["GET", "POST"], parameters=[
@@ -142,10 +159,14 @@ def download(prefs, video_id):
     if result.get("processing"):
         return {"message": "Video is currently being processed", "status": "processing"}, 202
     response = send_media(result["file"], mimetype=MIMETYPES[result["ext"]])
-    name = "clip" if result["ext"] in AUDIO_MIMETYPES else "video"
     response.headers["Content-Disposition"] = \
-        f'attachment; filename="{name}_{video_id}.{result["ext"]}"'
+        f'attachment; filename="{_file_name(video_id, result["ext"])}"'
     return response
+
+
+def _file_name(video_id: str, ext: str) -> str:
+    """``video_{id}.{ext}``, an audio clip ``clip_{id}.{ext}`` (issue 18)."""
+    return f'{"clip" if ext in AUDIO_MIMETYPES else "video"}_{video_id}.{ext}'
 
 
 @blp.get("/download/<video_id>/subtitles/<lang>.vtt", parameters=[*VIDEO_ID, {
@@ -179,12 +200,39 @@ def status(video_id):
 
 @blp.get("/list")
 @private_token_required
+@blp.arguments(schemas.VideoListQuery, location="query")
 @blp.response(200, schemas.VideoListSchema)
-@blp.errors({401: PRIVATE_401})
+@blp.errors({401: PRIVATE_401, 400: "VALIDATION_ERROR"})
 @blp.doc(security=PRIVATE)
-def list_videos():
-    """All clips of the user, newest first."""
-    return {"videos": video_service.list_clips(g.current_user["user_id"])}
+def list_videos(query):
+    """The user's clips, newest first: all of them (the spec's answer), or searched,
+    filtered, paged and grouped by stream through the query parameters."""
+    return video_service.list_clips(g.current_user["user_id"], query)
+
+
+@blp.post("/play/<video_id>", parameters=VIDEO_ID)
+@private_token_required
+@blp.response(200, schemas.PlayResponse)
+@blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)", 404: "NOT_FOUND",
+             409: "FILE_NOT_READY (no finished file: download the clip first)"})
+@blp.doc(security=PRIVATE)
+def play(video_id):
+    """A short-lived signed URL that plays the finished clip (a <video> sends no token)."""
+    return playback.play_url(video_id, g.current_user["user_id"])
+
+
+@blp.get("/play/<video_id>/file", parameters=[*VIDEO_ID, RANGE_HEADER])
+@blp.arguments(schemas.PlayFileQuery, location="query")
+@blp.errors({403: "INVALID_SIGNATURE, URL_EXPIRED (ask POST /api/video/play/{id} again)",
+             404: "NOT_FOUND (the clip or its file is gone)", 410: "FILE_EXPIRED",
+             416: "ERROR (the Range is outside the file)"})
+@blp.doc(security=NONE, responses=PLAY_FILE_ANSWERS)
+def play_file(query, video_id):
+    """The clip's file inline for a <video> element, by a signed URL; honours HTTP Range."""
+    path, ext, seconds_left = playback.signed_file(video_id, query["exp"], query["sig"])
+    response = send_media(path, mimetype=MIMETYPES[ext], private_max_age=seconds_left)
+    response.headers["Content-Disposition"] = f'inline; filename="{_file_name(video_id, ext)}"'
+    return response
 
 
 @blp.get("/formats/<video_id>", parameters=[

@@ -13,6 +13,7 @@ from ..extensions import db, jobs, redis, setting
 from ..media import egress, formats, source
 from ..media.audio import AUDIO_FORMATS
 from ..media.errors import MediaError
+from ..schemas import DEFAULT_PER_PAGE, MAX_GROUPS
 from ..utils.dates import iso
 from ..utils.files import file_available
 from ..utils.validators import (
@@ -26,6 +27,8 @@ from ..utils.validators import (
 )
 from . import clip_extras, info_cache, info_service, progress_cache, public_token_service
 
+#: Most clips in one answer of GET /api/video/list without paging (src/data/videos.py).
+LIST_LIMIT = 500
 #: Media error codes that describe the video the user asked for (a 4xx), not a server failure.
 USER_SIDE_CODES = {"VIDEO_UNAVAILABLE", "PRIVATE_VIDEO", "AGE_RESTRICTED", "GEO_RESTRICTED",
                    "FORMAT_UNAVAILABLE", "NOT_LIVE", "LIVE_NOT_STARTED", "SEGMENT_OUT_OF_RANGE",
@@ -258,9 +261,33 @@ def _window_view(window: Optional[dict]) -> Optional[dict]:
             for key, name in (("start_at", "t0"), ("end_at", "t1"))}
 
 
-def list_clips(user_id: str) -> list[dict]:
-    """The user's clips, newest first, as summary views."""
-    return [summary_view(doc) for doc in videos.list_for_user(db(), user_id)]
+def list_clips(user_id: str, query: Optional[dict] = None) -> dict:
+    """GET /api/video/list: ``{"videos": [...]}`` (summary views, newest first, at most
+    500) — the spec's answer when ``query`` (:class:`src.schemas.VideoListQuery`) has no
+    value. With any value the clips are filtered (:func:`src.data.videos.clip_filter`; ``q``
+    split into words, control characters dropped) and ``total`` is added; with ``page`` or
+    ``per_page`` one page is listed and ``page``/``per_page`` are added; with
+    ``group=stream`` ``groups`` (:func:`src.data.videos.stream_counts`)."""
+    given = {key: value for key, value in (query or {}).items() if value is not None}
+    if not given:
+        return {"videos": [summary_view(doc) for doc in videos.list_for_user(db(), user_id)]}
+    words = ["".join(ch for ch in word if ch.isprintable())
+             for word in (given.get("q") or "").split()]
+    found = videos.clip_filter(user_id, [word for word in words if word],
+                               given.get("status"), given.get("channel"),
+                               given.get("youtube_video_id"), given.get("since"),
+                               given.get("until"))
+    paged = "page" in given or "per_page" in given
+    page, per_page = given.get("page", 1), given.get("per_page", DEFAULT_PER_PAGE)
+    skip, limit = ((page - 1) * per_page, per_page) if paged else (0, LIST_LIMIT)
+    answer: dict = {"videos": [summary_view(doc) for doc in
+                               videos.find_page(db(), found, skip, limit)],
+                    "total": videos.count(db(), found)}
+    if paged:
+        answer.update(page=page, per_page=per_page)
+    if given.get("group") == "stream":
+        answer["groups"] = videos.stream_counts(db(), found, MAX_GROUPS)
+    return answer
 
 
 def formats_for(video_id: str, user_id: str, detail: bool = False) -> dict:

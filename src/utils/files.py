@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Optional
 from urllib.parse import quote
 
 from flask import Response, send_file
@@ -45,22 +46,32 @@ def _readable_by_nginx(path: str) -> None:
         os.chmod(path, wanted)
 
 
-def send_media(path: str, mimetype: str, conditional: bool = True) -> Response:
+def send_media(path: str, mimetype: str, conditional: bool = True,
+               private_max_age: Optional[int] = None) -> Response:
     """A response that delivers the file at ``path`` (under ``DOWNLOADS_DIR``/``UPLOADS_DIR``).
 
-    Same use as :func:`flask.send_file`; the caller adds ``Content-Disposition``. Raises
-    ApiError 410 FILE_EXPIRED when the file vanished after it was found (the cleanup expired it
-    in between: asking again starts a new job), ValueError for a path outside the media folders
-    (X-Accel mode only).
+    Same use as :func:`flask.send_file`; the caller adds ``Content-Disposition``. With
+    ``conditional`` werkzeug answers ``Range`` requests (206 Partial Content, RFC 9110 §14) and
+    ``If-None-Match``/``If-Modified-Since``; in X-Accel mode nginx does both itself. With
+    ``private_max_age`` (seconds) the answer is ``Cache-Control: private, max-age=…``: the
+    browser may keep it that long, a shared cache never (nginx passes ``Cache-Control`` and
+    ``Content-Disposition`` of an X-Accel-Redirect answer through unchanged: nginx docs,
+    "X-Accel"). Raises ApiError 410 FILE_EXPIRED when the file vanished after it was found (the
+    cleanup expired it in between: asking again starts a new job), ValueError for a path
+    outside the media folders (X-Accel mode only).
     """
     try:
         if not setting("USE_X_ACCEL_REDIRECT"):
-            return send_file(path, mimetype=mimetype, conditional=conditional)
-        uri = _accel_uri(path)
-        _readable_by_nginx(path)
+            response = send_file(path, mimetype=mimetype, conditional=conditional)
+        else:
+            uri = _accel_uri(path)
+            _readable_by_nginx(path)
+            response = Response(b"", mimetype=mimetype)
+            response.headers["X-Accel-Redirect"] = uri
     except FileNotFoundError:
         raise ApiError(410, "The file has just expired; ask for it again to fetch it anew",
                        "FILE_EXPIRED") from None
-    response = Response(b"", mimetype=mimetype)
-    response.headers["X-Accel-Redirect"] = uri
+    if private_max_age is not None:
+        response.headers["Cache-Control"] = f"private, max-age={max(0, int(private_max_age))}"
+        response.headers.pop("Expires", None)
     return response

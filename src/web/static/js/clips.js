@@ -2,7 +2,8 @@
 // while a live clip's job runs); download with format/resolution/audio/subtitle choices
 // (clipoptions.js); the video's info card; retry of failed clips; fetch of expired ones.
 // A live clip (issue 14: its status has ``live_window``) shows its wall-clock span and its
-// one recorded file (liveclip.js).
+// one recorded file (liveclip.js). Search, status filter, pages and the player of a finished
+// clip: library.js.
 import { downloadFile, get } from './api.js';
 import {
   choiceControls, defaultChoices, downloadBody, fallbackName, keepChoices, subtitleLinks,
@@ -11,6 +12,7 @@ import { $, flash, h } from './dom.js';
 import { describe, hms, humanError, localDateTime } from './format.js';
 import { infoCard } from './info.js';
 import { liveActions, liveFile, liveOnly, liveSpan } from './liveclip.js';
+import { filtered, listQuery, playerFor, showPages } from './library.js';
 import { jobProgress } from './progress.js';
 
 const POLL_MS = 2000;
@@ -27,9 +29,14 @@ const formatsQueue = [];
 let formatsWorkers = 0;
 let timer = null;
 
-/** Reload the list from the API, then each clip's status (formats, progress). */
+let listed = 0; // answers to older list requests (typing in the search box) are dropped
+
+/** Reload the list (this search, status and page) from the API, then each clip's status. */
 export async function loadClips() {
-  const { data } = await get('/api/video/list');
+  const mine = ++listed;
+  const { data } = await get(`/api/video/list?${listQuery()}`);
+  if (mine !== listed) return;
+  if (showPages(data)) { await loadClips(); return; } // the last page went away
   const seen = new Set();
   for (const summary of data.videos) {
     seen.add(summary.video_id);
@@ -40,7 +47,8 @@ export async function loadClips() {
   for (const id of [...clips.keys()]) if (!seen.has(id)) clips.delete(id);
   const list = $('clips-list');
   list.replaceChildren(...data.videos.map((v) => card(v.video_id)));
-  $('clips-empty').hidden = data.videos.length > 0;
+  $('clips-empty').hidden = data.videos.length > 0 || filtered();
+  $('clips-none').hidden = data.videos.length > 0 || !filtered();
   await refreshStatuses(data.videos.map((v) => v.video_id));
 }
 
@@ -225,6 +233,11 @@ function card(id) {
   if (v.live_fallback && typeof v.live_fallback === 'object' && status === 'pending') {
     li.append(h('p', { class: 'muted', 'data-role': 'live-fallback' }, 'Not recorded live: ',
       humanError(v.live_fallback.code, v.live_fallback.message)));
+  }
+  if (status === 'completed' && v.file_available) {
+    li.append(playerFor(id, state, (err) => {
+      if (err.status !== 401) flash(describe(err), 'error');
+    }));
   }
   if (liveFile(v) && status !== 'processing') {
     const done = liveActions(state, () => fetchFile(id));

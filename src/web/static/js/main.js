@@ -6,6 +6,7 @@ import { initCookies, loadCookies } from './cookies.js';
 import { $, flash } from './dom.js';
 import { initEncode, resetEncode, showEncode } from './encode.js';
 import { describe } from './format.js';
+import { initLibrary, resetLibrary } from './library.js';
 import { initNightbot, loadTokens, resetNightbot } from './nightbot.js';
 import { initSave } from './save.js';
 
@@ -49,6 +50,7 @@ async function route() {
 /** Back to the login screen with a message (logout, password change, or any 401). */
 function toLogin(message, kind = 'info') {
   stopPolling();
+  resetLibrary();
   resetEncode();
   resetNightbot();
   setSession(null);
@@ -76,8 +78,10 @@ initSave({
 initEncode();
 initNightbot();
 initCookies();
-$('clips-refresh').addEventListener('click', () => loadClips().catch((err) => {
+const reloadClips = () => loadClips().catch((err) => {
   if (err.status !== 401) flash(describe(err), 'error');
-}));
+});
+initLibrary(reloadClips);
+$('clips-refresh').addEventListener('click', reloadClips);
 window.addEventListener('hashchange', route);
 route();

@@ -1,0 +1,128 @@
+// The clip library above the list (issue 17, item 4): search (message, title, chat user), a
+// status filter and pages — all GET /api/video/list query parameters — and the player of a
+// finished clip: POST /api/video/play/{id} gives a short-lived signed URL (a <video> element
+// cannot send the bearer token), played in <video controls>; an expired URL is asked anew.
+import { post } from './api.js';
+import { $, h } from './dom.js';
+
+export const PER_PAGE = 20;
+const SEARCH_DELAY_MS = 300; // typing pauses this long before the list is asked again
+
+const filter = { q: '', status: '', page: 1 };
+let pages = 1;
+
+/** The list's query string for the current search, status and page. */
+export function listQuery() {
+  const params = new URLSearchParams({ page: String(filter.page), per_page: String(PER_PAGE) });
+  if (filter.q.trim()) params.set('q', filter.q.trim());
+  if (filter.status) params.set('status', filter.status);
+  return params.toString();
+}
+
+/** True when a search or a status filter narrows the list (an empty list is then no news). */
+export const filtered = () => !!(filter.q.trim() || filter.status);
+
+/** Wire the search box, the status filter and the pager; ``reload()`` lists again. */
+export function initLibrary(reload) {
+  let timer = null;
+  const again = () => {
+    clearTimeout(timer);
+    timer = null;
+    reload();
+  };
+  $('clips-filter').addEventListener('submit', (event) => {
+    event.preventDefault();
+    filter.q = $('clips-q').value;
+    filter.page = 1;
+    again();
+  });
+  const typed = () => {
+    if ($('clips-q').value === filter.q) return;
+    filter.q = $('clips-q').value;
+    filter.page = 1;
+    clearTimeout(timer);
+    timer = setTimeout(again, SEARCH_DELAY_MS);
+  };
+  // input: each key; search: the field's clear button; change: a value set without typing
+  for (const name of ['input', 'search', 'change']) $('clips-q').addEventListener(name, typed);
+  $('clips-status').addEventListener('change', () => {
+    filter.status = $('clips-status').value;
+    filter.page = 1;
+    again();
+  });
+  $('clips-prev').addEventListener('click', () => {
+    if (filter.page > 1) { filter.page -= 1; again(); }
+  });
+  $('clips-next').addEventListener('click', () => {
+    if (filter.page < pages) { filter.page += 1; again(); }
+  });
+}
+
+/** Show the pager for a list answer ({total, page, per_page}); hidden for one page. */
+export function showPages(data) {
+  const total = data.total ?? data.videos.length;
+  pages = Math.max(1, Math.ceil(total / (data.per_page || PER_PAGE)));
+  if (filter.page > pages) filter.page = pages;
+  $('clips-pages').hidden = pages <= 1;
+  $('clips-page-info').textContent = `Page ${data.page || 1} of ${pages} (${total} clips)`;
+  $('clips-prev').disabled = filter.page <= 1;
+  $('clips-next').disabled = filter.page >= pages;
+  return filter.page !== (data.page || 1); // the last page went away: ask again
+}
+
+/** Back to the first page, no search (a new session). */
+export function resetLibrary() {
+  Object.assign(filter, { q: '', status: '', page: 1 });
+  $('clips-q').value = '';
+  $('clips-status').value = '';
+}
+
+async function playUrl(id) {
+  const { data } = await post(`/api/video/play/${id}`);
+  return data.url;
+}
+
+/**
+ * The player part of a finished clip's card: a Play button, then its <video>. The element is
+ * kept in ``state.video`` so a redrawn card (status polls, formats) keeps it playing.
+ * ``onError(err)`` shows a failed request.
+ */
+export function playerFor(id, state, onError) {
+  const box = h('div', { class: 'player', 'data-role': 'player-box' });
+  if (state.video) {
+    box.append(state.video);
+    return box;
+  }
+  const button = h('button', { type: 'button', class: 'secondary', 'data-role': 'play',
+    'aria-label': 'Play this clip' }, 'Play');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const video = h('video', { controls: true, preload: 'metadata', 'data-role': 'player',
+        'aria-label': 'Clip player' });
+      video.src = await playUrl(id);
+      video.addEventListener('error', () => renew(id, video, onError));
+      state.video = video;
+      button.replaceWith(video);
+      video.play().catch(() => {}); // autoplay may be refused: the controls are there
+    } catch (err) {
+      button.disabled = false;
+      onError(err);
+    }
+  });
+  box.append(button);
+  return box;
+}
+
+/** The signed URL ran out (or the file moved): ask a new one and go on where it stopped. */
+async function renew(id, video, onError) {
+  if (video.dataset.renewed === 'true') return; // once: a second failure is real
+  video.dataset.renewed = 'true';
+  const at = video.currentTime;
+  try {
+    video.src = await playUrl(id);
+    video.currentTime = at;
+  } catch (err) {
+    onError(err);
+  }
+}
