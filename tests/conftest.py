@@ -202,3 +202,25 @@ def bound(client, auth):
     user = auth.user()
     token = client.get("/api/auth/token/public", headers=user["headers"]).json["token"]
     return user, token
+
+
+@pytest.fixture
+def serve_app():
+    """``serve_app(app)`` → the base URL of ``app`` served on 127.0.0.1 (a free port), threaded.
+    Over HTTP, as ``st run`` does (schemathesis' WSGI transport cannot send the ignored_auth
+    check's probes: it hands werkzeug's test client a ``max_redirects`` argument)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    servers = []
+
+    def start(app):
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()

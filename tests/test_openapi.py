@@ -21,7 +21,6 @@ the session the run uses and are excluded (the issue allows it); test_auth.py co
 from __future__ import annotations
 
 import subprocess
-import threading
 
 import pytest
 import schemathesis  # requirements-dev.txt (make install)
@@ -30,7 +29,6 @@ from hypothesis import strategies as st
 from schemathesis.core.media_types import MEDIA_TYPE_STRATEGIES  # noqa: E402
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
-from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.slow  # make test-fast leaves this module out
 
@@ -68,24 +66,6 @@ def offline_youtube(monkeypatch):
     monkeypatch.setattr(yt_dlp.YoutubeDL, "extract_info",
                         lambda self, url, download=False, **kw:
                         self.process_ie_result(_raw_info(url), download=False))
-
-
-@pytest.fixture
-def serve():
-    """``serve(app)`` → the base URL of ``app`` served on 127.0.0.1 (a free port), threaded.
-    Over HTTP, as ``st run`` does (schemathesis' WSGI transport cannot send the ignored_auth
-    check's probes: it hands werkzeug's test client a ``max_redirects`` argument)."""
-    servers = []
-
-    def start(app):
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +137,7 @@ def _failures(stream) -> tuple[list[str], int]:
 
 
 def test_every_answer_matches_the_document(make_app, auth_factory, offline_youtube, tiny_video,
-                                           serve):
+                                           serve_app):
     app = make_app(ALLOWED_SOURCE_HOSTS="youtube.com,www.youtube.com,youtu.be," + UNDER_TEST,
                    ALLOWED_MEDIA_HOSTS=UNDER_TEST, MAX_JOBS_PER_USER=0)
     client = app.test_client()
@@ -169,7 +149,7 @@ def test_every_answer_matches_the_document(make_app, auth_factory, offline_youtu
         "auth": {"openapi": {"bearer": {"bearer": user["token"]},
                              "publicToken": {"bearer": public}}},
     })
-    schema = schemathesis.openapi.from_url(serve(app) + "/openapi.json", config=config)
+    schema = schemathesis.openapi.from_url(serve_app(app) + "/openapi.json", config=config)
     for path in EXCLUDED:
         schema = schema.exclude(path=path)
     limit = app.config["MAX_VIDEO_DURATION"]

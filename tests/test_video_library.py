@@ -355,21 +355,3 @@ def test_the_document_holds_for_the_library_routes(app, auth, serve_app):
     assert not found, "\n\n".join(found[:5])
 
 
-@pytest.fixture
-def serve_app():
-    """``serve_app(app)`` → the base URL of ``app`` served on 127.0.0.1 (a free port)."""
-    import threading
-
-    from werkzeug.serving import make_server
-
-    servers = []
-
-    def start(app):
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()

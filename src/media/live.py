@@ -163,6 +163,25 @@ def wait_until(until: float, deadline: float, tick: Callable[[], None]) -> None:
         tick()
 
 
+def cut_copies(plan: FetchPlan, offsets: list, length: float, tmp: Path, copies: list,
+               session, deadline: float, on_start, on_cut, tick: Callable) -> dict:
+    """Cut the local ``copies`` (one per stream, each starting ``offsets[i]`` seconds before
+    the clip) to ``length`` seconds into ``tmp`` with stream copy, as the VOD paths cut
+    (:func:`src.media.segment.ffmpeg_args`); ``tick(cut=fraction)`` reports the cut, the time
+    left to ``deadline`` (monotonic) bounds it (MediaError FFMPEG_FAILED when none is left).
+    Returns :func:`src.media.segment.clip_summary` of the result."""
+    args = segment.ffmpeg_args(plan, offsets, length, tmp, copies, session.proxy_url)
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise MediaError(FFMPEG_FAILED, "Recording the live clip took too long.")
+    run_ffmpeg(args, on_start=on_start, timeout=left,
+               on_progress=lambda p: tick(cut=1.0 if p.done else min(0.999,
+                                                                        p.out_time / length)))
+    if on_cut:
+        on_cut(tmp)
+    return segment.clip_summary(tmp, plan.audio_only)
+
+
 class _Recorder:
     """The state of one :func:`fetch_live`: segments kept, the local copy, progress."""
 
@@ -295,19 +314,11 @@ class _Recorder:
         assert self.joined is not None  # record() kept at least one segment
         first, last = self.kept[0], self.kept[-1]
         start, end = max(self.t0, first.date), min(self.t1, last.end)
-        args = segment.ffmpeg_args(self.plan, [start - first.date], end - start, self.tmp,
-                                   [str(self.joined)], self.session.proxy_url)
         self.to_come = 0.0
         self._tick()
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise MediaError(FFMPEG_FAILED, "Recording the live clip took too long.")
-        run_ffmpeg(args, on_start=on_start, timeout=left,
-                   on_progress=lambda p: self._tick(cut=1.0 if p.done else min(
-                       0.999, p.out_time / (end - start))))
-        if on_cut:
-            on_cut(self.tmp)
-        summary = segment.clip_summary(self.tmp, self.plan.audio_only)
+        summary = cut_copies(self.plan, [start - first.date], end - start, self.tmp,
+                             [str(self.joined)], self.session, self.deadline, on_start, on_cut,
+                             self._tick)
         return {**summary, "start_time": start, "end_time": end,
                 "ended": self.ended and end < self.t1,
                 "segments": [{"sequence": d.sequence, "url": d.fragment.url, "date": d.date,

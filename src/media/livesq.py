@@ -37,10 +37,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-from src.media import egress, fragmentcopy, live, rangefetch, segment
+from src.media import egress, fragmentcopy, live, rangefetch
 from src.media.choice import FetchPlan
-from src.media.errors import FFMPEG_FAILED, FORMAT_UNAVAILABLE, SEGMENT_OUT_OF_RANGE, MediaError
-from src.media.ffmpeg import run_ffmpeg
+from src.media.errors import FORMAT_UNAVAILABLE, SEGMENT_OUT_OF_RANGE, MediaError
 from src.media.livesqhead import HeadReader, append_fragment, sq_url
 
 PROTOCOL = "http_dash_segments_generator"
@@ -246,20 +245,11 @@ class _Recorder:
         """Cut the joined copies to the window (as :meth:`live._Recorder.cut` does)."""
         begin = self.start_of(self.first)
         start, end = max(self.t0, begin), min(self.t1, self.start_of(self.last) + self.d)
-        args = segment.ffmpeg_args(self.plan, [start - begin] * len(self.urls), end - start,
-                                   self.tmp, [str(p) for p in self.joined],
-                                   self.session.proxy_url)
         self.to_come = 0.0
         self._tick()
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise MediaError(FFMPEG_FAILED, "Recording the live clip took too long.")
-        run_ffmpeg(args, on_start=on_start, timeout=left,
-                   on_progress=lambda p: self._tick(cut=1.0 if p.done else min(
-                       0.999, p.out_time / (end - start))))
-        if on_cut:
-            on_cut(self.tmp)
-        summary = segment.clip_summary(self.tmp, self.plan.audio_only)
+        summary = live.cut_copies(self.plan, [start - begin] * len(self.urls), end - start,
+                                  self.tmp, [str(p) for p in self.joined], self.session,
+                                  self.deadline, on_start, on_cut, self._tick)
         return {**summary, "start_time": start, "end_time": end, "ended": False,
                 "segments": [{"sequence": k, "url": sq_url(self.urls[0], k),
                               "date": self.start_of(k), "duration": self.d}
