@@ -205,9 +205,10 @@ def test_1440p_mp4_is_reencoded_to_hevc_and_webm_is_copied(make_app, auth_factor
     assert streams["video"]["codec_name"] == "hevc"
     assert (streams["video"]["width"], streams["video"]["height"]) == (2560, 1440)
     assert streams["audio"]["codec_name"] == "aac" and abs(duration - 2) <= 1.5
-    folder = os.path.dirname(app.extensions["yt"]["db"].videos.find_one(
-        {"_id": ObjectId(video_id)})["file_path"])
-    assert len(os.listdir(folder)) == 1          # the WebM intermediate is gone
+    path = app.extensions["yt"]["db"].videos.find_one({"_id": ObjectId(video_id)})["file_path"]
+    # the WebM intermediate is gone: the MP4 and its thumbnail are left
+    assert sorted(os.listdir(os.path.dirname(path))) == sorted([os.path.basename(path),
+                                                               "thumbnail.jpg"])
 
     app.config["DOWNLOAD_WAIT_SECONDS"] = 120
     r = client.post(f"/api/video/download/{video_id}", headers=user["headers"],
