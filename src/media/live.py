@@ -145,9 +145,10 @@ def report(on_progress: Callable[[dict], None], share: float, to_come: float) ->
     """One progress report of a live recording (this module's and src/media/livesq.py's):
     ``share`` (0–100) of the job done; phase ``recording`` with ``seconds_to_come`` while
     ``to_come`` window seconds are not produced yet, else ``downloading``."""
+    to_come = round(to_come, 1)  # what is reported: never "recording, 0.0 s to come"
     recording = to_come > 0
     on_progress({"current_phase": "recording" if recording else "downloading",
-                 "seconds_to_come": round(to_come, 1) if recording else 0,
+                 "seconds_to_come": to_come if recording else 0,
                  "download_progress": round(share, 1), "speed": None, "fps": 0.0,
                  "eta": mmss(to_come) if recording else None})
 
