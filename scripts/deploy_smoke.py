@@ -236,9 +236,10 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
         body, headers = resp.read(), resp.headers
     out = t / "clip.mp4"
     out.write_bytes(body)
-    # the clip's folder has a random name (not the video id): the only file under downloads/
+    # the clip's folder has a random name (not the video id): the only clip under downloads/,
+    # beside its thumbnail of the moment
     files = [f for folder in (t / "downloads").iterdir() if folder.is_dir()
-             for f in folder.iterdir()]
+             for f in folder.iterdir() if f.suffix == ".mp4"]
     check(len(files) == 1 and files[0].stat().st_size == len(body) > 10_000,
           f"download through nginx: {len(body)} bytes, the same as the file on disk")
     check(headers["Content-Disposition"] == f'attachment; filename="video_{video_id}.mp4"',

@@ -83,11 +83,11 @@ def test_expired_clip_is_downloaded_again(make_app, auth_factory, source_server,
     assert client.post(f"/api/video/download/{video_id}", headers=user["headers"]).status_code \
         == 200
     db = app.extensions["yt"]["db"]
-    first = db.videos.find_one()["file_path"]
+    first, picture = (db.videos.find_one()[key] for key in ("file_path", "thumbnail_path"))
     db.videos.update_one({}, {"$set": {"expires_at": datetime.now(timezone.utc) - PAST}})
     with app.app_context():
         report = cleanup_service.run_cleanup()
-    assert report["expired"] == [first] and not os.path.exists(first)
+    assert report["expired"] == [first, picture] and not os.path.exists(first)
     status = client.get(f"/api/video/status/{video_id}", headers=user["headers"]).json
     assert status["status"] == "expired" and status["file_available"] is False
     assert status["file_size_mb"] is None

@@ -3,13 +3,16 @@ JPEG, at most 360 px high; for a clip saved from chat or live, the frame of the 
 offset into the clip), checked against the time the live source burns into its frames."""
 from __future__ import annotations
 
+import os
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from bson import ObjectId
 
 from scripts.live_source import LiveHLS, read_clock
 from src.media.ffmpeg import ffprobe
+from src.services import cleanup_service
 
 
 def _doc(app, video_id):
@@ -29,6 +32,24 @@ def test_a_finished_clip_has_a_thumbnail_and_an_audio_clip_none(app, client, aut
     r = auth.download(user, video_id, body={"format_preference": "m4a"})
     assert r.status_code == 200
     assert _doc(app, video_id)["thumbnail_path"] is None
+
+
+def test_the_thumbnail_lives_and_expires_with_its_clip(app, auth, source_server):
+    """The orphan sweep keeps a finished clip's thumbnail (the record names it); the expiry
+    deletes it with the file."""
+    user = auth.user()
+    video_id = auth.save_clip(user, source_server.mp4_url, 10, 14)
+    assert auth.download(user, video_id).status_code == 200
+    doc = _doc(app, video_id)
+    picture = doc["thumbnail_path"]
+    with app.app_context():
+        assert cleanup_service.sweep_orphans(time.time() + 10 * 86400) == []
+        assert os.path.exists(picture) and os.path.exists(doc["file_path"])
+        removed = cleanup_service.expire_due(datetime.now(timezone.utc) + timedelta(days=30))
+    assert sorted(removed) == sorted([doc["file_path"], picture])
+    assert not os.path.exists(picture)
+    after = _doc(app, video_id)
+    assert after["status"] == "expired" and after["thumbnail_path"] is None
 
 
 @pytest.mark.slow

@@ -55,21 +55,24 @@ def _remove(path: str, reason: str, removed: list) -> None:
 
 def expire_due(now: Optional[datetime] = None) -> list[str]:
     """Expire the finished clips and the uploads whose ``expires_at`` ≤ ``now``; return the paths
-    deleted. Clips: only ``completed`` ones, and only their ``file_path``. Uploads (pending,
-    completed or failed): the upload's whole folder (source and output)."""
+    deleted. Clips: only ``completed`` ones, and only their ``file_path`` and thumbnail.
+    Uploads (pending, completed or failed): the upload's whole folder (source and output)."""
     now = now or datetime.now(timezone.utc)
     removed: list[str] = []
     for doc in videos.due_to_expire(db(), now, UPLOAD_EXPIRABLE):
         fields = {"status": "expired", "file_path": None, "file_size_bytes": None,
-                  "file_expired_at": now, "error_code": None, "error_message": None}
+                  "thumbnail_path": None, "file_expired_at": now, "error_code": None,
+                  "error_message": None}
         if doc.get("source_type") == "upload":
             fields["input_file_path"] = None
         if not videos.expire(db(), doc, now, fields):
             continue  # a job claimed it meanwhile, or another run expired it
         if doc.get("source_type") == "upload":
             _remove(folders.path_of(doc), "upload expired", removed)
-        elif doc.get("file_path"):
-            _remove(doc["file_path"], "clip expired", removed)
+        else:
+            for key in ("file_path", "thumbnail_path"):
+                if doc.get(key):
+                    _remove(doc[key], "clip expired", removed)
     return removed
 
 
@@ -111,7 +114,7 @@ def sweep_orphans(now_ts: Optional[float] = None) -> list[str]:
                 continue
             if doc["status"] == "processing" or not os.path.isdir(path):
                 continue
-            keep = {doc.get("file_path"), doc.get("input_file_path")}
+            keep = {doc.get("file_path"), doc.get("input_file_path"), doc.get("thumbnail_path")}
             for entry in os.listdir(path):
                 if os.path.join(path, entry) not in keep:
                     _remove(os.path.join(path, entry), "partial or stale file", removed)
