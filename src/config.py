@@ -128,6 +128,10 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "PUBLIC_BASE_URL": (str, None),
     # Clip library (issue 17, item 4): seconds a signed play URL stays valid
     "PLAY_URL_SECONDS": (float, 300),
+    # Notifications (issue 17, item 3): hosts admitted besides Discord's / public ones, listed
+    # exactly (so they may be local: tests, the demo's stand-ins)
+    "DISCORD_WEBHOOK_HOSTS": (list, ""),
+    "WEBHOOK_HOSTS": (list, ""),
 }
 
 SECRET_NAMES = ("JWT_PUBLIC_SECRET", "JWT_PRIVATE_SECRET", "FLASK_SECRET_KEY")

@@ -239,6 +239,13 @@ class VideoSummarySchema(Schema):
         "description": "a pending stream clip: resolving | waiting_for_vod"})
     nightbot_user = fields.Dict(allow_none=True, metadata={
         "description": "who typed the command: name, displayName, provider, providerId, userLevel"})
+    title = fields.String(allow_none=True, metadata={
+        "description": "the video's title (from the extraction; null until known)"})
+    channel = fields.String(allow_none=True, metadata={
+        "description": "the video's channel (or uploader) name; null until known"})
+    thumbnail_url = fields.String(allow_none=True, metadata={
+        "description": "a finished clip: a signed URL of the JPEG of its moment, valid 1-2 h "
+                       "and stable within the hour (cacheable); null: none"})
 
 
 class VideoStatusSchema(VideoSummarySchema):

@@ -28,7 +28,8 @@ def test_settings_are_the_owners_own_with_defaults_until_saved(client, auth):
     assert r.status_code == 200 and r.json == {
         "channel_id": CHANNEL_ID, "saved": False, "delay": None, "offset": 60.0,
         "duration": 120.0, "reply_template": None, "min_user_level": "everyone",
-        "discord_webhook_url": None, "followup": True}
+        "discord_webhook_url": None, "webhook_url": None, "webhook_secret": None,
+        "public_page": False, "handle": None, "followup": True}
     hook = "https://discord.com/api/webhooks/123456/abc-DEF_1"
     r = _put(client, owner, {"delay": 8, "offset": 30, "reply_template": "{user}: {time}",
                              "min_user_level": "subscriber", "discord_webhook_url": hook})
@@ -56,14 +57,50 @@ def test_settings_are_the_owners_own_with_defaults_until_saved(client, auth):
     ({"min_user_level": "admin"}, "min_user_level"),
     ({"duration": 0}, "duration"),
     ({"offset": -1}, "offset"),
+    ({"webhook_url": "http://hooks.example.com/x"}, "webhook_url"),
+    ({"webhook_url": "https://user:pw@hooks.example.com/x"}, "webhook_url"),
+    ({"webhook_url": "file:///etc/passwd"}, "webhook_url"),
+    ({"public_page": True}, "handle"),
+    ({"handle": "a b"}, "handle"),
+    ({"handle": "-dash"}, "handle"),
+    ({"public_page": 1, "handle": "fine"}, "public_page"),
 ], ids=["placeholder", "brace", "conversion", "spec", "attribute", "host", "http", "level",
-        "duration", "offset"])
+        "duration", "offset", "webhook-http", "webhook-userinfo", "webhook-file", "no-handle",
+        "handle-space", "handle-dash", "page-not-bool"])
 def test_bad_settings_are_400_naming_the_field(client, auth, body, field):
     user = auth.user()
     r = _put(client, user, body)
     assert r.status_code == 400 and field in r.json["details"], r.json
     assert client.get(f"/api/channels/{CHANNEL_ID}", headers=user["headers"]).json["saved"] \
         is False
+
+
+def test_the_webhook_secret_is_made_once_kept_and_rotated(client, auth):
+    user = auth.user()
+    r = _put(client, user, {"webhook_url": "https://hooks.example.com/clips"})
+    secret = r.json["webhook_secret"]
+    assert r.status_code == 200 and len(secret) == 64
+    assert _put(client, user, {"webhook_secret": "mine"}).status_code == 400  # server-made
+    r = _put(client, user, {"webhook_url": "https://hooks.example.com/other"})
+    assert r.json["webhook_secret"] == secret and r.json["webhook_url"].endswith("/other")
+    r = client.post(f"/api/channels/{CHANNEL_ID}/webhook-secret", headers=user["headers"])
+    assert r.status_code == 200 and r.json["webhook_secret"] not in (secret, None)
+    fresh = "UC" + "f" * 22
+    assert client.post(f"/api/channels/{fresh}/webhook-secret",
+                       headers=user["headers"]).status_code == 404
+    assert client.post(f"/api/channels/{CHANNEL_ID}/webhook-secret").status_code == 401
+
+
+def test_a_public_page_name_belongs_to_one_channel(client, auth):
+    owner, other = auth.user(), auth.user()
+    r = _put(client, owner, {"public_page": True, "handle": "My_Channel"})
+    assert r.status_code == 200 and r.json["handle"] == "my_channel" and r.json["public_page"]
+    r = _put(client, other, {"handle": "my_channel"})
+    assert r.status_code == 409 and r.json["code"] == "HANDLE_TAKEN"
+    r = _put(client, owner, {"handle": "my_channel"}, channel="UC" + "b" * 22)
+    assert r.status_code == 409  # the same owner's other channel neither
+    assert _put(client, owner, {}).json["handle"] is None  # given up: free again
+    assert _put(client, other, {"handle": "my_channel"}).status_code == 200
 
 
 def test_a_duration_over_the_servers_limit_and_a_bad_channel_id_are_400(make_app, auth_factory):

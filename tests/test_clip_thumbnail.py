@@ -34,6 +34,35 @@ def test_a_finished_clip_has_a_thumbnail_and_an_audio_clip_none(app, client, aut
     assert _doc(app, video_id)["thumbnail_path"] is None
 
 
+def test_the_clip_list_shows_title_channel_and_a_cacheable_thumbnail(app, client, auth,
+                                                                    source_server):
+    """The list names the video's title and channel and links the thumbnail by a signed URL
+    an <img> can load: the same URL on the next refresh (so the browser's cache answers), a
+    JPEG kept privately for at most the URL's life; a forged or reused signature is refused."""
+    user = auth.user()
+    video_id = auth.save_clip(user, source_server.mp4_url, 10, 14)
+    assert auth.download(user, video_id).status_code == 200
+    app.extensions["yt"]["db"].videos.update_one({"_id": ObjectId(video_id)}, {"$set": {
+        "video_info": {"title": "Speedrun finale", "channel": "Some Channel"}}})
+    [item] = client.get("/api/video/list", headers=user["headers"]).json["videos"]
+    assert (item["title"], item["channel"]) == ("Speedrun finale", "Some Channel")
+    url = item["thumbnail_url"]
+    assert client.get("/api/video/list", headers=user["headers"]).json["videos"][0][
+        "thumbnail_url"] == url
+    r = client.get(url)  # no token: the signature is the proof
+    assert r.status_code == 200 and r.mimetype == "image/jpeg" and r.data[:2] == b"\xff\xd8"
+    cache, age = r.headers["Cache-Control"].split(", max-age=")
+    assert cache == "private" and 3600 <= int(age) <= 7200
+    query = url.split("?", 1)[1]
+    assert client.get(f"/api/video/play/{video_id}/file?{query}").json["code"] == \
+        "INVALID_SIGNATURE"  # a thumbnail's signature does not open the clip
+    forged = url[:-1] + ("0" if url[-1] != "0" else "1")
+    assert client.get(forged).json["code"] == "INVALID_SIGNATURE"
+    r = auth.download(user, video_id, body={"format_preference": "m4a"})
+    [item] = client.get("/api/video/list", headers=user["headers"]).json["videos"]
+    assert item["thumbnail_url"] is None and client.get(url).status_code == 404
+
+
 def test_the_thumbnail_lives_and_expires_with_its_clip(app, auth, source_server):
     """The orphan sweep keeps a finished clip's thumbnail (the record names it); the expiry
     deletes it with the file."""

@@ -20,6 +20,7 @@ the session the run uses and are excluded (the issue allows it); test_auth.py co
 """
 from __future__ import annotations
 
+import secrets
 import subprocess
 
 import pytest
@@ -115,6 +116,10 @@ def _within_stated_rules(case, limit: float) -> None:
             body["reply_template"] = "Clip {time} by {user}: {message}"
         if body.get("discord_webhook_url"):  # a Discord webhook
             body["discord_webhook_url"] = "https://discord.com/api/webhooks/1/token"
+        if body.get("webhook_url"):  # an https URL
+            body["webhook_url"] = "https://hooks.example.com/clips"
+        if body.get("handle") or body.get("public_page"):  # a free, well-formed page name
+            body["handle"] = "page-" + secrets.token_hex(4)
         if "duration" in body:
             body["duration"] = min(body["duration"], limit)
 

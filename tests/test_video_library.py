@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 import pytest
 from bson import ObjectId
 
-from src.services import playback
+from src.utils import signing
 from tests.youtube_fakes import video_page, wait_for, watch_url
 
 CLIP = Path(__file__).resolve().parent / "media" / "big_buck_bunny_720p_5s.mp4"
@@ -246,7 +246,7 @@ def test_forged_or_expired_play_urls_are_403(app, client, auth, source_server):
     assert answer(f"/api/video/play/{other_id}/file", exp, sig) == (403, "INVALID_SIGNATURE")
     with app.app_context():  # correctly signed, but a minute ago
         old = int(time.time()) - 60
-        stale = playback.signature(video_id, old)
+        stale = signing.signature('play', video_id, old)
     assert answer(base, old, stale) == (403, "URL_EXPIRED")
     assert answer(base, exp, "x" * 64)[0] == 400  # not a signature at all
     assert client.get(base).status_code == 400
@@ -255,7 +255,7 @@ def test_forged_or_expired_play_urls_are_403(app, client, auth, source_server):
     other_app = app.config["FLASK_SECRET_KEY"]
     with app.app_context():
         app.config["FLASK_SECRET_KEY"] = "another secret"
-        assert playback.signature(video_id, exp) != sig
+        assert signing.signature('play', video_id, exp) != sig
         app.config["FLASK_SECRET_KEY"] = other_app
 
     # The file expired after the URL was made: gone.

@@ -16,7 +16,8 @@ blp = Blueprint("channels", __name__, url_prefix="/api/channels",
 
 CHANNEL = [{"in": "path", "name": "channel_id", "description": "a YouTube channel id",
             "schema": {"type": "string", "pattern": r"^UC[\w-]{22}$"}}]
-ERRORS = {401: PRIVATE_401, 400: "VALIDATION_ERROR (a field, or a malformed channel id)"}
+ERRORS = {401: PRIVATE_401, 400: "VALIDATION_ERROR (a field, or a malformed channel id)",
+          409: "HANDLE_TAKEN (another channel's public page has this name)"}
 
 
 class JSONBoolean(fields.Boolean):
@@ -48,6 +49,14 @@ class ChannelSettingsSchema(Schema):
     discord_webhook_url = fields.String(allow_none=True, validate=validate.Length(max=300),
                                         metadata={"description": "https://discord.com/api/"
                                                   "webhooks/{id}/{token} (or discordapp.com)"})
+    webhook_url = fields.String(allow_none=True, validate=validate.Length(
+        max=channel_service.MAX_WEBHOOK_URL_CHARS), metadata={
+        "description": "a generic webhook (https) that gets each clip event as JSON signed "
+                       "with webhook_secret (X-Signature: sha256=<hex HMAC of the body>)"})
+    public_page = JSONBoolean(metadata={
+        "description": "the public clip page /c/{handle} on or off (default off)"})
+    handle = fields.String(allow_none=True, validate=validate.Length(max=30), metadata={
+        "description": "the public page's name: 3-30 of a-z 0-9 _ - (unique; 409 HANDLE_TAKEN)"})
     followup = JSONBoolean(metadata={
         "description": "Nightbot follow-up message when a clip is ready or failed (default "
                        "on)"})
@@ -56,6 +65,9 @@ class ChannelSettingsSchema(Schema):
 class ChannelSettingsView(ChannelSettingsSchema):
     channel_id = fields.String()
     saved = fields.Boolean(metadata={"description": "false: never saved, these are defaults"})
+    webhook_secret = fields.String(allow_none=True, metadata={
+        "description": "the key of the webhooks' X-Signature (made by the server with the "
+                       "first webhook; POST …/webhook-secret makes a new one)"})
 
 
 class ChannelListSchema(Schema):
@@ -91,3 +103,14 @@ def get_channel(channel_id):
 def put_channel(body, channel_id):
     """Replace your settings for one channel (missing fields, or no body: the defaults)."""
     return channel_service.put(g.current_user["user_id"], channel_id, body)
+
+
+@blp.post("/<channel_id>/webhook-secret", parameters=CHANNEL)
+@private_token_required
+@blp.response(200, ChannelSettingsView)
+@blp.errors({401: PRIVATE_401, 400: "VALIDATION_ERROR (a malformed channel id)",
+             404: "NOT_FOUND (no settings saved for this channel yet)"})
+@blp.doc(security=PRIVATE)
+def rotate_webhook_secret(channel_id):
+    """A new key for the webhooks' X-Signature (the old one stops verifying at once)."""
+    return channel_service.rotate_webhook_secret(g.current_user["user_id"], channel_id)

@@ -235,6 +235,22 @@ def play_file(query, video_id):
     return response
 
 
+@blp.get("/thumbnail/<video_id>.jpg", parameters=VIDEO_ID)
+@blp.arguments(schemas.PlayFileQuery, location="query")
+@blp.errors({403: "INVALID_SIGNATURE, URL_EXPIRED (refresh the clip list for a new URL)",
+             404: "NOT_FOUND (the clip has no thumbnail: audio, not finished, expired)",
+             410: "FILE_EXPIRED"})
+@blp.doc(security=NONE, responses={"200": {
+    "description": "The JPEG of the clip's moment", "content": {"image/jpeg": schemas.BINARY},
+    "headers": {"Cache-Control": {"description": "private, max-age={seconds until the URL "
+                                                 "expires}", "schema": {"type": "string"}}}}})
+def thumbnail(query, video_id):
+    """The thumbnail of a clip's moment for an <img>, by the signed `thumbnail_url` of the
+    clip list (an <img> sends no token)."""
+    path, seconds_left = playback.signed_thumbnail(video_id, query["exp"], query["sig"])
+    return send_media(path, mimetype="image/jpeg", private_max_age=seconds_left)
+
+
 @blp.get("/formats/<video_id>", parameters=[
     {"in": "path", "name": "video_id", "description": "a clip's id or an 11-character YouTube "
      "video id", "schema": {"type": "string", "pattern": r"^([0-9a-f]{24}|[A-Za-z0-9_-]{11})$"}}])

@@ -14,6 +14,7 @@ from ..media import egress, formats, source
 from ..media.audio import AUDIO_FORMATS
 from ..media.errors import MediaError
 from ..schemas import DEFAULT_PER_PAGE, MAX_GROUPS
+from ..utils import signing
 from ..utils.dates import iso
 from ..utils.files import file_available
 from ..utils.validators import (
@@ -29,6 +30,8 @@ from . import clip_extras, info_cache, info_service, progress_cache, public_toke
 
 #: Most clips in one answer of GET /api/video/list without paging (src/data/videos.py).
 LIST_LIMIT = 500
+#: A thumbnail URL is valid at least this long (then up to an hour more, to the next hour).
+THUMBNAIL_MIN_SECONDS = 3600
 #: Media error codes that describe the video the user asked for (a 4xx), not a server failure.
 USER_SIDE_CODES = {"VIDEO_UNAVAILABLE", "PRIVATE_VIDEO", "AGE_RESTRICTED", "GEO_RESTRICTED",
                    "FORMAT_UNAVAILABLE", "NOT_LIVE", "LIVE_NOT_STARTED", "SEGMENT_OUT_OF_RANGE",
@@ -212,7 +215,26 @@ def summary_view(doc: dict) -> dict:
         "error_message": doc.get("error_message"), "error_code": doc.get("error_code"),
         "phase": doc.get("live_phase") if doc["status"] in ("pending", "failed") else None,
         "nightbot_user": doc.get("nightbot_user"),
+        "title": (doc.get("video_info") or {}).get("title"),
+        "channel": (doc.get("video_info") or {}).get("channel")
+        or (doc.get("video_info") or {}).get("uploader"),
+        "thumbnail_url": thumbnail_url(doc),
     }
+
+
+def thumbnail_url(doc: dict, now: Optional[datetime] = None) -> Optional[str]:
+    """The signed URL of the clip's thumbnail of its moment (checked by
+    :func:`playback.signed_thumbnail`), or None when it has none (an audio clip, a clip not
+    finished or expired). Its ``exp`` is the end of the whole hour after
+    :data:`THUMBNAIL_MIN_SECONDS`, so the URL stays the same across an hour of list refreshes
+    and the browser's cache serves the image without asking again."""
+    if not doc.get("thumbnail_path") or not file_available(doc):
+        return None
+    soon = int((now or datetime.now(timezone.utc)).timestamp()) + THUMBNAIL_MIN_SECONDS
+    exp = soon - soon % 3600 + 3600
+    video_id = str(doc["_id"])
+    return f"/api/video/thumbnail/{video_id}.jpg?exp={exp}&sig=" \
+           f"{signing.signature('thumbnail', video_id, exp)}"
 
 
 def status_view(doc: dict) -> dict:
