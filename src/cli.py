@@ -19,14 +19,14 @@ from .data import ensure_indexes, public_tokens, sessions, users
 from .errors import ApiError
 from .extensions import db, jobs
 from .schemas import CredentialsSchema
-from .services import auth_service, cleanup_service, live_service, recovery_service
+from .services import auth_service, cleanup_service, live_service, recovery_service, roles
 from .services.auth_service import session_cache
 
 
 def init_app(app: Flask) -> None:
     """Register the commands on ``app.cli``."""
     for command in (create_user, cleanup, reap, revoke_sessions, ensure_indexes_command,
-                    sweep_live, ytdlp):
+                    sweep_live, ytdlp, set_role):
         app.cli.add_command(command)
 
 
@@ -84,6 +84,20 @@ def revoke_sessions(email: str, keep_public_tokens: bool) -> None:
     session_cache().evict(hashes)
     revoked = 0 if keep_public_tokens else public_tokens.revoke_for_user(db(), str(user["_id"]))
     _emit({"user_id": str(user["_id"]), "sessions": len(hashes), "public_tokens": revoked})
+
+
+@click.command("set-role")
+@with_appcontext
+@click.option("--email", required=True, help="The account's email.")
+@click.option("--role", required=True, type=click.Choice(roles.ROLES),
+              help="admin: may list users and disable accounts (issue 17, item 6); user: not.")
+def set_role(email: str, role: str) -> None:
+    """Make an account an admin, or an ordinary user again. The API cannot: only an operator
+    with this command grants admin."""
+    view = roles.set_role(auth_service.normalise_email(email), role)
+    if view is None:
+        raise click.ClickException(f"no user with the email {email!r}")
+    _emit({"user_id": view["id"], "email": view["email"], "role": view["role"]})
 
 
 @click.command("ensure-indexes")

@@ -109,7 +109,7 @@ def test_flask_command_line_lists_the_commands(tmp_path):
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     for name in ("create-user", "cleanup", "reap", "revoke-sessions", "ensure-indexes",
-                 "sweep-live", "ytdlp"):
+                 "sweep-live", "ytdlp", "set-role"):
         assert name in out.stdout
 
 

@@ -3,6 +3,8 @@
 ``private_token_required`` → ``g.current_user = {"user_id", "email", "session_id", "token_hash"}``.
 ``private_token_optional`` → the same, or ``g.current_user = None`` without a bearer token.
 ``public_token_required`` → ``g.public_token = claims`` (``user_id`` present for a bound token).
+A bound public token of a disabled account is refused (401 ACCOUNT_DISABLED, issue 17 item 6):
+disabling revokes the user's tokens, and this also stops one issued while it happened.
 The token comes from ``Authorization: Bearer <token>`` (spec, Authentication Header).
 """
 from __future__ import annotations
@@ -12,7 +14,7 @@ from functools import wraps
 from flask import g, request
 
 from ..errors import ApiError
-from ..services import auth_service, public_token_service
+from ..services import auth_service, public_token_service, roles
 
 
 def bearer_token() -> str:
@@ -48,12 +50,20 @@ def private_token_optional(view):
     return wrapper
 
 
+def _public_claims(token: str) -> dict:
+    """The claims of a valid public token whose bound user (if any) is not disabled."""
+    claims = public_token_service.authenticate(token)
+    if roles.is_disabled(claims.get("user_id")):
+        raise ApiError(401, "This account is disabled", "ACCOUNT_DISABLED")
+    return claims
+
+
 def public_token_required(view):
     """Allow only requests with a valid public token."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        g.public_token = public_token_service.authenticate(bearer_token())
+        g.public_token = _public_claims(bearer_token())
         return view(*args, **kwargs)
 
     return wrapper
@@ -65,7 +75,7 @@ def public_token_in_path(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        g.public_token = public_token_service.authenticate(kwargs.get("token", ""))
+        g.public_token = _public_claims(kwargs.get("token", ""))
         return view(*args, **kwargs)
 
     return wrapper

@@ -25,8 +25,8 @@ PRIVATE_OPTIONAL: list = [{"bearer": []}, {}]
 NONE: list = []  # no authentication (the stream save carries its token in the path)
 
 #: Machine codes of a refused private / public token (src/middleware/auth.py, src/services/*token*).
-PRIVATE_401 = "MISSING_TOKEN, INVALID_TOKEN, SESSION_REVOKED"
-PUBLIC_401 = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_REVOKED"
+PRIVATE_401 = "MISSING_TOKEN, INVALID_TOKEN, SESSION_REVOKED, ACCOUNT_DISABLED"
+PUBLIC_401 = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_REVOKED, ACCOUNT_DISABLED"
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
 #: Nightbot's headers (route-level parameters: a ``parameters`` list in ``@blp.doc`` would

@@ -28,7 +28,7 @@ def register(body):
 @blp.arguments(schemas.LoginSchema)
 @blp.response(200, schemas.LoginResponse)
 @blp.errors({400: "VALIDATION_ERROR", 401: "INVALID_CREDENTIALS", 429: "RATE_LIMITED",
-             **BODY_413})
+             403: "ACCOUNT_DISABLED (the right password of a disabled account)", **BODY_413})
 @blp.doc(security=NONE)
 def login(body):
     """Check credentials and return a private token (7 days)."""

@@ -95,14 +95,18 @@ def login(email: str, password: str) -> tuple[str, dict]:
     """Check credentials and open a session; return (private token, {"id", "email"}).
 
     Raises ApiError 401 INVALID_CREDENTIALS (same answer, and the same bcrypt work, for an
-    unknown email and a wrong password, so accounts cannot be enumerated). A legacy hash that
-    matches is replaced by one in the current form.
+    unknown email and a wrong password, so accounts cannot be enumerated), 403
+    ACCOUNT_DISABLED for the right password of a disabled account (issue 17, item 6; checked
+    again once the session exists, so a login racing the disable keeps nothing). A legacy hash
+    that matches is replaced by one in the current form.
     """
     user = users.find_by_email(db(), normalise_email(email))
     stored = user["password_hash"] if user else _dummy_hash(setting("BCRYPT_ROUNDS"))
     form = _matching_form(password, stored)
     if not user or form is None:
         raise ApiError(401, "Invalid email or password", "INVALID_CREDENTIALS")
+    if user.get("disabled"):  # issue 17, item 6 (said only to who knows the password)
+        raise ApiError(403, "This account is disabled", "ACCOUNT_DISABLED")
     if form:  # the legacy form: rehash, unless the password was changed meanwhile
         users.set_password_hash(db(), user["_id"], hash_password(password), expected=stored)
     user_id = str(user["_id"])
@@ -112,8 +116,18 @@ def login(email: str, password: str) -> tuple[str, dict]:
         user_id=user_id, session_id=str(session_id))
     token_hash = tokens.token_hash(token)
     sessions.create(db(), session_id, user_id, token_hash, expires_at)
+    if _disabled(user_id):  # disabled meanwhile: its revocation may have missed this session
+        sessions.delete(db(), token_hash)
+        raise ApiError(403, "This account is disabled", "ACCOUNT_DISABLED")
     _cache(token_hash, user_id, user["email"], str(session_id), expires_at)
     return token, {"id": user_id, "email": user["email"]}
+
+
+def _disabled(user_id: str) -> bool:
+    """True when the account is disabled now (src/services/roles.py disables: the flag first,
+    then the sessions go)."""
+    user = users.find_by_id(db(), user_id)
+    return bool(user and user.get("disabled"))
 
 
 def _cache(token_hash: str, user_id: str, email: str, session_id: str, expires_at: datetime):
@@ -127,7 +141,8 @@ def authenticate_private(token: str) -> dict:
 
     The session cache (this process's copy, then Redis) is the fast path; on a miss the MongoDB
     session is checked and re-cached. Raises
-    ApiError 401 for a forged/expired/wrong-tier token or a revoked session.
+    ApiError 401 for a forged/expired/wrong-tier token or a revoked session (ACCOUNT_DISABLED
+    when the session outlived its account's disabling by a moment).
     """
     try:
         claims = tokens.verify(token, setting("JWT_PRIVATE_SECRET"), "private")
@@ -141,6 +156,8 @@ def authenticate_private(token: str) -> dict:
         if not session or not user:  # no user without a session
             raise ApiError(401, "Session expired or revoked; please log in again",
                            "SESSION_REVOKED")
+        if user.get("disabled"):  # its sessions are being revoked (src/services/roles.py)
+            raise ApiError(401, "This account is disabled", "ACCOUNT_DISABLED")
         expires_at = session["expires_at"]
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=timezone.utc)
