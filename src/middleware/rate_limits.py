@@ -65,6 +65,8 @@ LIMITS: dict[str, list[tuple]] = {
        for command in ("edit", "delete", "recent", "search")},
     "batch.save_batch": [("RATE_LIMIT_SAVE_BATCH_TOKEN", "bearer"), ("RATE_LIMIT_SAVE_IP", "ip")],
     "video.info": [("RATE_LIMIT_INFO", "ip")],  # issue 18: it runs yt-dlp for anyone too
+    # the public clip page (issue 17, item 5): anyone, per IP
+    **{f"public.{view}": [("RATE_LIMIT_PUBLIC_PAGE", "ip")] for view in ("clips", "export")},
 }
 
 
