@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 from yt_dlp.networking.exceptions import TransportError
 
 from src.app import create_app
-from src.services import nightbot_sender
+from src.services import nightbot_sender, notify_sender
 
 pytest_plugins = ["tests.network_guard", "tests.media_fixtures", "tests.youtube_fakes"]
 
@@ -120,6 +120,7 @@ def make_app(tmp_path, redis_uri):
     yield factory
     for app in apps:
         nightbot_sender.sender(app).stop()
+        notify_sender.sender(app).stop()
         app.extensions["yt"]["scheduler"].shutdown(wait=False)
         app.extensions["yt"]["jobs"].shutdown(wait=True)
         if os.environ.get("MONGODB_TEST_URI"):

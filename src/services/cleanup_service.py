@@ -32,7 +32,7 @@ from typing import Optional
 
 from ..data import videos
 from ..extensions import db, redis, setting
-from . import folders, recovery_service
+from . import folders, notify_sender, recovery_service
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ def run_if_due(app) -> Optional[dict]:
             return None
         try:
             log.info("cleanup: run for slot %d (pid %d)", slot, os.getpid())
+            notify_sender.resume_waiting(app)  # clip notifications a dead process left
             return run_cleanup()
         except Exception:
             log.exception("cleanup: run for slot %d failed", slot)

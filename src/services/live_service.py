@@ -33,7 +33,7 @@ from ..media import errors as media_errors
 from ..media import source
 from ..media.errors import MediaError
 from ..utils.validators import youtube_watch_url
-from . import followup, info_cache, live_capture, video_service, vod_fallback
+from . import followup, info_cache, live_capture, notifications, video_service, vod_fallback
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ def _fail(doc: dict, code: str, message: Optional[str]) -> Optional[str]:
                                            "next_check_at": None})
     log.info("video %s: stream clip failed: %s", doc["_id"], code)
     followup.notify_outcome(str(doc["_id"]))
+    notifications.clip_outcome(str(doc["_id"]))
     return None
 
 

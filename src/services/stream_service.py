@@ -18,7 +18,14 @@ from urllib.parse import parse_qs
 from ..errors import ApiError
 from ..extensions import setting
 from ..utils.validators import is_video_id, youtube_watch_url
-from . import channel_service, followup, live_service, public_token_service, video_service
+from . import (
+    channel_service,
+    followup,
+    live_service,
+    notifications,
+    public_token_service,
+    video_service,
+)
 
 MAX_REPLY_CHARS = 399
 IDENTITY_FIELDS = ("name", "displayName", "provider", "providerId", "userLevel")
@@ -131,6 +138,7 @@ def save_stream_clip(video_ref: str, query: dict, requested_at: datetime, token_
                                       fill_formats=youtube_id is not None and start is not None,
                                       **extra)
     followup.remember(video_id, response_url, channel_id or "", requested_at.timestamp())
+    notifications.clip_saved(video_id)  # issue 17: the channel's webhooks (queued only)
     if start is None:
         live_service.schedule_first_check(video_id)
     return {"video_id": video_id, "youtube_video_id": youtube_id, "position": position,
