@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install system-deps run demo test test-fast check lock smoke bench clean
+.PHONY: install system-deps run worker demo test test-fast check lock smoke bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ system-deps:  ## ffmpeg/ffprobe through apt-get when missing and running as root
 
 run: install  ## serve the API on HOST:PORT (default 127.0.0.1:5000)
 	$(PY) run.py
+
+# Commas inside $(or …) would split the queue list: plain variables.
+WORKER_QUEUES ?= clips,live,encodes
+WORKER_CONCURRENCY ?= 2
+worker: install  ## a Celery worker for JOB_BACKEND=celery (WORKER_QUEUES, WORKER_CONCURRENCY)
+	$(VENV)/bin/celery -A src.worker worker --pool=prefork -Q $(WORKER_QUEUES) -c $(WORKER_CONCURRENCY) -l INFO
 
 demo: install  ## local source from the bundled clip → API → save a 30 s clip → download → ffprobe
 	$(PY) -m scripts.demo

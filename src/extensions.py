@@ -24,7 +24,8 @@ def session_cache():
 
 
 def jobs():
-    """The job pool (:class:`src.services.jobs.JobPool`) of the current app."""
+    """The job backend of the current app (:class:`src.services.jobs.JobBackend`: the
+    in-process ``JobPool``, or ``CeleryBackend`` with ``JOB_BACKEND=celery``)."""
     return current_app.extensions["yt"]["jobs"]
 
 

@@ -12,6 +12,10 @@ Lanes (issue 11): clip jobs run on ``MAX_CONCURRENT_JOBS`` threads, encodes on
 job that must encode (≥1440p MP4) fetches on its clip worker, then hands its encode phase to the
 encode lane (:meth:`JobPool.hand_off`) and frees the worker; every encode therefore runs in the
 encode lane, and at most ``MAX_CONCURRENT_ENCODES`` run at once.
+
+This pool is the ``threads`` backend (the default); ``JOB_BACKEND=celery`` sends the same job
+functions to Celery workers instead (src/services/celery_backend.py, src/worker.py). Both
+implement :class:`JobBackend`; :func:`make_backend` picks one for ``create_app``.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from .. import metrics
 from ..data import videos
@@ -41,6 +46,65 @@ class JobCancelled(Exception):
     """Raised inside a job when it no longer owns its record (declared dead and replaced)."""
 
 
+class JobBackend(Protocol):
+    """What services and jobs use of ``jobs()`` (src/extensions.py), whichever runs the jobs:
+    :class:`JobPool` (``JOB_BACKEND=threads``, this process's threads) or
+    :class:`src.services.celery_backend.CeleryBackend` (``JOB_BACKEND=celery``, Celery workers;
+    issue 15, item 2). Jobs are ``fn(video_id, job_id)`` functions that reload their state."""
+
+    def submit(self, video_id: str, job_id: str, fn: Callable[[str, str], None],
+               lane: str = "clip") -> None: ...
+
+    def hand_off(self, video_id: str, job_id: str, fn: Callable[[str, str], None]) -> None: ...
+
+    def submit_light(self, fn: Callable, *args) -> None: ...
+
+    def wait_briefly(self, video_id: str, seconds: float) -> None: ...
+
+    def stats(self) -> dict: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
+def make_backend(app, settings: dict) -> JobBackend:
+    """The job backend ``JOB_BACKEND`` names (default ``threads``): a :class:`JobPool` of
+    ``MAX_CONCURRENT_JOBS`` / ``_ENCODES`` / ``_CAPTURES`` threads, or the Celery client.
+    Raises :class:`src.config.ConfigError` for an unknown backend or celery without
+    ``CELERY_BROKER_URL``."""
+    from .celery_backend import check_settings
+
+    if check_settings(settings) == "celery":
+        from .celery_backend import CeleryBackend
+
+        return CeleryBackend(app, settings)
+    return JobPool(app, settings["MAX_CONCURRENT_JOBS"], settings["MAX_CONCURRENT_ENCODES"],
+                   settings["MAX_CONCURRENT_CAPTURES"])
+
+
+class LightTasks:
+    """Two threads for short background tasks (metadata look-ups), each in an app context;
+    a failure is logged. Both backends run these in the process that asks."""
+
+    def __init__(self, app):
+        self._app = app
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="meta")
+
+    def submit(self, fn: Callable, *args) -> None:
+        """Queue ``fn(*args)``."""
+        self._pool.submit(self._run, fn, *args)
+
+    def _run(self, fn, *args) -> None:
+        try:
+            with self._app.app_context():
+                fn(*args)
+        except Exception:
+            log.exception("background task %s failed", getattr(fn, "__name__", fn))
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop; with ``wait``, let queued tasks finish."""
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
 class JobPool:
     """Clip jobs run ``max_workers`` at once, encodes ``max_encodes`` at once in their own lane,
     live captures ``max_captures`` in theirs; others wait in FIFO order per lane (phase
@@ -55,7 +119,7 @@ class JobPool:
             "encode": ThreadPoolExecutor(max_workers=max_encodes, thread_name_prefix="encode"),
             # live clips (issue 14) wait for the stream while they record: their own threads
             "live": ThreadPoolExecutor(max_workers=max_captures, thread_name_prefix="live")}
-        self._light = ThreadPoolExecutor(max_workers=2, thread_name_prefix="meta")
+        self._light = LightTasks(app)
         self._owned: dict[str, str] = {}
         self._lane_of: dict[str, str] = {}  # video_id → the lane its job is queued or runs in
         self._finished: dict[str, threading.Event] = {}  # video_id → set when its job ends
@@ -97,7 +161,7 @@ class JobPool:
 
     def submit_light(self, fn: Callable, *args) -> None:
         """Run a short background task (metadata look-ups) outside the download slots."""
-        self._light.submit(self._run_light, fn, *args)
+        self._light.submit(fn, *args)
 
     def wait_briefly(self, video_id: str, seconds: float) -> None:
         """Sleep up to ``seconds``, waking at once if this process's job for ``video_id`` ends
@@ -156,8 +220,8 @@ class JobPool:
                 self._release(video_id, job_id)
                 progress_cache.clear_heartbeat(self.redis, video_id, job_id)
                 after = None
-            self._log_end(video_id, job_id, lane, time.monotonic() - started,
-                          final=after is None)
+            log_end(self._app, video_id, job_id, lane, time.monotonic() - started,
+                    final=after is None)
             reset_job_id(job_token)
             reset_request_id(token)
 
@@ -181,38 +245,6 @@ class JobPool:
                 self._lane_of.pop(video_id, None)
                 self._finished.pop(video_id).set()
 
-    def _log_end(self, video_id: str, job_id: str, lane: str, seconds: float,
-                 final: bool = True) -> None:
-        """Observe one run of a job (``ytd_job_duration_seconds`` per lane: a clip handed to the
-        encode lane counts once in each), and when it ended (``final``) log one line with its
-        outcome, read back from the record, and count a failure by its code."""
-        try:
-            doc = videos.outcome(self._app.extensions["yt"]["db"], video_id)
-        except Exception:  # the store is away: still say the job ended
-            doc = None
-        outcome = (doc.get("status") or "unknown") if doc and doc.get("job_id") == job_id \
-            else "superseded"
-        if not final:
-            outcome = "handed_off"
-        metrics.JOB_DURATION.labels(lane, outcome).observe(seconds)
-        if not final:
-            return
-        if outcome == "failed":
-            code = str((doc or {}).get("error_code") or "UNKNOWN_ERROR")
-            metrics.JOB_FAILURES.labels(lane, code).inc()
-            log.warning("job %s for video %s failed (%s) after %.1f s", job_id, video_id, code,
-                        seconds)
-        else:
-            log.info("job %s for video %s ended (%s) after %.1f s", job_id, video_id, outcome,
-                     seconds)
-
-    def _run_light(self, fn, *args) -> None:
-        try:
-            with self._app.app_context():
-                fn(*args)
-        except Exception:
-            log.exception("background task %s failed", getattr(fn, "__name__", fn))
-
     def _beat_loop(self) -> None:
         while not self._stopping.wait(BEAT_INTERVAL_SECONDS):
             with self._lock:
@@ -228,4 +260,30 @@ class JobPool:
         self._stopping.set()
         for lane in self.LANES:  # clips first: a clip may still hand its encode phase over
             self._lanes[lane].shutdown(wait=wait, cancel_futures=not wait)
-        self._light.shutdown(wait=wait, cancel_futures=not wait)
+        self._light.shutdown(wait=wait)
+
+
+def log_end(app, video_id: str, job_id: str, lane: str, seconds: float,
+            final: bool = True) -> None:
+    """Observe one run of a job (``ytd_job_duration_seconds`` per lane: a clip handed to the
+    encode lane counts once in each), and when it ended (``final``) log one line with its
+    outcome, read back from the record, and count a failure by its code. Both backends."""
+    try:
+        doc = videos.outcome(app.extensions["yt"]["db"], video_id)
+    except Exception:  # the store is away: still say the job ended
+        doc = None
+    outcome = (doc.get("status") or "unknown") if doc and doc.get("job_id") == job_id \
+        else "superseded"
+    if not final:
+        outcome = "handed_off"
+    metrics.JOB_DURATION.labels(lane, outcome).observe(seconds)
+    if not final:
+        return
+    if outcome == "failed":
+        code = str((doc or {}).get("error_code") or "UNKNOWN_ERROR")
+        metrics.JOB_FAILURES.labels(lane, code).inc()
+        log.warning("job %s for video %s failed (%s) after %.1f s", job_id, video_id, code,
+                    seconds)
+    else:
+        log.info("job %s for video %s ended (%s) after %.1f s", job_id, video_id, outcome,
+                 seconds)

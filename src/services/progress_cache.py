@@ -42,9 +42,10 @@ def get_progress(redis, video_id: str) -> Optional[dict]:
     return json.loads(raw) if raw else None
 
 
-def beat(redis, video_id: str, job_id: str) -> None:
-    """Refresh the heartbeat of the job that owns ``video_id``."""
-    redis.set(f"heartbeat:{video_id}", job_id, ex=HEARTBEAT_TTL_SECONDS)
+def beat(redis, video_id: str, job_id: str, ttl: int = HEARTBEAT_TTL_SECONDS) -> None:
+    """Refresh the heartbeat of the job that owns ``video_id`` for ``ttl`` seconds (a job
+    queued in a Celery broker: the longest wait for a worker, src/services/celery_backend.py)."""
+    redis.set(f"heartbeat:{video_id}", job_id, ex=ttl)
 
 
 def heartbeat(redis, video_id: str) -> Optional[str]:
