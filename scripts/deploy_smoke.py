@@ -252,6 +252,7 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
     access = (t / "logs" / "access.log").read_text()
     line = next((ln for ln in access.splitlines() if f"/api/video/download/{video_id}" in ln), "")
     check(re.search(r'" 200 0 ', line), f"gunicorn sent 0 bytes, nginx streamed the file: {line}")
+    play_and_thumbnail(base, token, video_id, body)
     served = {}
     for _ in range(15):  # the kernel hands connections to the workers unevenly
         served.update({pid: len(data) for pid, code, data in burst(
@@ -296,6 +297,25 @@ def exercise(base: str, t: Path, source_url: str, workers: set[int]) -> None:
     check(all(code == 401 for _, code, _ in after) and {pid for pid, _, _ in after} == workers,
           "right after logout, every request in both workers is refused (401): the revocation "
           f"reached both process copies ({sorted({pid for pid, _, _ in after})})")
+
+
+def play_and_thumbnail(base: str, token: str, video_id: str, body: bytes) -> None:
+    """The dashboard's player and thumbnail through nginx (issue 17, item 4): the signed play
+    URL answers a Range with 206 and exactly those bytes (nginx serves the X-Accel-Redirect
+    file and does the range), the list's thumbnail URL a cacheable JPEG."""
+    play = call(base, "POST", f"/api/video/play/{video_id}", token=token)[1]["url"]
+    req = urllib.request.Request(base + play, headers={"Range": "bytes=100-1099"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        status, part, ranged = resp.status, resp.read(), resp.headers["Content-Range"]
+    check(status == 206 and part == body[100:1100] and ranged == f"bytes 100-1099/{len(body)}",
+          f"the play URL through nginx: 206 {ranged}, the file's bytes 100-1099")
+    [item] = call(base, "GET", "/api/video/list", token=token)[1]["videos"]
+    with urllib.request.urlopen(base + item["thumbnail_url"], timeout=30) as resp:
+        jpeg, kind, cache = resp.read(), resp.headers["Content-Type"], resp.headers[
+            "Cache-Control"]
+    check(jpeg[:2] == b"\xff\xd8" and kind == "image/jpeg" and cache.startswith(
+        "private, max-age="), f"the clip's thumbnail through nginx: {len(jpeg)} bytes {kind}, "
+        f"{cache}")
 
 
 def post_raw(base: str, path: str, body: bytes, headers: dict) -> tuple[int, bytes, str]:

@@ -16,19 +16,31 @@ from .data import ensure_indexes
 from .errors import UPLOAD_ENDPOINT, body_too_large, register_error_handlers
 from .media import egress, ytdlp_runtime
 from .middleware import rate_limits
+from .routes import admin as admin_routes
 from .routes import auth as auth_routes
 from .routes import batch as batch_routes
 from .routes import channels as channel_routes
 from .routes import chat as chat_routes
+from .routes import clip_admin as clip_admin_routes
 from .routes import cookies as cookies_routes
 from .routes import encode as encode_routes
 from .routes import health as health_routes
+from .routes import notifications as notification_routes
+from .routes import public as public_routes
+from .routes import team as team_routes
 from .routes import video as video_routes
 from .schemas import ErrorSchema
-from .services import cleanup_service, live_service, nightbot_sender, recovery_service
+from .services import (
+    cleanup_service,
+    live_service,
+    nightbot_sender,
+    notifications,
+    recovery_service,
+)
 from .services.cache_service import SessionCache
-from .services.jobs import JobPool
+from .services.jobs import make_backend
 from .web import blp as web_blp
+from .web.public_page import blp as public_page_blp
 
 log = logging.getLogger("yt_downloader")
 
@@ -62,9 +74,8 @@ def create_app(config: dict | None = None) -> Flask:
     redis = stores.make_redis(settings["REDIS_URI"])
     app.extensions["yt"] = {"db": db, "redis": redis, "sessions": SessionCache(
         redis, settings["SESSION_LOCAL_CACHE_SECONDS"])}
-    app.extensions["yt"]["jobs"] = JobPool(app, settings["MAX_CONCURRENT_JOBS"],
-                                           settings["MAX_CONCURRENT_ENCODES"],
-                                           settings["MAX_CONCURRENT_CAPTURES"])
+    # JOB_BACKEND: threads (this process's JobPool) or celery (workers; issue 15, item 2)
+    app.extensions["yt"]["jobs"] = make_backend(app, settings)
 
     if settings["TRUSTED_PROXY_COUNT"]:  # behind nginx: client IP/scheme from X-Forwarded-*
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -80,19 +91,26 @@ def create_app(config: dict | None = None) -> Flask:
     api.register_blueprint(auth_routes.blp)
     api.register_blueprint(cookies_routes.blp)
     api.register_blueprint(video_routes.blp)
+    api.register_blueprint(clip_admin_routes.blp)
     api.register_blueprint(batch_routes.blp)
     api.register_blueprint(chat_routes.blp)
     api.register_blueprint(channel_routes.blp)
+    api.register_blueprint(notification_routes.blp)
+    api.register_blueprint(team_routes.blp)
+    api.register_blueprint(admin_routes.blp)
+    api.register_blueprint(public_routes.blp)
     api.register_blueprint(encode_routes.blp)
     api.register_blueprint(health_routes.blp)
     api.register_blueprint(health_routes.probes)
     api.register_blueprint(metrics.blp)
     app.register_blueprint(web_blp)  # the dashboard at / (static files, not in OpenAPI)
+    app.register_blueprint(public_page_blp)  # /c/{handle} (issue 17, item 5; not in OpenAPI)
     register_error_handlers(app)  # after Api(), so our handlers replace flask-smorest's
     rate_limits.init_app(app)  # after the blueprints: limits are attached to their views
     live_service.init_app(app)
     cleanup_service.init_app(app)  # on live_service's scheduler
     nightbot_sender.init_app(app)  # issue 14: Nightbot follow-ups (starts when one waits)
+    notifications.init_app(app)  # issue 17: clip notifications (starts when one waits)
     recovery_service.recover_at_start(app)
     cli.init_app(app)
     return app

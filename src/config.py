@@ -120,6 +120,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "COOKIES_ENCRYPTION_KEY": (str, None),
     # -- end issue 13 cookies --
     "RATE_LIMIT_INFO": (str, "10/minute;100/day"),  # issue 18
+    "RATE_LIMIT_PUBLIC_PAGE": (str, "60/minute;2000/day"),  # issue 17, item 5, per IP
     # Nightbot follow-up (issue 14, item 4): a chat message when a clip saved from chat ends
     "NIGHTBOT_FOLLOWUP": (bool, True),
     "NIGHTBOT_RESPONSE_URL_SECONDS": (float, 600),
@@ -132,6 +133,13 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # exactly (so they may be local: tests, the demo's stand-ins)
     "DISCORD_WEBHOOK_HOSTS": (list, ""),
     "WEBHOOK_HOSTS": (list, ""),
+    "DISCORD_FILE_LIMIT_MB": (float, 10),  # a "ready" clip is attached up to this size
+    # Celery (issue 15, item 2): where jobs run (src/services/celery_backend.py, src/worker.py)
+    "JOB_BACKEND": (str, "threads"),
+    "CELERY_BROKER_URL": (str, None),
+    "CELERY_TASK_TIME_LIMIT_CLIP": (float, 3600),
+    "CELERY_TASK_TIME_LIMIT_ENCODE": (float, 12 * 3600),
+    "CELERY_QUEUE_WAIT_SECONDS": (float, 3600),
 }
 
 SECRET_NAMES = ("JWT_PUBLIC_SECRET", "JWT_PRIVATE_SECRET", "FLASK_SECRET_KEY")
@@ -190,7 +198,7 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None) -> dict:
     if config["DOWNLOAD_WAIT_SECONDS"] < 0:
         raise ConfigError("DOWNLOAD_WAIT_SECONDS must not be negative")
     for name in ("STREAM_DELAY_SECONDS", "MAX_PENDING_CLIPS_PER_USER",
-                 "SESSION_LOCAL_CACHE_SECONDS"):
+                 "SESSION_LOCAL_CACHE_SECONDS", "DISCORD_FILE_LIMIT_MB"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
     for name in ("LIVE_SWEEP_SECONDS", "LIVE_RECHECK_INITIAL_SECONDS", "LIVE_RECHECK_MAX_SECONDS",

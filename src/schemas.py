@@ -606,6 +606,9 @@ class VideoListQuery(Schema):
                                                        f"{DEFAULT_PER_PAGE} when paging)"})
     group = fields.String(load_default=None, validate=validate.OneOf(("stream",)), metadata={
         "description": "`stream`: add `groups`, the matching clips counted by stream"})
+    owner = fields.String(load_default=None, validate=validate.Regexp(OBJECT_ID), metadata={
+        "description": "a user id: list that user's clips instead of yours — for an active "
+                       "moderator of theirs (issue 17, item 6; else 403 FORBIDDEN)"})
 
 
 class PlayResponse(Schema):

@@ -91,6 +91,20 @@ def test_search_status_filter_and_pages(page, live_app, source_server):
     page.el("#clips-prev").click()
     page.wait(lambda: len(cards(page)) == 20, 10, "page 1 again")
 
+    # Grouped by stream: the Stream menu lists each video with its clips; one is chosen.
+    streams = [o.text for o in Select(page.el("#clips-stream")).options]
+    assert streams[0] == "All streams and videos" and "Filler00003 (1)" in streams
+    Select(page.el("#clips-stream")).select_by_value("Filler00003")
+    page.wait(lambda: len(cards(page)) == 1 and "filler 3" in page.el(CARDS).text, 10,
+              "the one clip of that stream")
+    Select(page.el("#clips-stream")).select_by_value("")
+    since = ("const el = document.getElementById('clips-since'); el.value = arguments[0];"
+             "el.dispatchEvent(new Event('change'));")  # as a date picker sets it
+    page.drv.execute_script(since, "2999-01-01")
+    page.visible("#clips-none")
+    page.drv.execute_script(since, "")
+    page.wait(lambda: len(cards(page)) == 20, 10, "every clip again")
+
     # On a phone: nothing scrolls sideways, every new control has a label.
     page.drv.set_window_size(390, 844)
     assert page.drv.execute_script("return document.documentElement.scrollWidth - "
@@ -115,6 +129,11 @@ def test_a_completed_clip_plays(page, live_app, source_server):
     page.wait(lambda: page.el(card).get_attribute("data-status") == "completed", 20, "completed")
     assert page.drv.find_elements(By.CSS_SELECTOR, f'{CARDS}[data-id="{other}"] '
                                                    "[data-role=play]") == []  # nothing to play
+    picture = page.visible(f"{card} img[data-role=thumbnail]")  # the moment, loaded
+    page.wait(lambda: page.drv.execute_script(
+        "return arguments[0].complete && arguments[0].naturalHeight", picture) == 360, 20,
+        "the thumbnail decoded")
+    assert picture.get_attribute("src").startswith(f"{base}/api/video/thumbnail/{video_id}.jpg")
 
     page.el(f"{card} button[data-role=play]").click()
     video = page.visible(f"{card} video[data-role=player]")

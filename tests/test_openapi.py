@@ -38,6 +38,8 @@ MAX_EXAMPLES = 12
 SOURCE = "http://127.0.0.1:9/clip.mp4"  # port 9 (discard): connections are refused
 LIVE = "http://127.0.0.1:9/live.m3u8"  # a live source (issue 14) on the same dead port
 UNDER_TEST = "127.0.0.1:9"
+PUBLIC_HANDLE = "openapi-page"
+PUBLIC_CHANNEL = "UC" + "p" * 22
 EXCLUDED = ("/api/auth/logout", "/api/auth/change-password")
 
 
@@ -110,6 +112,8 @@ def _within_stated_rules(case, limit: float) -> None:
             query["channel"] = "UC" + "a" * 22
         query["duration"] = min(float(query.get("duration") or 120), limit)
         case.query = query
+    if path.startswith("/api/public/channels/"):  # issue 17, item 5: the page that is on
+        case.path_parameters = {**(case.path_parameters or {}), "handle": PUBLIC_HANDLE}
     if path == "/api/channels/{channel_id}" and isinstance(body, dict):  # issue 17, item 2
         body = case.body = dict(body)
         if body.get("reply_template"):  # its placeholders, no other
@@ -148,6 +152,11 @@ def test_every_answer_matches_the_document(make_app, auth_factory, offline_youtu
     client = app.test_client()
     user = auth_factory(client).user()
     public = client.get("/api/auth/token/public", headers=user["headers"]).json["token"]
+    assert client.put(f"/api/channels/{PUBLIC_CHANNEL}", headers=user["headers"], json={
+        "public_page": True, "handle": PUBLIC_HANDLE}).status_code == 200
+    for t, message in ((5, "=1+1 first"), (3725, "second")):  # clips the public page shows
+        assert client.get(f"/api/video/save/stream/{public}/dQw4w9WgXcQ?t={t}&format=json"
+                          f"&channel={PUBLIC_CHANNEL}&message={message}").status_code == 201
     config = schemathesis.Config.from_dict({
         "seed": SEED,
         "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},

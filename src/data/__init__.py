@@ -23,9 +23,10 @@ def ensure_indexes(db) -> None:
 
     users.email unique; sessions.token_hash unique, sessions.user_id, TTL on sessions.expires_at;
     videos.user_id, videos.status, videos.expires_at; cookies.user_id unique (issue 13);
-    channels (user_id, channel_id) unique (issue 17).
+    channels (user_id, channel_id) unique (issue 17); memberships (owner_id, email) unique
+    (issue 17, item 6); deliveries (video_id, event, target) unique (issue 17, item 3).
     """
-    from . import channels, cookies, public_tokens  # submodules (they import object_id)
+    from . import channels, cookies, deliveries, members, public_tokens  # (import object_id)
 
     db.users.create_index("email", unique=True)
     db.sessions.create_index("token_hash", unique=True)
@@ -37,3 +38,5 @@ def ensure_indexes(db) -> None:
     public_tokens.ensure_indexes(db)
     cookies.ensure_indexes(db)
     channels.ensure_indexes(db)
+    members.ensure_indexes(db)
+    deliveries.ensure_indexes(db)

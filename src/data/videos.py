@@ -191,11 +191,16 @@ def stream_clip(db, user_id, channel_id: Optional[str], video_id) -> Optional[di
         else None
 
 
-def delete(db, video_id) -> bool:
-    """Remove the record ``video_id``; True when it existed. A job still running on it loses
-    its writes (they are conditional on its ``job_id``) and its files are swept as orphans."""
+def delete(db, video_id, unless_status: Optional[str] = None) -> bool:
+    """Remove the record ``video_id`` (not while its status is ``unless_status``, in the same
+    operation, so no job can claim it in between); True when it was removed. A job still
+    running on a removed record loses its writes (they are conditional on its ``job_id``) and
+    its files are swept as orphans."""
     oid = object_id(video_id)
-    return bool(oid) and db.videos.delete_one({"_id": oid}).deleted_count == 1
+    query: dict[str, Any] = {"_id": oid}
+    if unless_status:
+        query["status"] = {"$ne": unless_status}
+    return bool(oid) and db.videos.delete_one(query).deleted_count == 1
 
 
 def processing(db) -> list[dict]:
@@ -247,3 +252,36 @@ def lease_due_check(db, phases: Iterable[str], now: datetime,
     return db.videos.find_one_and_update(
         {"live_phase": {"$in": list(phases)}, "next_check_at": {"$lte": now}},
         {"$set": {"next_check_at": until}})
+
+
+def public_clips(db, user_id, channel_id: str, words: Iterable[str] = (),
+                 youtube_video_id: Optional[str] = None, skip: int = 0,
+                 limit: int = 20) -> tuple[list[dict], int]:
+    """The stream clips a channel's public page shows (issue 17, item 5), newest first:
+    ``(at most limit documents after skipping skip, how many match in all)``.
+
+    Only the owner's clips saved through the stream save (``origin: "stream"``) for
+    ``channel_id`` (``channel_id``, or ``nightbot_channel.providerId`` for older clips: two
+    owners may clip one channel, each sees only their own), whose stream and moment are known
+    (a ``youtube_video_id``, and ``clip_position`` or ``start_time``: a clip still being placed
+    has no link yet); with ``words`` only those whose ``additional_message`` contains every
+    word, case-insensitively and literally (a ``$regex`` of the escaped word); with
+    ``youtube_video_id`` only that stream's. A deleted clip (``!clipdelete``) has no record
+    left, so it cannot appear. Only the fields a public view needs are read (no ``_id``, no
+    user ids, no paths): ``youtube_video_id``, ``clip_position``, ``start_time``,
+    ``clip_offset``, ``additional_message``, ``nightbot_user.displayName``, ``created_at``."""
+    query = _stream_filter(user_id, channel_id)
+    parts: list[dict[str, Any]] = [
+        {"$or": query.pop("$or")},
+        {"$or": [{"clip_position": {"$ne": None}}, {"start_time": {"$ne": None}}]},
+        *({"additional_message": {"$regex": re.escape(word), "$options": "i"}}
+          for word in words)]
+    query["$and"] = parts
+    query["youtube_video_id"] = youtube_video_id or {"$ne": None}
+    fields = {"_id": 0, **{name: 1 for name in (
+        "youtube_video_id", "clip_position", "start_time", "clip_offset",
+        "additional_message", "nightbot_user.displayName", "created_at")}}
+    found = db.videos.find(query, fields) \
+        .sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]) \
+        .skip(skip).limit(limit)
+    return list(found), db.videos.count_documents(query)

@@ -32,7 +32,8 @@ VIDEO_ID = [{"in": "path", "name": "video_id", "description": "the clip's id (fr
 MEDIA_422 = ", ".join(sorted(video_service.USER_SIDE_CODES))
 MEDIA_500 = "SOURCE_HTTP_ERROR, FFMPEG_FAILED, JS_RUNTIME_MISSING, BOT_CHECK, UNKNOWN_ERROR"
 SAVE_ERRORS = {400: "VALIDATION_ERROR (time range, unknown user_id), INVALID_URL",
-               403: "TOKEN_USER_MISMATCH (a bound token saving for another user)",
+               403: "TOKEN_USER_MISMATCH (a bound token saving for another user), "
+                    "ACCOUNT_DISABLED",
                429: "RATE_LIMITED, PENDING_CLIPS_LIMIT", 413: "REQUEST_TOO_LARGE"}
 #: A youtube.com/clip/ URL is read at save time (issue 13, item 9): its media errors too.
 CLIP_SAVE_ERRORS = {422: MEDIA_422 + " (a youtube.com/clip/ URL)",
@@ -202,7 +203,8 @@ def status(video_id):
 @private_token_required
 @blp.arguments(schemas.VideoListQuery, location="query")
 @blp.response(200, schemas.VideoListSchema)
-@blp.errors({401: PRIVATE_401, 400: "VALIDATION_ERROR"})
+@blp.errors({401: PRIVATE_401, 400: "VALIDATION_ERROR",
+             403: "FORBIDDEN (?owner= names an account whose clips you do not moderate)"})
 @blp.doc(security=PRIVATE)
 def list_videos(query):
     """The user's clips, newest first: all of them (the spec's answer), or searched,

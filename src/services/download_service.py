@@ -34,6 +34,7 @@ from . import (
     followup,
     info_cache,
     job_records,
+    notifications,
     progress_cache,
     vod_fallback,
 )
@@ -110,12 +111,13 @@ def request_download(video_id: str, user_id: str, prefs: dict) -> dict:
     if doc["status"] != "processing":
         if options.get("subtitles"):
             try:
-                info = info_cache.get_info(doc["url"], user_id=user_id)
+                info = info_cache.get_info(doc["url"], user_id=str(doc["user_id"]))
             except MediaError as exc:
                 raise media_api_error(exc.code, exc.message) from None
             clip_extras.check_subtitles(info, options["subtitles"], options["subtitles_mode"],
                                         fmt)
-        job_id = job_records.start(video_id, user_id, {
+        # the owner's job cap (active_jobs counts the owner's records), also for a moderator
+        job_id = job_records.start(video_id, str(doc["user_id"]), {
             "format_preference": fmt, "resolution_preference": res, "quality_preset": preset,
             "format_id": format_id, "folder": doc.get("folder") or folders.new_name(),
             **options}, run_download)
@@ -327,6 +329,7 @@ def finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
         progress_cache.set_progress(redis(), video_id, {"download_progress": 100, "eta": "00:00"})
         log.info("video %s: job %s completed (%s)", video_id, job_id, out_path)
         followup.notify_outcome(video_id)  # Nightbot's follow-up, if the save asked for one
+        notifications.clip_outcome(video_id)  # issue 17: the channel's webhooks
 
 
 def _thumbnail(doc: dict, out_path: str) -> Optional[str]:
@@ -350,3 +353,4 @@ def fail(video_id: str, job_id: str, code: str, message: str) -> None:
     if job_records.fail(video_id, job_id, code, message, _clean):
         log.warning("video %s: job %s failed: %s %s", video_id, job_id, code, message)
         followup.notify_outcome(video_id)
+        notifications.clip_outcome(video_id)

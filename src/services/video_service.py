@@ -26,7 +26,7 @@ from ..utils.validators import (
     youtube_id_of,
     youtube_watch_url,
 )
-from . import clip_extras, info_cache, info_service, progress_cache, public_token_service
+from . import clip_extras, info_cache, info_service, progress_cache, public_token_service, roles
 
 #: Most clips in one answer of GET /api/video/list without paging (src/data/videos.py).
 LIST_LIMIT = 500
@@ -61,11 +61,15 @@ def media_api_error(code: str, message: str) -> ApiError:
 
 
 def owner(user_id: str) -> dict:
-    """The user a clip is saved for. Raises ApiError 400 (``details.user_id``) when unknown."""
+    """The user a clip is saved for. Raises ApiError 400 (``details.user_id``) when unknown,
+    403 ACCOUNT_DISABLED for an account an admin disabled (an anonymous public token names
+    any user; a bound one of a disabled user is refused before, src/middleware/auth.py)."""
     user = users.find_by_id(db(), user_id)
     if not user:
         raise ApiError(400, "user_id does not name an existing user", "VALIDATION_ERROR",
                        {"user_id": ["Unknown user."]})
+    if user.get("disabled"):
+        raise ApiError(403, "This account is disabled", "ACCOUNT_DISABLED")
     return user
 
 
@@ -193,13 +197,15 @@ def fill_available_formats(video_id: str) -> None:
         videos.update(db(), video_id, {"formats_error": exc.code})
 
 
-def get_owned(video_id: str, user_id: str) -> dict:
-    """The video ``video_id`` if ``user_id`` owns it. ApiError 404 (unknown or malformed id) or
-    403 (someone else's)."""
+def get_owned(video_id: str, user_id: str, action: str = "read") -> dict:
+    """The clip ``video_id`` if ``user_id`` may ``action`` it (read|download|edit|delete):
+    its owner, or an active moderator of its owner (:func:`src.services.roles.may`, issue 17
+    item 6; ``read`` also covers downloading). ApiError 404 (unknown or malformed id) or 403
+    FORBIDDEN (anyone else's)."""
     doc = videos.get(db(), video_id)
     if not doc or doc.get("source_type") == "upload":  # uploads belong to /api/encode
         raise ApiError(404, "Video not found", "NOT_FOUND")
-    if str(doc["user_id"]) != str(user_id):
+    if not roles.may(user_id, doc, action):
         raise ApiError(403, "You do not own this video", "FORBIDDEN")
     return doc
 
@@ -289,8 +295,15 @@ def list_clips(user_id: str, query: Optional[dict] = None) -> dict:
     value. With any value the clips are filtered (:func:`src.data.videos.clip_filter`; ``q``
     split into words, control characters dropped) and ``total`` is added; with ``page`` or
     ``per_page`` one page is listed and ``page``/``per_page`` are added; with
-    ``group=stream`` ``groups`` (:func:`src.data.videos.stream_counts`)."""
+    ``group=stream`` ``groups`` (:func:`src.data.videos.stream_counts`). ``owner`` (issue 17,
+    item 6) lists that user's clips instead, for an active moderator of theirs (ApiError 403
+    FORBIDDEN for anyone else); it alone does not change the answer's shape."""
     given = {key: value for key, value in (query or {}).items() if value is not None}
+    listed_owner = given.pop("owner", None)
+    if listed_owner is not None:
+        if not roles.may_list(listed_owner, user_id):
+            raise ApiError(403, "You do not moderate this user's clips", "FORBIDDEN")
+        user_id = listed_owner
     if not given:
         return {"videos": [summary_view(doc) for doc in videos.list_for_user(db(), user_id)]}
     words = ["".join(ch for ch in word if ch.isprintable())

@@ -12,7 +12,7 @@ import { $, flash, h } from './dom.js';
 import { describe, hms, humanError, localDateTime } from './format.js';
 import { infoCard } from './info.js';
 import { liveActions, liveFile, liveOnly, liveSpan } from './liveclip.js';
-import { filtered, listQuery, playerFor, showPages } from './library.js';
+import { filtered, listQuery, playerFor, showGroups, showPages } from './library.js';
 import { jobProgress } from './progress.js';
 
 const POLL_MS = 2000;
@@ -37,6 +37,7 @@ export async function loadClips() {
   const { data } = await get(`/api/video/list?${listQuery()}`);
   if (mine !== listed) return;
   if (showPages(data)) { await loadClips(); return; } // the last page went away
+  showGroups(data);
   const seen = new Set();
   for (const summary of data.videos) {
     seen.add(summary.video_id);
@@ -210,10 +211,12 @@ function card(id) {
         span ? span.text : `${hms(v.start_time)} – ${hms(v.end_time)}`),
       seconds != null ? h('span', { class: 'muted', 'data-role': 'length' }, `(${hms(seconds)})`)
         : null),
+    v.thumbnail_url ? h('img', { class: 'moment', src: v.thumbnail_url, loading: 'lazy',
+      width: 192, height: 108, alt: `The moment of ${label}`, 'data-role': 'thumbnail' }) : null,
     h('p', { class: 'clip-url' }, h('a', { href: v.url, target: '_blank', rel: 'noopener noreferrer' },
       v.youtube_video_id || v.url)),
     v.video_info && typeof v.video_info === 'object' ? infoCard(v.video_info, { compact: true })
-      : null,
+      : titleLine(v),
     v.additional_message ? h('p', { class: 'message' }, `“${v.additional_message}”`) : null,
     who ? h('p', { class: 'muted' }, `Requested by ${who}`) : null,
     h('p', { class: 'muted' }, `Saved ${localDateTime(v.created_at)}`,
@@ -250,6 +253,13 @@ function card(id) {
     if (links) li.append(links);
   }
   return li;
+}
+
+/** The video's title and channel from the list, until the status brings the info card. */
+function titleLine(v) {
+  if (!v.title && !v.channel) return null;
+  return h('p', { class: 'clip-title', 'data-role': 'title' }, v.title || '',
+    v.channel ? h('span', { class: 'muted' }, `${v.title ? ' · ' : ''}${v.channel}`) : null);
 }
 
 function actions(id, state) {

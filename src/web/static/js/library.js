@@ -1,5 +1,7 @@
-// The clip library above the list (issue 17, item 4): search (message, title, chat user), a
-// status filter and pages — all GET /api/video/list query parameters — and the player of a
+// The clip library above the list (issue 17, item 4): search (message, title, chat user),
+// filters by status, stream and date, clips grouped by stream (the Stream menu lists each with
+// its count: ``group=stream``) and pages — all GET /api/video/list query parameters — and the
+// player of a
 // finished clip: POST /api/video/play/{id} gives a short-lived signed URL (a <video> element
 // cannot send the bearer token), played in <video controls>; an expired URL is asked anew.
 import { post } from './api.js';
@@ -8,19 +10,24 @@ import { $, h } from './dom.js';
 export const PER_PAGE = 20;
 const SEARCH_DELAY_MS = 300; // typing pauses this long before the list is asked again
 
-const filter = { q: '', status: '', page: 1 };
+const filter = { q: '', status: '', stream: '', since: '', until: '', page: 1 };
 let pages = 1;
 
 /** The list's query string for the current search, status and page. */
 export function listQuery() {
-  const params = new URLSearchParams({ page: String(filter.page), per_page: String(PER_PAGE) });
+  const params = new URLSearchParams({ page: String(filter.page), per_page: String(PER_PAGE),
+    group: 'stream' });
   if (filter.q.trim()) params.set('q', filter.q.trim());
   if (filter.status) params.set('status', filter.status);
+  if (filter.stream) params.set('youtube_video_id', filter.stream);
+  if (filter.since) params.set('since', filter.since);
+  if (filter.until) params.set('until', filter.until);
   return params.toString();
 }
 
-/** True when a search or a status filter narrows the list (an empty list is then no news). */
-export const filtered = () => !!(filter.q.trim() || filter.status);
+/** True when a search or a filter narrows the list (an empty list is then no news). */
+export const filtered = () => !!(filter.q.trim() || filter.status || filter.stream
+  || filter.since || filter.until);
 
 /** Wire the search box, the status filter and the pager; ``reload()`` lists again. */
 export function initLibrary(reload) {
@@ -45,11 +52,15 @@ export function initLibrary(reload) {
   };
   // input: each key; search: the field's clear button; change: a value set without typing
   for (const name of ['input', 'search', 'change']) $('clips-q').addEventListener(name, typed);
-  $('clips-status').addEventListener('change', () => {
-    filter.status = $('clips-status').value;
-    filter.page = 1;
-    again();
-  });
+  const menus = { status: 'clips-status', stream: 'clips-stream', since: 'clips-since',
+    until: 'clips-until' };
+  for (const [key, id] of Object.entries(menus)) {
+    $(id).addEventListener('change', () => {
+      filter[key] = $(id).value;
+      filter.page = 1;
+      again();
+    });
+  }
   $('clips-prev').addEventListener('click', () => {
     if (filter.page > 1) { filter.page -= 1; again(); }
   });
@@ -70,11 +81,29 @@ export function showPages(data) {
   return filter.page !== (data.page || 1); // the last page went away: ask again
 }
 
+/**
+ * The Stream menu from a list answer's ``groups`` ([{youtube_video_id, count}], newest stream
+ * first): each stream (or video) with its matching clips; the chosen one stays listed.
+ */
+export function showGroups(data) {
+  const menu = $('clips-stream');
+  const groups = (data.groups || []).filter((g) => g.youtube_video_id);
+  if (filter.stream && !groups.some((g) => g.youtube_video_id === filter.stream)) {
+    groups.unshift({ youtube_video_id: filter.stream, count: 0 });
+  }
+  const titles = new Map(data.videos.map((v) => [v.youtube_video_id, v.title]));
+  menu.replaceChildren(h('option', { value: '' }, 'All streams and videos'),
+    ...groups.map((g) => h('option', { value: g.youtube_video_id,
+      selected: g.youtube_video_id === filter.stream },
+    `${titles.get(g.youtube_video_id) || g.youtube_video_id} (${g.count})`)));
+}
+
 /** Back to the first page, no search (a new session). */
 export function resetLibrary() {
-  Object.assign(filter, { q: '', status: '', page: 1 });
-  $('clips-q').value = '';
-  $('clips-status').value = '';
+  Object.assign(filter, { q: '', status: '', stream: '', since: '', until: '', page: 1 });
+  for (const id of ['clips-q', 'clips-status', 'clips-stream', 'clips-since', 'clips-until']) {
+    $(id).value = '';
+  }
 }
 
 async function playUrl(id) {

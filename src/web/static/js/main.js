@@ -1,6 +1,7 @@
 // Entry point: which screen to show (login or a dashboard section from the URL hash).
 import { session, setSession, setUnauthorizedHandler } from './api.js';
 import { initAuth, loggedIn } from './auth.js';
+import { initChannels, loadChannels, resetChannels } from './channels.js';
 import { loadClips, stopPolling } from './clips.js';
 import { initCookies, loadCookies } from './cookies.js';
 import { $, flash } from './dom.js';
@@ -9,12 +10,16 @@ import { describe } from './format.js';
 import { initLibrary, resetLibrary } from './library.js';
 import { initNightbot, loadTokens, resetNightbot } from './nightbot.js';
 import { initSave } from './save.js';
+import { initTeam, loadTeam, resetTeam } from './team.js';
 
-const VIEWS = ['clips', 'save', 'encode', 'nightbot', 'account'];
-const LOADERS = { clips: loadClips, encode: showEncode, nightbot: loadTokens, account: loadCookies };
+const VIEWS = ['clips', 'save', 'encode', 'nightbot', 'channels', 'team', 'account'];
+const LOADERS = {
+  clips: loadClips, encode: showEncode, nightbot: loadTokens, channels: loadChannels,
+  account: loadCookies, team: loadTeam,
+};
 
 function currentView() {
-  const name = window.location.hash.slice(1);
+  const name = window.location.hash.slice(1).split('?')[0]; // #team?invite=… keeps its token
   return VIEWS.includes(name) ? name : 'clips';
 }
 
@@ -53,6 +58,8 @@ function toLogin(message, kind = 'info') {
   resetLibrary();
   resetEncode();
   resetNightbot();
+  resetChannels();
+  resetTeam();
   setSession(null);
   route();
   flash(message, kind);
@@ -66,8 +73,10 @@ setUnauthorizedHandler((err) => {
 
 initAuth({
   onLogin: () => {
-    if (window.location.hash !== '#clips') window.location.hash = '#clips';
-    else route();
+    // an invite link (#team?invite=…) opened while logged out: show it once logged in
+    const stay = window.location.hash === '#clips' || window.location.hash.startsWith('#team?');
+    if (stay) route();
+    else window.location.hash = '#clips';
     $('main').focus();
   },
   onLogout: (message) => toLogin(message),
@@ -77,7 +86,9 @@ initSave({
 });
 initEncode();
 initNightbot();
+initChannels();
 initCookies();
+initTeam();
 const reloadClips = () => loadClips().catch((err) => {
   if (err.status !== 401) flash(describe(err), 'error');
 });
