@@ -80,6 +80,7 @@ export async function openChannel(channelId) {
 /** Reload the list of channels with settings (the view's loader). */
 export async function loadChannels() {
   const { data } = await get('/api/channels');
+  if (!current && data.channels.length === 1) fill(data.channels[0]); // the one channel, open
   $('channels-empty').hidden = data.channels.length > 0;
   $('channel-known').replaceChildren(...data.channels.map((c) =>
     h('option', { value: c.channel_id })));
@@ -88,7 +89,6 @@ export async function loadChannels() {
       'aria-pressed': c.channel_id === current ? 'true' : 'false',
       onclick: () => openChannel(c.channel_id).catch(failed) },
     c.handle ? `${c.channel_id} (${c.handle})` : c.channel_id))));
-  if (!current && data.channels.length === 1) fill(data.channels[0]);
 }
 
 function failed(err) {
