@@ -13,7 +13,6 @@ never after the URL's validity; any other answer ends the message.
 """
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import logging
@@ -29,6 +28,8 @@ from redis.exceptions import RedisError
 from ..extensions import redis, setting
 from ..media import egress, guard
 from ..media.errors import MediaError
+from ..utils.outbound import retry_after, where
+from .background_sender import BackgroundSender, sender_for
 
 log = logging.getLogger(__name__)
 
@@ -81,77 +82,16 @@ def policy() -> ResponsePolicy:
     return ResponsePolicy(setting("NIGHTBOT_RESPONSE_HOSTS"))
 
 
-class Sender:
-    """This process's sender for one app: a daemon thread, started by :meth:`wake` and ended
-    after :data:`IDLE_SECONDS` with nothing queued, that posts due messages (:func:`send_due`).
-    Any process's sender may post any process's message."""
-
-    def __init__(self, app: Flask):
-        self.app = app
-        self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-
-    def wake(self) -> None:
-        """Look at the queue now, starting the thread if it is not running."""
-        self._wake.set()
-        with self._lock:
-            if self._thread is None and not self._stopping.is_set():
-                self._thread = threading.Thread(target=self._loop, name="nightbot-followup",
-                                                daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """End the thread (after the post under way, if any) and start no other."""
-        self._stopping.set()
-        self._wake.set()
-        with self._lock:
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-
-    def _loop(self) -> None:
-        idle_since = time.monotonic()
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                with self.app.app_context():
-                    wait = send_due(self._stopping)
-            except Exception:
-                log.exception("Nightbot follow-up: sender error")
-                wait = 1.0
-            if wait is None:
-                if time.monotonic() - idle_since > IDLE_SECONDS and self._retire():
-                    return
-                wait = 1.0
-            else:
-                idle_since = time.monotonic()
-            self._wake.wait(min(wait, 1.0))
-        with self._lock:
-            self._thread = None
-
-    def _retire(self) -> bool:
-        with self._lock:  # a wake() now either saw this thread or finds none and starts one
-            try:
-                if self.app.extensions["yt"]["redis"].zcard(QUEUE):
-                    return False
-            except RedisError:
-                return False
-            self._thread = None
-            return True
+def _pending(app: Flask) -> bool:
+    return bool(app.extensions["yt"]["redis"].zcard(QUEUE))
 
 
-_senders_lock = threading.Lock()
-
-
-def sender(app: Flask) -> Sender:
-    """The app's :class:`Sender` in this process (made on first use)."""
-    with _senders_lock:
-        found = app.extensions.get("followup")
-        if found is None:
-            found = app.extensions["followup"] = Sender(app)
-        return found
+def sender(app: Flask) -> BackgroundSender:
+    """The app's sender in this process (src/services/background_sender.py; made on first
+    use): it posts due messages with :func:`send_due` and ends its thread after
+    :data:`IDLE_SECONDS` with nothing queued."""
+    return sender_for(app, "followup", lambda app: BackgroundSender(
+        app, "nightbot-followup", lambda stopping: send_due(stopping), _pending, IDLE_SECONDS))
 
 
 def init_app(app: Flask) -> None:
@@ -241,7 +181,8 @@ def _post(msg: dict) -> tuple[Optional[int], Optional[float]]:
                 redirect=False, preload_content=False)
             try:
                 response.read(4096, decode_content=False)
-                return response.status, _retry_after(response.headers.get("Retry-After"))
+                return response.status, retry_after(response.headers.get("Retry-After"),
+                                                    RETRY_AFTER_MAX)
             finally:
                 response.release_conn()
         except urllib3.exceptions.HTTPError as exc:
@@ -256,25 +197,3 @@ def _post(msg: dict) -> tuple[Optional[int], Optional[float]]:
             http.clear()
 
 
-def _retry_after(value: Optional[str]) -> Optional[float]:
-    """``Retry-After`` (RFC 9110 §10.2.3: seconds or an HTTP-date) in seconds, at most
-    :data:`RETRY_AFTER_MAX`; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value) if value.isdigit() else \
-            email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return min(max(0.0, seconds), RETRY_AFTER_MAX)
-
-
-def where(url) -> str:
-    """The URL's ``host[:port]`` for a log line (never its path: the token)."""
-    try:
-        parts = urlsplit(str(url))
-        shown = (parts.hostname or "?") + (f":{parts.port}" if parts.port else "")
-    except ValueError:
-        return "an unreadable URL"
-    return "".join(ch if ch.isprintable() else "?" for ch in shown)[:100]

@@ -11,11 +11,6 @@ time, with every resolved address (DESIGN.md "Security"; src/media/egress.py).
 """
 from __future__ import annotations
 
-import email.utils
-import time
-from typing import Optional
-from urllib.parse import urlsplit
-
 from ..extensions import setting
 from ..media import egress
 from ..media.errors import MediaError
@@ -75,27 +70,3 @@ def policy(target: str) -> egress.Policy:
     if target == "discord":
         return DiscordPolicy(setting("DISCORD_WEBHOOK_HOSTS"))
     return WebhookPolicy(setting("WEBHOOK_HOSTS"))
-
-
-def retry_after(value: Optional[str]) -> Optional[float]:
-    """``Retry-After`` (RFC 9110 §10.2.3: seconds or an HTTP-date) in seconds, at most
-    :data:`RETRY_AFTER_MAX`; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value) if value.replace(".", "", 1).isdigit() else \
-            email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return min(max(0.0, seconds), RETRY_AFTER_MAX)
-
-
-def where(url) -> str:
-    """The URL's ``host[:port]`` for a log line or an error (never its path: a token)."""
-    try:
-        parts = urlsplit(str(url))
-        shown = (parts.hostname or "?") + (f":{parts.port}" if parts.port else "")
-    except ValueError:
-        return "an unreadable URL"
-    return "".join(ch if ch.isprintable() else "?" for ch in shown)[:100]

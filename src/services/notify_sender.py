@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple, Optional
 from urllib.parse import urlsplit
@@ -34,8 +33,9 @@ from flask import Flask
 from ..data import channels, deliveries, videos
 from ..extensions import db, setting
 from ..media import egress, guard
+from ..utils.outbound import retry_after, where
 from . import notify_payloads, notify_policy
-from .notify_policy import where
+from .background_sender import BackgroundSender, sender_for
 
 log = logging.getLogger(__name__)
 
@@ -57,75 +57,16 @@ class Answer(NamedTuple):
     reason: str
 
 
-class Sender:
-    """This process's sender for one app: a daemon thread started by :meth:`wake`."""
-
-    def __init__(self, app: Flask):
-        self.app = app
-        self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-
-    def wake(self) -> None:
-        """Look at the queue now, starting the thread if it is not running."""
-        self._wake.set()
-        with self._lock:
-            if self._thread is None and not self._stopping.is_set():
-                self._thread = threading.Thread(target=self._loop, name="clip-notify",
-                                                daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """End the thread (after the post under way) and start no other."""
-        self._stopping.set()
-        self._wake.set()
-        with self._lock:
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-
-    def _loop(self) -> None:
-        idle_since = time.monotonic()
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                with self.app.app_context():
-                    wait = send_due(self._stopping)
-            except Exception:
-                log.exception("clip notifications: sender error")
-                wait = 1.0
-            if wait is None:
-                if time.monotonic() - idle_since > IDLE_SECONDS and self._retire():
-                    return
-                wait = 1.0
-            else:
-                idle_since = time.monotonic()
-            self._wake.wait(min(wait, 1.0))
-        with self._lock:
-            self._thread = None
-
-    def _retire(self) -> bool:
-        with self._lock:  # a wake() now either saw this thread or finds none and starts one
-            try:
-                if deliveries.unfinished(self.app.extensions["yt"]["db"]):
-                    return False
-            except Exception:
-                return False
-            self._thread = None
-            return True
+def _pending(app: Flask) -> bool:
+    return bool(deliveries.unfinished(app.extensions["yt"]["db"]))
 
 
-_senders_lock = threading.Lock()
-
-
-def sender(app: Flask) -> Sender:
-    """The app's :class:`Sender` in this process (made on first use)."""
-    with _senders_lock:
-        found = app.extensions.get("clip_notify")
-        if found is None:
-            found = app.extensions["clip_notify"] = Sender(app)
-        return found
+def sender(app: Flask) -> BackgroundSender:
+    """The app's sender in this process (src/services/background_sender.py; made on first
+    use): it posts due messages with :func:`send_due` and ends its thread after
+    :data:`IDLE_SECONDS` with nothing queued."""
+    return sender_for(app, "clip_notify", lambda app: BackgroundSender(
+        app, "clip-notify", lambda stopping: send_due(stopping), _pending, IDLE_SECONDS))
 
 
 def init_app(app: Flask) -> None:
@@ -279,14 +220,14 @@ def _answer(status: int, retry_header: Optional[str], data: bytes, host: str) ->
     except ValueError:
         pass
     wait = found.get("retry_after")
-    retry_after = min(max(0.0, float(wait)), notify_policy.RETRY_AFTER_MAX) if \
+    delay = min(max(0.0, float(wait)), notify_policy.RETRY_AFTER_MAX) if \
         isinstance(wait, (int, float)) and not isinstance(wait, bool) else \
-        notify_policy.retry_after(retry_header)
+        retry_after(retry_header, notify_policy.RETRY_AFTER_MAX)
     reason = ""
     if not 200 <= status < 300:
         said = found.get("message")
         said = "".join(ch for ch in said if ch.isprintable())[:120] if isinstance(said, str) \
             else ""
         reason = f"HTTP {status} from {host}" + (f": {said}" if said else "")
-    return Answer(status, retry_after, reason)
+    return Answer(status, delay, reason)
 

@@ -27,7 +27,9 @@ def index():
 
 
 @blp.after_request
-def _headers(response):
+def page_headers(response):
+    """The dashboard's (and the public channel page's, src/web/public_page.py) security
+    headers: :data:`CSP`, no MIME sniffing, no Referer sent anywhere."""
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"

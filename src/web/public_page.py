@@ -16,7 +16,7 @@ from flask import Blueprint, send_from_directory
 
 from ..errors import ApiError
 from ..services import public_page
-from . import CSP
+from . import page_headers
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 
@@ -39,9 +39,4 @@ def page(handle):
     return response
 
 
-@blp.after_request
-def _headers(response):
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+blp.after_request(page_headers)
