@@ -1,4 +1,4 @@
-"""``python -m bench [clip audio api encode serve shapes live] [--runs N]``: run the
+"""``python -m bench [clip audio api encode serve shapes live workers] [--runs N]``: run the
 benchmarks (all by default), print one Markdown table each under a line describing the
 machine, and write the same text to ``bench/results.md``. See BENCHMARKS.md for what each
 one measures."""
@@ -8,11 +8,11 @@ import argparse
 import time
 from pathlib import Path
 
-from bench import api, audio, clip, encode, live, serve, shapes
+from bench import api, audio, clip, encode, live, serve, shapes, workers
 from bench.common import machine
 
 BENCHES = {"clip": clip.run, "audio": audio.run, "api": api.run, "encode": encode.run,
-           "serve": serve.run, "shapes": shapes.run, "live": live.run}
+           "serve": serve.run, "shapes": shapes.run, "live": live.run, "workers": workers.run}
 
 
 def main(argv=None) -> None:

@@ -26,6 +26,7 @@ just sleeps: job_records.wait polls the record, which the worker updates.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -105,6 +106,7 @@ class CeleryBackend:
     def __init__(self, app, settings: dict, celery=None):
         self._app = app
         self._celery = celery
+        self._celery_lock = threading.Lock()
         self._settings = settings
         self._limits = time_limits(settings)
         self._queue_wait = float(settings["CELERY_QUEUE_WAIT_SECONDS"])
@@ -116,7 +118,9 @@ class CeleryBackend:
     def celery(self):
         """The Celery app tasks are sent with (made on first use: no connection at start)."""
         if self._celery is None:
-            self._celery = make_celery(self._settings)
+            with self._celery_lock:  # concurrent first imports of celery race (ImportError)
+                if self._celery is None:
+                    self._celery = make_celery(self._settings)
         return self._celery
 
     @property
@@ -143,12 +147,13 @@ class CeleryBackend:
         SERVICE_UNAVAILABLE when the broker cannot be reached; the claimed record then has no
         heartbeat and is reaped as JOB_INTERRUPTED (src/services/job_records.py)."""
         ref = job_messages.encode(fn)
+        celery = self.celery  # before the heartbeat: a failure here leaves no 1 h heartbeat
         progress_cache.beat(self.redis, video_id, job_id, ttl=max(1, int(self._queue_wait)))
         limit = self._limits[lane]
         from kombu.exceptions import OperationalError
 
         try:
-            self.celery.send_task(
+            celery.send_task(
                 TASK_NAME, args=[ref, video_id, job_id, lane], task_id=job_id,
                 queue=QUEUES[lane], time_limit=limit + 30, soft_time_limit=limit,
                 expires=self._queue_wait)
@@ -158,6 +163,9 @@ class CeleryBackend:
                       video_id, exc)
             raise ApiError(503, "The job queue is not reachable; try again in a minute",
                            "SERVICE_UNAVAILABLE") from None
+        except Exception:  # anything else: no heartbeat left behind (reaped in 30 s)
+            progress_cache.clear_heartbeat(self.redis, video_id, job_id)
+            raise
         log.info("job %s for video %s sent to queue %s", job_id, video_id, QUEUES[lane])
 
     def hand_off(self, video_id: str, job_id: str, fn: Callable[[str, str], None]) -> None:
