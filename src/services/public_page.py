@@ -30,6 +30,7 @@ from ..utils.dates import iso
 from .channel_service import HANDLE
 from .chat_service import moment_of
 from .stream_service import hms
+from .video_service import search_words
 
 #: The keys of a clip in every public answer.
 PUBLIC_FIELDS = ("youtube_video_id", "seconds", "time", "message", "user", "created_at", "url")
@@ -79,10 +80,9 @@ def clip_view(doc: dict) -> dict:
 
 
 def _words(q: Optional[str]) -> list[str]:
-    """``q`` split into at most :data:`MAX_WORDS` words, control characters dropped (as the
-    clip list does: src/services/video_service.py ``list_clips``)."""
-    words = ("".join(ch for ch in word if ch.isprintable()) for word in (q or "").split())
-    return [word for word in words if word][:MAX_WORDS]
+    """``q``'s words as the clip list reads them (:func:`video_service.search_words`), at most
+    :data:`MAX_WORDS`."""
+    return search_words(q)[:MAX_WORDS]
 
 
 def list_clips(handle: str, q: Optional[str] = None, youtube_video_id: Optional[str] = None,

@@ -289,6 +289,13 @@ def _window_view(window: Optional[dict]) -> Optional[dict]:
             for key, name in (("start_at", "t0"), ("end_at", "t1"))}
 
 
+def search_words(q: Optional[str]) -> list[str]:
+    """The words of a search box's ``q`` (split on white space), control characters dropped
+    and the words left empty by that left out (the clip list, the public channel page)."""
+    words = ("".join(ch for ch in word if ch.isprintable()) for word in (q or "").split())
+    return [word for word in words if word]
+
+
 def list_clips(user_id: str, query: Optional[dict] = None) -> dict:
     """GET /api/video/list: ``{"videos": [...]}`` (summary views, newest first, at most
     500) — the spec's answer when ``query`` (:class:`src.schemas.VideoListQuery`) has no
@@ -306,9 +313,7 @@ def list_clips(user_id: str, query: Optional[dict] = None) -> dict:
         user_id = listed_owner
     if not given:
         return {"videos": [summary_view(doc) for doc in videos.list_for_user(db(), user_id)]}
-    words = ["".join(ch for ch in word if ch.isprintable())
-             for word in (given.get("q") or "").split()]
-    found = videos.clip_filter(user_id, [word for word in words if word],
+    found = videos.clip_filter(user_id, search_words(given.get("q")),
                                given.get("status"), given.get("channel"),
                                given.get("youtube_video_id"), given.get("since"),
                                given.get("until"))
