@@ -36,6 +36,7 @@ from .services import (
     nightbot_sender,
     notifications,
     recovery_service,
+    storage,
 )
 from .services.cache_service import SessionCache
 from .services.jobs import make_backend
@@ -76,6 +77,8 @@ def create_app(config: dict | None = None) -> Flask:
         redis, settings["SESSION_LOCAL_CACHE_SECONDS"])}
     # JOB_BACKEND: threads (this process's JobPool) or celery (workers; issue 15, item 2)
     app.extensions["yt"]["jobs"] = make_backend(app, settings)
+    # STORAGE_BACKEND: local folders, or an S3-compatible bucket (issue 15, item 3)
+    app.extensions["yt"]["bucket"] = storage.make_bucket(settings)
 
     if settings["TRUSTED_PROXY_COUNT"]:  # behind nginx: client IP/scheme from X-Forwarded-*
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -140,6 +140,18 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "CELERY_TASK_TIME_LIMIT_CLIP": (float, 3600),
     "CELERY_TASK_TIME_LIMIT_ENCODE": (float, 12 * 3600),
     "CELERY_QUEUE_WAIT_SECONDS": (float, 3600),
+    # Files in an S3-compatible bucket (issue 15, item 3; src/services/storage.py)
+    "STORAGE_BACKEND": (str, "local"),
+    "S3_BUCKET": (str, None),
+    "S3_ENDPOINT_URL": (str, None),  # None: AWS; R2 https://{account}.r2.cloudflarestorage.com
+    "S3_PUBLIC_ENDPOINT_URL": (str, None),  # the endpoint in presigned URLs, when it differs
+    "S3_REGION": (str, "us-east-1"),  # R2: auto
+    "S3_ACCESS_KEY_ID": (str, None),  # None: boto3's own chain (AWS_* variables, instance role)
+    "S3_SECRET_ACCESS_KEY": (str, None),
+    "S3_KEY_PREFIX": (str, ""),
+    "S3_ADDRESSING_STYLE": (str, "auto"),  # auto | path (MinIO) | virtual
+    "S3_DOWNLOAD_MODE": (str, "redirect"),  # redirect (presigned URL) | proxy (through the app)
+    "S3_PRESIGNED_SECONDS": (float, 300),
 }
 
 SECRET_NAMES = ("JWT_PUBLIC_SECRET", "JWT_PRIVATE_SECRET", "FLASK_SECRET_KEY")

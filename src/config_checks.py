@@ -75,10 +75,31 @@ def check_settings(config: dict) -> None:
         if config[name] <= 0:
             raise ConfigError(f"{name} must be greater than 0")
     _check_cookies_key(config)
+    _check_storage(config)
     if config["APP_ENV"] == "production":
         problems = production_problems(config)
         if problems:
             raise ConfigError("APP_ENV=production refuses to start: " + "; ".join(problems))
+
+
+def _check_storage(config: dict) -> None:
+    """Raise ConfigError for an unknown ``STORAGE_BACKEND`` / ``S3_DOWNLOAD_MODE`` /
+    ``S3_ADDRESSING_STYLE``, s3 without ``S3_BUCKET``, or a key prefix that is not a folder."""
+    if config["STORAGE_BACKEND"] not in ("local", "s3"):
+        raise ConfigError("STORAGE_BACKEND must be local or s3")
+    if config["STORAGE_BACKEND"] != "s3":
+        return
+    if not config.get("S3_BUCKET"):
+        raise ConfigError("STORAGE_BACKEND=s3 needs S3_BUCKET (the bucket's name)")
+    if config["S3_DOWNLOAD_MODE"] not in ("redirect", "proxy"):
+        raise ConfigError("S3_DOWNLOAD_MODE must be redirect or proxy")
+    if config["S3_ADDRESSING_STYLE"] not in ("auto", "path", "virtual"):
+        raise ConfigError("S3_ADDRESSING_STYLE must be auto, path or virtual")
+    prefix = config["S3_KEY_PREFIX"] or ""
+    if prefix and (not prefix.endswith("/") or prefix.startswith("/") or ".." in prefix):
+        raise ConfigError("S3_KEY_PREFIX must be empty or a relative folder ending in /")
+    if not 1 <= config["S3_PRESIGNED_SECONDS"] <= 7 * 24 * 3600:
+        raise ConfigError("S3_PRESIGNED_SECONDS must be between 1 and 604800 (7 days)")
 
 
 def _check_cookies_key(config: dict) -> None:

@@ -465,8 +465,9 @@ class HealthSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(
         ("ok", "degraded", "unavailable")))
     checks = fields.Dict(keys=fields.String(), required=True, metadata={
-        "description": "mongodb, redis, ffmpeg, disk, jobs: each {ok, error?, …}; `embedded`: "
-                       "the stores running in-process (a list of setting names)"})
+        "description": "mongodb, redis, ffmpeg, disk, storage, jobs, yt_dlp: each {ok, "
+                       "error?, …}; `embedded`: the stores running in-process (a list of "
+                       "setting names)"})
 
 
 class ReadySchema(Schema):
@@ -615,6 +616,27 @@ class PlayResponse(Schema):
     url = fields.String(metadata={"description": "the clip's file for a <video> element: a "
                                                  "signed path, no token needed; HTTP Range"})
     expires_at = fields.String(metadata={"description": "ISO-8601 UTC; ask again after it"})
+
+
+class DownloadLinkQuery(Schema):
+    """How a file in the bucket is handed over (issue 15, item 3)."""
+
+    link = fields.Boolean(load_default=False, metadata={
+        "description": "with STORAGE_BACKEND=s3 and S3_DOWNLOAD_MODE=redirect: answer 200 "
+                       "{url, expires_at} (the presigned URL) instead of the 302, for a page "
+                       "whose script cannot follow a cross-origin redirect with its token; "
+                       "otherwise the file as without it"})
+
+
+#: The extra answers of a download whose file is in the bucket (OpenAPI ``responses``).
+STORED_FILE_ANSWERS = {
+    "302": {"description": "STORAGE_BACKEND=s3, S3_DOWNLOAD_MODE=redirect: the file is at a "
+                           "presigned URL valid S3_PRESIGNED_SECONDS (it sets the same "
+                           "Content-Type and Content-Disposition)",
+            "headers": {"Location": {"description": "the presigned URL",
+                                     "schema": {"type": "string"}}}}}
+LINK_JSON = {"application/json": {"schema": {"type": "object", "properties": {
+    "url": {"type": "string"}, "expires_at": {"type": "string"}}}}}
 
 
 class PlayFileQuery(Schema):

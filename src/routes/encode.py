@@ -7,7 +7,15 @@ from marshmallow import Schema, fields, validate
 from ..errors import ApiError
 from ..media.encode import CODECS
 from ..middleware.auth import private_token_required
-from ..schemas import BINARY, OBJECT_ID, EncodeStatusSchema, ProcessingResponse
+from ..schemas import (
+    BINARY,
+    LINK_JSON,
+    OBJECT_ID,
+    STORED_FILE_ANSWERS,
+    DownloadLinkQuery,
+    EncodeStatusSchema,
+    ProcessingResponse,
+)
 from ..services import encoding_service, upload_service
 from ..utils.files import file_available, send_media  # X-Accel-Redirect when enabled
 from . import NONE, PRIVATE, PRIVATE_401, Blueprint
@@ -57,7 +65,9 @@ UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
                 "Content-Disposition": {"schema": {
                     "type": "string",
                     "example": 'form-data; name="video"; filename="clip.mp4"'}}}}}}}}
-FILE_200 = {"200": {"description": "The encoded MP4", "content": {"video/mp4": BINARY},
+FILE_200 = {**STORED_FILE_ANSWERS, "200": {
+    "description": "The encoded MP4 (`?link=true` with files in the bucket: its URL)",
+    "content": {"video/mp4": BINARY, **LINK_JSON},
                     "headers": {"Content-Disposition": {
                         "description": 'attachment; filename="{name}_{codec}_{preset}.mp4"',
                         "schema": {"type": "string"}}}}}
@@ -105,11 +115,12 @@ def status(encode_id):
 
 @blp.post("/download/<encode_id>", parameters=ENCODE_ID)
 @private_token_required
+@blp.arguments(DownloadLinkQuery, location="query")
 @blp.alt_response(202, schema=ProcessingResponse, description="Still encoding", success=True)
 @blp.errors({**OWNED, 404: "NOT_FOUND (also: no encoded file yet, start the encode first)",
              410: "FILE_EXPIRED", 413: "REQUEST_TOO_LARGE", **FAILED})
 @blp.doc(security=PRIVATE, responses=FILE_200)
-def download(encode_id):
+def download(query, encode_id):
     """Download the encoded MP4 (202 while encoding)."""
     doc = encoding_service.reap_if_dead(
         upload_service.get_owned_upload(encode_id, g.current_user["user_id"]))
@@ -120,10 +131,9 @@ def download(encode_id):
     if not file_available(doc):
         raise ApiError(404, "No encoded file for this request; start the encode first",
                        "NOT_FOUND")
-    response = send_media(doc["file_path"], mimetype="video/mp4")
     name = upload_service.download_name(doc)
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return send_media(doc["file_path"], mimetype="video/mp4", link=query["link"],
+                      disposition=f'attachment; filename="{name}"')
 
 
 @blp.get("/codecs")

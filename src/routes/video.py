@@ -42,8 +42,10 @@ CLIP_SAVE_ERRORS = {422: MEDIA_422 + " (a youtube.com/clip/ URL)",
 MEDIA_429 = "RATE_LIMITED (the video source rate-limits this server; retry after Retry-After)"
 #: The clip file: Content-Disposition names it ``video_{id}.{ext}`` (an audio clip
 #: ``clip_{id}.{ext}``, issue 18).
-FILE_200 = {"200": {"description": "The clip's file", "content": {
-    mimetype: schemas.BINARY for mimetype in MIMETYPES.values()}, "headers": {
+FILE_200 = {**schemas.STORED_FILE_ANSWERS, "200": {
+    "description": "The clip's file (`?link=true` with files in the bucket: its URL)",
+    "content": {**{mimetype: schemas.BINARY for mimetype in MIMETYPES.values()},
+                **schemas.LINK_JSON}, "headers": {
     "Content-Disposition": {"description": 'attachment; filename="video_{video_id}.mp4" '
                                            '(audio: "clip_{video_id}.mp3")',
                             "schema": {"type": "string"}}}}}
@@ -143,6 +145,7 @@ def _text_errors(response):
 @blp.post("/download/<video_id>", parameters=VIDEO_ID)
 @private_token_required
 @blp.arguments(schemas.DownloadSchema(), required=False)
+@blp.arguments(schemas.DownloadLinkQuery, location="query")
 @blp.alt_response(202, schema=schemas.ProcessingResponse, description="Still processing",
                   success=True)
 @blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)", 404: "NOT_FOUND",
@@ -154,15 +157,13 @@ def _text_errors(response):
              429: "TOO_MANY_JOBS, " + MEDIA_429, 500: MEDIA_500 + ", JOB_INTERRUPTED",
              507: "INSUFFICIENT_STORAGE"})
 @blp.doc(security=PRIVATE, responses=FILE_200)
-def download(prefs, video_id):
+def download(prefs, query, video_id):
     """Download the clip's file; starts or joins the job and waits a little (else 202)."""
     result = download_service.request_download(video_id, g.current_user["user_id"], prefs or {})
     if result.get("processing"):
         return {"message": "Video is currently being processed", "status": "processing"}, 202
-    response = send_media(result["file"], mimetype=MIMETYPES[result["ext"]])
-    response.headers["Content-Disposition"] = \
-        f'attachment; filename="{_file_name(video_id, result["ext"])}"'
-    return response
+    return send_media(result["file"], mimetype=MIMETYPES[result["ext"]], link=query["link"],
+                      disposition=f'attachment; filename="{_file_name(video_id, result["ext"])}"')
 
 
 def _file_name(video_id: str, ext: str) -> str:
@@ -182,9 +183,8 @@ def _file_name(video_id: str, ext: str) -> str:
 def subtitles(video_id, lang):
     """The WebVTT subtitles of the clip's finished file in one language (issue 18)."""
     path = video_service.subtitle_file(video_id, g.current_user["user_id"], lang)
-    response = send_media(path, mimetype="text/vtt")
-    response.headers["Content-Disposition"] = f'attachment; filename="clip_{video_id}.{lang}.vtt"'
-    return response
+    return send_media(path, mimetype="text/vtt",
+                      disposition=f'attachment; filename="clip_{video_id}.{lang}.vtt"')
 
 
 @blp.get("/status/<video_id>", parameters=VIDEO_ID)
@@ -232,9 +232,8 @@ def play(video_id):
 def play_file(query, video_id):
     """The clip's file inline for a <video> element, by a signed URL; honours HTTP Range."""
     path, ext, seconds_left = playback.signed_file(video_id, query["exp"], query["sig"])
-    response = send_media(path, mimetype=MIMETYPES[ext], private_max_age=seconds_left)
-    response.headers["Content-Disposition"] = f'inline; filename="{_file_name(video_id, ext)}"'
-    return response
+    return send_media(path, mimetype=MIMETYPES[ext], private_max_age=seconds_left,
+                      disposition=f'inline; filename="{_file_name(video_id, ext)}"')
 
 
 @blp.get("/thumbnail/<video_id>.jpg", parameters=VIDEO_ID)

@@ -27,12 +27,12 @@ import logging
 import os
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 from ..data import videos
 from ..extensions import db, redis, setting
-from . import folders, notify_sender, recovery_service
+from . import folders, notify_sender, recovery_service, storage
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,10 @@ def _remove(path: str, reason: str, removed: list) -> None:
 
 def expire_due(now: Optional[datetime] = None) -> list[str]:
     """Expire the finished clips and the uploads whose ``expires_at`` ≤ ``now``; return the paths
-    deleted. Clips: only ``completed`` ones, and only their ``file_path`` and thumbnail.
-    Uploads (pending, completed or failed): the upload's whole folder (source and output)."""
+    deleted. Clips: only ``completed`` ones, and only the files the record names (file,
+    thumbnail, subtitles). Uploads (pending, completed or failed): the upload's whole folder
+    (source and output). Objects in the bucket (``STORAGE_BACKEND=s3``) the record names are
+    deleted alike; a bucket that fails leaves them to :func:`sweep_objects`."""
     now = now or datetime.now(timezone.utc)
     removed: list[str] = []
     for doc in videos.due_to_expire(db(), now, UPLOAD_EXPIRABLE):
@@ -67,12 +69,14 @@ def expire_due(now: Optional[datetime] = None) -> list[str]:
             fields["input_file_path"] = None
         if not videos.expire(db(), doc, now, fields):
             continue  # a job claimed it meanwhile, or another run expired it
+        reason = "upload expired" if doc.get("source_type") == "upload" else "clip expired"
+        for ref in storage.files_of(doc):
+            if storage.is_object(ref):
+                removed.extend(storage.delete([ref]))
+            elif doc.get("source_type") != "upload":
+                _remove(ref, reason, removed)
         if doc.get("source_type") == "upload":
-            _remove(folders.path_of(doc), "upload expired", removed)
-        else:
-            for key in ("file_path", "thumbnail_path"):
-                if doc.get(key):
-                    _remove(doc[key], "clip expired", removed)
+            _remove(folders.path_of(doc), reason, removed)
     return removed
 
 
@@ -114,7 +118,7 @@ def sweep_orphans(now_ts: Optional[float] = None) -> list[str]:
                 continue
             if doc["status"] == "processing" or not os.path.isdir(path):
                 continue
-            keep = {doc.get("file_path"), doc.get("input_file_path"), doc.get("thumbnail_path")}
+            keep = set(storage.files_of(doc))
             for entry in os.listdir(path):
                 if os.path.join(path, entry) not in keep:
                     _remove(os.path.join(path, entry), "partial or stale file", removed)
@@ -128,6 +132,35 @@ def sweep_orphans(now_ts: Optional[float] = None) -> list[str]:
     return removed
 
 
+def sweep_objects(now: Optional[datetime] = None) -> list[str]:
+    """``STORAGE_BACKEND=s3``: delete the objects under ``S3_KEY_PREFIX`` older than
+    ``ORPHAN_MAX_AGE_MINUTES`` that no record names (a job that died between upload and record,
+    an earlier download's file, an expiry whose delete failed); never those of a ``processing``
+    record. Multipart uploads begun before the same cutoff are aborted. Returns the references
+    deleted (nothing in local mode)."""
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(
+        minutes=setting("ORPHAN_MAX_AGE_MINUTES"))
+    found = list(storage.objects_older_than(cutoff))
+    owners = videos.folder_owners(db(), sorted({folder for _, _, folder in found}))
+    named: dict[str, Optional[dict]] = {}
+    doomed = []
+    for ref, kind, folder in found:
+        owner = owners.get(folder)
+        if owner and folder not in named:
+            named[folder] = videos.get(db(), owner["_id"])  # as it is now
+        doc = named.get(folder) if owner else None
+        if doc and (doc.get("source_type") == "upload") == (kind == "uploads") and (
+                doc["status"] == "processing" or ref in storage.files_of(doc)):
+            continue
+        doomed.append(ref)
+    deleted = storage.delete(doomed)
+    for ref in deleted:
+        log.info("cleanup: removed %s (no record names it)", ref)
+    for key in storage.abort_stale_uploads(cutoff):
+        log.info("cleanup: aborted the unfinished multipart upload of %s", key)
+    return deleted
+
+
 def run_cleanup() -> dict:
     """One cleanup pass: recover dead jobs, expire due files, sweep orphans. Returns
     ``{"recovered": n, "expired": [paths], "swept": [paths], "seconds": s}`` and logs a summary."""
@@ -135,6 +168,10 @@ def run_cleanup() -> dict:
     recovered = recovery_service.recover_stale()
     expired = expire_due()
     swept = sweep_orphans()
+    try:
+        swept += sweep_objects()
+    except Exception as exc:  # the bucket is down: its objects wait for the next run
+        log.warning("cleanup: the bucket's sweep failed: %s", exc)
     seconds = time.monotonic() - started
     log.info("cleanup: %d expired file(s), %d orphan(s) swept, %d dead job(s) recovered "
              "in %.2f s", len(expired), len(swept), recovered, seconds)

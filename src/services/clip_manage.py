@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import suppress
 from typing import Optional
 
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, setting
-from . import folders
+from . import folders, storage
 from .video_service import get_owned, summary_view
 
 log = logging.getLogger(__name__)
@@ -39,9 +38,9 @@ def _inside_downloads(path: str) -> bool:
 
 
 def delete_clip(video_id: str, user_id: str) -> None:
-    """Remove the clip: its record, then its file, its thumbnail (``thumbnail_path``) and its
-    folder with anything else in it (src/services/folders.py). Only paths under
-    ``DOWNLOADS_DIR`` are deleted. Raises ApiError 404/403 as
+    """Remove the clip: its record, then the files it names (file, thumbnail, subtitles: paths
+    under ``DOWNLOADS_DIR`` only, or objects in the bucket) and its folder with anything else
+    in it (src/services/folders.py). Raises ApiError 404/403 as
     :func:`src.services.video_service.get_owned`, 409 CLIP_PROCESSING while a job works on it
     (wait for it to end: its files would be written after the delete), 404 when another request
     deleted it first."""
@@ -54,11 +53,8 @@ def delete_clip(video_id: str, user_id: str) -> None:
         if videos.get(db(), doc["_id"]):  # a job claimed it just now
             raise busy
         raise ApiError(404, "Video not found", "NOT_FOUND")
-    for key in ("file_path", "thumbnail_path"):
-        path = doc.get(key)
-        if path and _inside_downloads(path):
-            with suppress(FileNotFoundError):
-                os.remove(path)
+    storage.delete(ref for ref in storage.files_of(doc)
+                   if storage.is_object(ref) or _inside_downloads(ref))
     folders.empty(folders.path_of(doc))
     owner = "their own" if str(doc["user_id"]) == str(user_id) else f"{doc['user_id']}'s"
     log.info("clip %s deleted by %s (%s clip)", doc["_id"], user_id, owner)

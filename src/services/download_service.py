@@ -36,6 +36,7 @@ from . import (
     job_records,
     notifications,
     progress_cache,
+    storage,
     vod_fallback,
 )
 from .jobs import JobCancelled
@@ -300,36 +301,52 @@ def _fetch(video_id: str, doc: dict, job_id: str, on_progress, info: dict):
 
 
 def finish(video_id: str, job_id: str, doc: dict, out_path: str, width, height,
-            encoded: bool = False, extras=None) -> None:
+           encoded: bool = False, extras=None) -> None:
     """Record the clip's finished file ``out_path`` (``width`` × ``height``; ``encoded``: made
     by the ≥1440p re-encode, so the quality preset matters; ``extras``: its
     :class:`~src.services.clip_extras.Extras`, whose subtitle files stay beside it) while
     ``job_id`` owns the record, then empty its folder of everything else (a previous file
-    included). ``doc``: the record as the job read it (its preferences)."""
+    included). ``doc``: the record as the job read it (its preferences, and the files of an
+    earlier download, which are deleted once the new ones are recorded). With
+    ``STORAGE_BACKEND=s3`` the file, thumbnail and subtitles go to the bucket first
+    (src/services/storage.py); a bucket that refuses them fails the clip STORAGE_UNAVAILABLE."""
     now = datetime.now(timezone.utc)
     sidecars = extras.sidecars if extras else []
     picture = _thumbnail(doc, out_path)
+    size = os.path.getsize(out_path)
+    try:
+        refs = storage.publish(doc, [out_path, picture, *(s["path"] for s in sidecars)])
+    except OSError as exc:
+        log.warning("video %s: job %s could not store its file: %s", video_id, job_id, exc)
+        fail(video_id, job_id, "STORAGE_UNAVAILABLE",
+             "The clip was made but could not be stored; download it again.")
+        return
     done = videos.update(db(), video_id, {
-        "thumbnail_path": picture,
-        "status": "completed", "file_path": out_path, "file_format": out_path.rsplit(".", 1)[1],
+        "thumbnail_path": refs.get(picture) if picture else None,
+        "status": "completed", "file_path": refs[out_path],
+        "file_format": out_path.rsplit(".", 1)[1],
         "file_format_preference": doc["format_preference"],
         "file_resolution_preference": doc["resolution_preference"],
         "file_quality_preset": doc.get("quality_preset") if encoded else None,
         "file_format_id": doc.get("format_id"),
         "file_options": _options(doc, {}, doc["format_preference"]),
-        "file_subtitles": [{key: s[key] for key in ("lang", "automatic", "path", "cues")}
-                           for s in sidecars],
+        "file_subtitles": [{**{key: s[key] for key in ("lang", "automatic", "cues")},
+                            "path": refs[s["path"]]} for s in sidecars],
         "subtitle_errors": extras.errors if extras else {},
-        "file_size_bytes": os.path.getsize(out_path), "width": width, "height": height,
+        "file_size_bytes": size, "width": width, "height": height,
         "completed_at": now,
         "expires_at": now + timedelta(minutes=setting("VIDEO_RETENTION_MINUTES"))}, job_id=job_id)
-    if done:
-        folders.empty(os.path.dirname(out_path), keep=[out_path, *(s["path"] for s in sidecars),
-                                                       *([picture] if picture else [])])
-        progress_cache.set_progress(redis(), video_id, {"download_progress": 100, "eta": "00:00"})
-        log.info("video %s: job %s completed (%s)", video_id, job_id, out_path)
-        followup.notify_outcome(video_id)  # Nightbot's follow-up, if the save asked for one
-        notifications.clip_outcome(video_id)  # issue 17: the channel's webhooks
+    if not done:  # another job owns the record now: what this one stored is nobody's
+        storage.delete(r for r in refs.values() if storage.is_object(r))
+        return
+    storage.release(refs)
+    storage.delete(r for r in storage.files_of(doc) if storage.is_object(r) and r not in
+                   refs.values())  # the earlier download's objects (local ones: emptied next)
+    folders.empty(os.path.dirname(out_path), keep=[p for p, r in refs.items() if p == r])
+    progress_cache.set_progress(redis(), video_id, {"download_progress": 100, "eta": "00:00"})
+    log.info("video %s: job %s completed (%s)", video_id, job_id, refs[out_path])
+    followup.notify_outcome(video_id)  # Nightbot's follow-up, if the save asked for one
+    notifications.clip_outcome(video_id)  # issue 17: the channel's webhooks
 
 
 def _thumbnail(doc: dict, out_path: str) -> Optional[str]:

@@ -26,7 +26,7 @@ from ..media.ffmpeg import FFmpegError, FFmpegTimeout, mmss
 from ..media.probe import InvalidMediaError, probe_video
 from ..utils.dates import iso
 from ..utils.files import file_available
-from . import folders, job_records, progress_cache, upload_service
+from . import folders, job_records, progress_cache, storage, upload_service
 from .jobs import JobCancelled
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,7 @@ def start_encode(encode_id: str, user_id: str, codec: str, preset: str) -> dict:
     never refused), 507 INSUFFICIENT_STORAGE, and :func:`failure_error` when the encode failed.
     """
     doc = upload_service.get_owned_upload(encode_id, user_id)
-    if doc["status"] == "expired" or not doc.get("input_file_path") \
-            or not os.path.isfile(doc["input_file_path"]):
+    if doc["status"] == "expired" or not storage.exists(doc.get("input_file_path")):
         raise ApiError(410, "The uploaded file has expired; upload it again", "UPLOAD_EXPIRED")
     same = doc.get("video_codec") == codec and doc.get("quality_preset") == preset
     if not (same and file_available(doc)) and doc["status"] != "processing":
@@ -125,8 +124,9 @@ def run_encode(encode_id: str, job_id: str) -> None:
     try:
         videos.update(db(), encode_id, {"encoding_started_at": datetime.now(timezone.utc)},
                       job_id=job_id)
-        result = encode_within_limit(encode_id, job_id, doc["input_file_path"], out_path, codec,
-                                     preset, doc.get("metadata"))
+        with storage.local_copy(doc["input_file_path"], folders.path_of(doc)) as source:
+            result = encode_within_limit(encode_id, job_id, source, out_path, codec, preset,
+                                         doc.get("metadata"))
     except JobCancelled:
         log.warning("encode %s: job %s lost ownership; stopped", encode_id, job_id)
         return
@@ -146,14 +146,27 @@ def run_encode(encode_id: str, job_id: str) -> None:
         log.exception("encode %s: job %s crashed", encode_id, job_id)
         _fail(encode_id, job_id, "Encoding failed unexpectedly.")
         return
+    try:
+        ref = storage.publish(doc, [out_path])[out_path]
+    except OSError as exc:
+        log.warning("encode %s: job %s could not store its file: %s", encode_id, job_id, exc)
+        _fail(encode_id, job_id, "The video was encoded but could not be stored; encode it "
+              "again.", "STORAGE_UNAVAILABLE")
+        return
     now = datetime.now(timezone.utc)
-    if videos.update(db(), encode_id, {
-            "status": "completed", "file_path": out_path, "file_size_bytes": result["size_bytes"],
+    if not videos.update(db(), encode_id, {
+            "status": "completed", "file_path": ref, "file_size_bytes": result["size_bytes"],
             "encoding_progress": 100, "encoding_completed_at": now,
             "expires_at": now + timedelta(minutes=setting("VIDEO_RETENTION_MINUTES"))},
             job_id=job_id):
-        _remove_other_outputs(folders.path_of(doc), keep=out_path)
-        progress_cache.set_progress(redis(), encode_id, {"encoding_progress": 100, "eta": "00:00"})
+        if storage.is_object(ref) and ref != doc.get("file_path"):  # nobody's object now
+            storage.delete([ref])
+        return
+    storage.release({out_path: ref})
+    if storage.is_object(doc.get("file_path")) and doc["file_path"] != ref:
+        storage.delete([doc["file_path"]])  # the previous encode's output
+    _remove_other_outputs(folders.path_of(doc), keep=None if storage.is_object(ref) else out_path)
+    progress_cache.set_progress(redis(), encode_id, {"encoding_progress": 100, "eta": "00:00"})
     elapsed = time.monotonic() - started
     duration = (doc.get("metadata") or {}).get("duration")
     if duration and elapsed > 0:

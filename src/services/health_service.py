@@ -22,6 +22,7 @@ from ..extensions import db, jobs, redis, setting
 from ..media import ytdlp_runtime
 from ..media.ffmpeg import FFMPEG, FFPROBE
 from ..utils import netscape_cookies
+from . import storage
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,16 @@ def _ffmpeg() -> dict:
     if missing:
         raise FileNotFoundError(f"not found: {', '.join(missing)}")
     return {}
+
+
+def _storage() -> dict:
+    """Where finished files go: ``{"backend": "local"}``, or ``{"backend": "s3", "bucket"}``
+    after a HeadBucket (raises when the bucket cannot be reached or read)."""
+    store = storage.bucket()
+    if store is None:
+        return {"backend": "local"}
+    store.client.head_bucket(Bucket=store.name)
+    return {"backend": "s3", "bucket": store.name}
 
 
 def _jobs() -> dict:
@@ -149,7 +160,8 @@ def _ytdlp_details() -> dict:
 
 def ready() -> tuple[dict, int]:
     """Readiness (``GET /readyz``): can this process take work now? MongoDB and Redis answer a
-    ping, ffmpeg/ffprobe are on PATH, both media folders have ``MIN_FREE_DISK_MB`` free and
+    ping, ffmpeg/ffprobe are on PATH, both media folders have ``MIN_FREE_DISK_MB`` free, the
+    bucket answers (``STORAGE_BACKEND=s3``, :func:`_storage`) and
     yt-dlp imports with its JS runtime found (unless ``YTDLP_JS_RUNTIME=none``).
     Returns ``({"status": "ready" | "unavailable", "failing": [names],
     "checks": {...}}, 200 | 503)``; each check as in :func:`health`. Liveness is the route
@@ -160,6 +172,7 @@ def ready() -> tuple[dict, int]:
         "redis": _probe(lambda: redis().ping() and None),
         "ffmpeg": _probe(_ffmpeg),
         "disk": _probe(_disk),
+        "storage": _probe(_storage),
         "yt_dlp": _probe(_ytdlp),
     }
     failing = [name for name, check in checks.items() if not check["ok"]]
@@ -171,9 +184,11 @@ def health() -> tuple[dict, int]:
     """Check MongoDB (ping), Redis (ping), ffmpeg/ffprobe on PATH, free disk and the job pool.
 
     Returns ``(body, status)``: 200 with ``status: "ok"``, 200 ``"degraded"`` when only the disk
-    is short (downloads of finished files still work, new jobs get 507), 503 ``"unavailable"``
+    is short (downloads of finished files still work, new jobs get 507) or the bucket does not
+    answer (``storage``, :func:`_storage`), 503 ``"unavailable"``
     when MongoDB, Redis or ffmpeg is down. Body: ``{"status", "checks": {"mongodb", "redis",
-    "ffmpeg", "disk", "jobs", "yt_dlp"}}``; each check has ``ok`` and, when failing, ``error``.
+    "ffmpeg", "disk", "storage", "jobs", "yt_dlp"}}``; each check has ``ok`` and, when
+    failing, ``error``.
     ``yt_dlp`` (:func:`_ytdlp_details`): ``version``, ``js_runtime`` (``{name, version}`` or
     None), ``ejs_version``, ``pot_provider`` ``{configured, reachable}``, ``cookies_file``
     ``{configured, present, valid?, earliest_expiry}``, ``proxy`` ``{configured, scheme}``;
@@ -186,6 +201,7 @@ def health() -> tuple[dict, int]:
         "redis": _probe(lambda: redis().ping() and None),
         "ffmpeg": _probe(_ffmpeg),
         "disk": _probe(_disk),
+        "storage": _probe(_storage),
     }
     checks["jobs"] = _probe(_jobs)
     checks["yt_dlp"] = _probe(_ytdlp_details)
@@ -195,6 +211,6 @@ def health() -> tuple[dict, int]:
     down = [name for name in ("mongodb", "redis", "ffmpeg") if not checks[name]["ok"]]
     if down:
         return {"status": "unavailable", "checks": checks}, 503
-    status = "ok" if all(checks[name]["ok"] for name in ("disk", "jobs", "yt_dlp")) \
+    status = "ok" if all(checks[name]["ok"] for name in ("disk", "storage", "jobs", "yt_dlp")) \
         else "degraded"
     return {"status": status, "checks": checks}, 200

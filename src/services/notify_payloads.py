@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import json
 import mimetypes
-import os
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -31,7 +30,7 @@ import urllib3
 from ..extensions import setting
 from ..media.errors import MESSAGES
 from ..utils.files import file_available
-from . import stream_service
+from . import storage, stream_service
 
 TITLES = {"saved": "Clip saved", "ready": "Clip ready", "failed": "Clip failed"}
 COLORS = {"saved": 0x3B82F6, "ready": 0x22C55E, "failed": 0xEF4444}
@@ -113,12 +112,12 @@ def discord_request(event: str, doc: dict, limit_bytes: int) -> tuple[bytes, str
     files: list[tuple[str, bytes, str]] = []
     if event == "ready":
         thumb = doc.get("thumbnail_path")
-        picture = _read(thumb) if thumb else None
+        picture = storage.read(thumb) if thumb else None
         clip_path = doc.get("file_path") if file_available(doc) else None
-        size = os.path.getsize(clip_path) if clip_path and os.path.isfile(clip_path) else None
+        size = storage.size(clip_path)
         if clip_path and size is not None and size + len(picture or b"") <= limit_bytes:
             name = "clip." + str(doc.get("file_format") or clip_path.rsplit(".", 1)[-1])
-            data = _read(clip_path)
+            data = storage.read(clip_path)
             if data is not None:
                 files.append((name, data, mimetypes.guess_type(name)[0]
                               or "application/octet-stream"))
@@ -137,14 +136,6 @@ def discord_request(event: str, doc: dict, limit_bytes: int) -> tuple[bytes, str
     fields += [(f"files[{n}]", part) for n, part in enumerate(files)]
     body, content_type = urllib3.encode_multipart_formdata(fields)
     return body, content_type, files[0][0] != THUMBNAIL_NAME
-
-
-def _read(path: str) -> Optional[bytes]:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError:
-        return None
 
 
 def webhook_body(event: str, doc: dict, delivery_id: str, channel_id: str,

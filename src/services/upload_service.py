@@ -3,12 +3,15 @@
 An upload is a ``videos`` document with ``source_type: "upload"``; its files live in
 ``UPLOADS_DIR/{folder}/`` (``folder``: a random name stored on the document,
 src/services/folders.py): ``source.{ext}`` (the upload, under a server-made name) and, once
-encoded, ``encoded_{codec}_{preset}.mp4`` (src/services/encoding_service.py). The user's file
-name is metadata only, and so is its extension: ffmpeg reads the content, so the upload is probed
-with the demuxer/protocol allow-list and the caps of src/media/probe.py (issue 11).
+encoded, ``encoded_{codec}_{preset}.mp4`` (src/services/encoding_service.py) — with
+``STORAGE_BACKEND=s3`` both are objects under the same names (src/services/storage.py). The
+user's file name is metadata only, and so is its extension: ffmpeg reads the content, so the
+upload is probed with the demuxer/protocol allow-list and the caps of src/media/probe.py
+(issue 11).
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from datetime import datetime, timedelta, timezone
@@ -20,7 +23,9 @@ from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, setting
 from ..media.probe import InvalidMediaError, UploadLimits, probe_video
-from . import folders, health_service
+from . import folders, health_service, storage
+
+log = logging.getLogger(__name__)
 
 #: Upload extensions accepted (spec: Upload Video for Encoding, Allowed Formats).
 ALLOWED_EXTENSIONS = ("mp4", "avi", "mkv", "mov", "flv", "wmv", "webm", "m4v", "mpg", "mpeg", "3gp")
@@ -73,6 +78,7 @@ def save_upload(file_storage, user_id: str) -> dict:
     folder = os.path.join(setting("UPLOADS_DIR"), folder_name)
     path = os.path.join(folder, f"source.{ext}")
     os.makedirs(folder)
+    stored: str | None = None
     try:
         file_storage.save(path)
         size = os.path.getsize(path)
@@ -80,9 +86,11 @@ def save_upload(file_storage, user_id: str) -> dict:
             raise too_large()
         metadata = probe_video(path, limits())
         now = datetime.now(timezone.utc)
+        record = {"_id": encode_id, "source_type": "upload", "folder": folder_name}
+        stored = _store(record, path)
         videos.insert(db(), {
-            "_id": encode_id, "user_id": ObjectId(user_id), "source_type": "upload",
-            "original_filename": name, "folder": folder_name, "input_file_path": path,
+            **record, "user_id": ObjectId(user_id),
+            "original_filename": name, "input_file_path": stored,
             "status": "pending", "file_path": None, "file_size_bytes": None,
             "input_size_bytes": size, "metadata": metadata, "video_codec": None,
             "audio_codec": "aac", "quality_preset": None, "encoding_progress": 0,
@@ -93,12 +101,27 @@ def save_upload(file_storage, user_id: str) -> dict:
         raise ApiError(400, str(exc), exc.code) from None
     except BaseException:  # the store refused the record too: no file without a record
         shutil.rmtree(folder, ignore_errors=True)
+        if stored and storage.is_object(stored):
+            storage.delete([stored])
         raise
+    storage.release({path: stored})
     return {"message": "Video uploaded successfully", "encode_id": str(encode_id),
             "original_filename": name, "file_size_mb": round(size / 1_048_576, 1),
             "metadata": {"duration": round(metadata["duration"], 3),
                          "resolution": metadata["resolution"],
                          "original_codec": metadata["original_codec"]}}
+
+
+def _store(record: dict, path: str) -> str:
+    """Hand the checked upload to storage (src/services/storage.py): its path, or its object
+    in the bucket so a worker on another machine can encode it. Raises ApiError 503
+    STORAGE_UNAVAILABLE when the bucket refuses it."""
+    try:
+        return storage.publish(record, [path])[path]
+    except OSError as exc:
+        log.warning("upload %s could not be stored: %s", record["_id"], exc)
+        raise ApiError(503, "The upload could not be stored just now; try again shortly",
+                       "STORAGE_UNAVAILABLE") from None
 
 
 def get_owned_upload(encode_id: str, user_id: str) -> dict:

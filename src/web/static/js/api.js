@@ -87,11 +87,23 @@ export function saveBlob(blob, name) {
 
 /**
  * POST a download endpoint with the private token: 200 → the file is saved and
- * {saved: name} returned; 202 → {processing: true}.
+ * {saved: name} returned; 202 → {processing: true}. Asked with ?link=true: when the file is in
+ * the bucket (STORAGE_BACKEND=s3, redirect mode) the answer is {url} instead, a presigned URL
+ * the browser downloads from directly (its Content-Disposition names the file).
  */
 export async function downloadFile(path, body, fallbackName) {
-  const { status, response } = await request('POST', path, { body: body || {} });
+  const { status, data, response } = await request('POST', `${path}?link=true`,
+    { body: body || {} });
   if (status === 202) return { processing: true };
+  if (data && typeof data.url === 'string' && /^https?:\/\//.test(data.url)) {
+    const a = document.createElement('a');
+    a.href = data.url;
+    a.rel = 'noopener';
+    document.body.append(a);
+    a.click();
+    a.remove();
+    return { saved: fallbackName };
+  }
   const name = filenameOf(response, fallbackName);
   saveBlob(await response.blob(), name);
   return { saved: name };
