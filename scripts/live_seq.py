@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from scripts.live_source import CLIP, Producer, clock_filter, run_until_stopped
-from src.media.ffmpeg import FFMPEG
+from scripts import live_dash
+from scripts.live_source import Producer, run_until_stopped
 
 #: itag → (dash representation id, content type); 133 = 240p avc1, 140 = m4a (YouTube's).
 ITAGS = {133: ("0", "video/mp4"), 140: ("1", "audio/mp4")}
@@ -48,18 +48,7 @@ _SQ_PATH = re.compile(r"/sq/(\d+)/?$")
 def ffmpeg_args(folder: Path, seconds: int = 2, clock: bool = False) -> list:
     """The ffmpeg command line (module docstring) writing the live DASH files into ``folder``;
     ``clock``: each frame's time burnt into it (scripts/live_source.py :func:`clock_filter`)."""
-    video_filter = "scale=-2:240" + ("," + clock_filter() if clock else "")
-    return [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-            "-stream_loop", "-1", "-i", str(CLIP), "-vf", video_filter,
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-g", str(25 * seconds), "-keyint_min", str(25 * seconds), "-sc_threshold", "0",
-            "-force_key_frames", f"expr:gte(t,n_forced*{seconds})",
-            "-c:a", "aac", "-b:a", "64k", "-ac", "2",
-            "-f", "dash", "-seg_duration", str(seconds), "-use_template", "1",
-            "-use_timeline", "0", "-adaptation_sets", "id=0,streams=v id=1,streams=a",
-            "-init_seg_name", "init-$RepresentationID$.m4s",
-            "-media_seg_name", "chunk-$RepresentationID$-$Number%05d$.m4s",
-            str(folder / "live.mpd")]
+    return live_dash.ffmpeg_args(folder, seconds, window_size=None, clock=clock)
 
 
 class _Handler(BaseHTTPRequestHandler):

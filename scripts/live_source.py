@@ -113,6 +113,8 @@ class Producer:
     failed test), so no ffmpeg outlives it.
     """
 
+    server: Optional[SourceServer] = None  # what serves the folder (LiveSeq has its own)
+
     def _use_folder(self, folder, prefix: str) -> None:
         self._tmp = None if folder else tempfile.TemporaryDirectory(prefix=prefix)
         self.folder = Path(folder or self._tmp.name)  # type: ignore[union-attr]
@@ -130,7 +132,20 @@ class Producer:
         raise NotImplementedError
 
     def unserve(self) -> None:
-        raise NotImplementedError
+        """Stop serving (the default: the folder's :class:`SourceServer` in ``server``)."""
+        if self.server:
+            self.server.stop()
+            self.server = None
+
+    def end(self, timeout: float = 10.0) -> None:
+        """End the stream as an encoder does: SIGINT; ffmpeg then closes it (HLS writes
+        ``#EXT-X-ENDLIST``, DASH a static MPD)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
     def start(self):
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -232,20 +247,6 @@ class LiveHLS(Producer):
 
     def serve(self) -> None:
         self.server = SourceServer(self.folder).start()
-
-    def unserve(self) -> None:
-        if self.server:
-            self.server.stop()
-            self.server = None
-
-    def end(self, timeout: float = 10.0) -> None:
-        """End the stream as an encoder does: SIGINT, ffmpeg writes ``#EXT-X-ENDLIST``."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def main(argv=None) -> None:

@@ -53,13 +53,9 @@ def looks_like_mpd(data: bytes) -> bool:
     """True when the document's first 4 KB hold an ``<MPD`` start tag (any namespace prefix)."""
     return re.search(rb"<(?:\w+:)?MPD[\s>]", data[:4096]) is not None
 
-def parse(data: bytes, url: str) -> dict:
-    """Parse the MPD bytes ``data`` fetched from ``url`` (no network). Formats carry the media
-    segments per Period in ``_periods`` (``[(base URL, init, [{"url", "t", "d", "timescale",
-    "offset", "byte_range", "index"}, ...]), ...]``, dropped by :func:`src.media.mpd.extract`)
-    besides ``fragments``. Raises MediaError(FORMAT_UNAVAILABLE)."""
-    if not looks_like_mpd(data):
-        raise NotAnMPD(FORMAT_UNAVAILABLE, "The source is not a DASH manifest.")
+def root_of(data: bytes):
+    """The MPD element of ``data`` (defusedxml: no DTD, entities or external references) and
+    ``q(name)``, the element name in its namespace. Raises MediaError(FORMAT_UNAVAILABLE)."""
     try:
         root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True,
                                  forbid_external=True)
@@ -68,9 +64,20 @@ def parse(data: bytes, url: str) -> dict:
     except SyntaxError:  # ParseError
         raise bad("it is not well-formed XML") from None
     ns = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else ""
-    q = (lambda name: f"{{{ns}}}{name}") if ns else (lambda name: name)
+    q = (lambda name: f"{{{ns}}}{name}") if ns else (lambda name: name)  # noqa: E731
     if root.tag != q("MPD"):
         raise bad("its root is not MPD")
+    return root, q
+
+
+def parse(data: bytes, url: str) -> dict:
+    """Parse the MPD bytes ``data`` fetched from ``url`` (no network). Formats carry the media
+    segments per Period in ``_periods`` (``[(base URL, init, [{"url", "t", "d", "timescale",
+    "offset", "byte_range", "index"}, ...]), ...]``, dropped by :func:`src.media.mpd.extract`)
+    besides ``fragments``. Raises MediaError(FORMAT_UNAVAILABLE)."""
+    if not looks_like_mpd(data):
+        raise NotAnMPD(FORMAT_UNAVAILABLE, "The source is not a DASH manifest.")
+    root, q = root_of(data)
     if root.get("type", "static") != "static":
         raise bad("it describes a live (dynamic) presentation")
     try:
@@ -78,18 +85,18 @@ def parse(data: bytes, url: str) -> dict:
     except ValueError as exc:
         raise bad(str(exc)) from None
     total = parse_duration(root.get("mediaPresentationDuration"))
-    base = _base(root, q, url)
+    base = base_url(root, q, url)
     formats: dict = {}
     start = 0.0
     periods = root.findall(q("Period"))
     for number, period in enumerate(periods):
-        start = _seconds(period.get("start"), start)
-        following = _seconds(periods[number + 1].get("start"), None) \
+        start = seconds(period.get("start"), start)
+        following = seconds(periods[number + 1].get("start"), None) \
             if number + 1 < len(periods) else None
-        length = _seconds(period.get("duration"), None)
+        length = seconds(period.get("duration"), None)
         end = start + length if length is not None else following if following is not None \
             else total
-        _period(period, q, _base(period, q, base), start, end, formats, url)
+        _period(period, q, base_url(period, q, base), start, end, formats, url)
         start = end if end is not None else start
     if not formats:
         raise bad("it lists no audio or video Representation")
@@ -104,12 +111,12 @@ def _video_id(url: str) -> str:
     return name.rpartition(".")[0] or name or "manifest"
 
 
-def _seconds(text: Optional[str], default):
+def seconds(text: Optional[str], default):
     value = parse_duration(text) if text else None
     return float(value) if value is not None and math.isfinite(value) else default
 
 
-def _base(element, q, parent: str) -> str:
+def base_url(element, q, parent: str) -> str:
     found = element.find(q("BaseURL"))
     text = (found.text or "").strip() if found is not None else ""
     return urllib.parse.urljoin(parent, text) if text else parent
@@ -119,7 +126,7 @@ def _period(period, q, base: str, start: float, end: Optional[float], formats: d
             manifest: str) -> None:
     """Add one Period's Representations to ``formats`` (keyed by what matches across Periods)."""
     for set_number, aset in enumerate(period.findall(q("AdaptationSet"))):
-        set_base = _base(aset, q, base)
+        set_base = base_url(aset, q, base)
         for rep_number, rep in enumerate(aset.findall(q("Representation"))):
             attrs = {**aset.attrib, **rep.attrib}
             mime = attrs.get("mimeType", "")
@@ -129,7 +136,7 @@ def _period(period, q, base: str, start: float, end: Optional[float], formats: d
                 continue
             key = (aset.get("id", str(set_number)), kind, attrs.get("codecs"),
                    attrs.get("height"), attrs.get("id", str(rep_number)))
-            url = _base(rep, q, set_base)
+            url = base_url(rep, q, set_base)
             fmt = formats.get(key)
             if fmt is None:
                 fmt = formats[key] = _new_format(attrs, kind, codecs, mime, manifest)
@@ -150,17 +157,17 @@ def _new_format(attrs: dict, kind: str, codecs: dict, mime: str, manifest: str) 
     video = kind == "video"
     return {
         "format_id": attrs.get("id") or kind, "ext": _EXTS.get(mime) or mimetype2ext(mime),
-        "width": _int(attrs.get("width")) if video else None,
-        "height": _int(attrs.get("height")) if video else None, "fps": fps if video else None,
+        "width": integer(attrs.get("width")) if video else None,
+        "height": integer(attrs.get("height")) if video else None, "fps": fps if video else None,
         "vcodec": (codecs.get("vcodec") or "none") if video else "none",
         "acodec": (codecs.get("acodec") or "none") if not video else "none",
-        "tbr": (_int(attrs.get("bandwidth")) or 0) / 1000 or None,
-        "asr": _int(attrs.get("audioSamplingRate")), "format_note": f"DASH {kind}",
+        "tbr": (integer(attrs.get("bandwidth")) or 0) / 1000 or None,
+        "asr": integer(attrs.get("audioSamplingRate")), "format_note": f"DASH {kind}",
         "manifest_url": manifest, "_periods": [],
     }
 
 
-def _int(text) -> Optional[int]:
+def integer(text) -> Optional[int]:
     """An attribute's integer; None when absent or not one; ``bad`` when ≥ 2⁶³ (no MPD value
     is that large; Python would carry it into float arithmetic that overflows)."""
     try:
@@ -182,24 +189,24 @@ def _segments(q, levels: tuple, attrs: dict, base: str, start: float, end: Optio
     seg = {key: value for node in nodes for key, value in node.attrib.items()}
     child = lambda name: next((n.find(q(name)) for n in reversed(nodes)  # noqa: E731
                                if n.find(q(name)) is not None), None)
-    timescale = _int(seg.get("timescale")) or 1
-    pto = _int(seg.get("presentationTimeOffset")) or 0
-    first_number = _int(seg.get("startNumber"))
+    timescale = integer(seg.get("timescale")) or 1
+    pto = integer(seg.get("presentationTimeOffset")) or 0
+    first_number = integer(seg.get("startNumber"))
     first_number = 1 if first_number is None else first_number
-    nominal = _int(seg.get("duration"))
+    nominal = integer(seg.get("duration"))
     if timescale <= 0 or (nominal is not None and nominal <= 0):
         raise bad("a segment timescale or duration is not positive")
-    values = {"RepresentationID": attrs.get("id", ""), "Bandwidth": _int(attrs.get("bandwidth"))}
+    values = {"RepresentationID": attrs.get("id", ""), "Bandwidth": integer(attrs.get("bandwidth"))}
     source = child("Initialization")
     init: Optional[dict] = None
     if kind == "SegmentTemplate" and seg.get("initialization"):
-        init = {"url": urllib.parse.urljoin(base, _fill(seg["initialization"], values))}
+        init = {"url": urllib.parse.urljoin(base, fill(seg["initialization"], values))}
     elif source is not None:
         init = {"url": urllib.parse.urljoin(base, source.get("sourceURL") or "")}
         if source.get("range"):
             init["byte_range"] = _range(source.get("range"))
     offset = start - pto / timescale  # presentation seconds = offset + t / timescale
-    times = _timeline(child("SegmentTimeline"), q, nominal, timescale, pto, start, end,
+    times = timeline_times(child("SegmentTimeline"), q, nominal, timescale, pto, start, end,
                       len(nodes[-1].findall(q("SegmentURL"))) if kind == "SegmentList" else None)
     segments = []
     if kind == "SegmentList":
@@ -217,13 +224,13 @@ def _segments(q, levels: tuple, attrs: dict, base: str, start: float, end: Optio
         if not media:
             raise bad("a SegmentTemplate has no media template")
         for number, (t, d) in enumerate(times, first_number):
-            path = _fill(media, {**values, "Number": number, "Time": t})
+            path = fill(media, {**values, "Number": number, "Time": t})
             segments.append({"url": urllib.parse.urljoin(base, path), "t": t, "d": d,
                              "timescale": timescale, "offset": offset})
     return init, segments
 
 
-def _fill(template: str, values: dict) -> str:
+def fill(template: str, values: dict) -> str:
     """Substitute ``$Identifier$`` / ``$Identifier%0Nd$`` and ``$$`` (§5.3.9.4.4, Table 16)."""
     def one(match):
         if match[1] is None:
@@ -247,7 +254,7 @@ def _range(text: str) -> dict:
     return {"start": first, "end": last + 1}
 
 
-def _timeline(timeline, q, nominal, timescale: int, pto: int, start: float,
+def timeline_times(timeline, q, nominal, timescale: int, pto: int, start: float,
               end: Optional[float], listed: Optional[int]) -> list:
     """``[(t, d), ...]`` media times in ``timescale`` units: from ``SegmentTimeline`` (§5.3.9.6:
     ``S@t`` optional, ``S@r`` repeats, ``-1`` up to the next ``S@t`` or the Period end), else
@@ -256,7 +263,7 @@ def _timeline(timeline, q, nominal, timescale: int, pto: int, start: float,
     if timeline is not None:
         items = []
         for s in timeline.findall(q("S")):
-            t, d, r = _int(s.get("t")), _int(s.get("d")), _int(s.get("r")) or 0
+            t, d, r = integer(s.get("t")), integer(s.get("d")), integer(s.get("r")) or 0
             if d is None or d <= 0 or r < -1:
                 raise bad("a SegmentTimeline entry has no positive duration")
             items.append((t, d, r))
@@ -378,7 +385,7 @@ def check_size(doc, cap: int = MAX_DOCUMENT_SEGMENTS) -> None:
                              f"{MAX_WIDTH} digits")
         owner = parents.get(element)
         if name == "SegmentTimeline":
-            count: float = sum(1 + max(0, _int(s.get("r")) or 0) for s in element)
+            count: float = sum(1 + max(0, integer(s.get("r")) or 0) for s in element)
             owner = parents.get(owner)  # the SegmentTemplate/SegmentList's element
         elif element.find("./*") is None or element.get("duration"):
             duration = _inherited(element, parents, "duration") or 0
@@ -405,7 +412,7 @@ def _inherited(template, parents: dict, attribute: str) -> Optional[int]:
     level = parents.get(template)
     while template is not None:
         if template.get(attribute) is not None:
-            return _int(template.get(attribute))
+            return integer(template.get(attribute))
         level = parents.get(level) if level is not None else None
         template = next((c for c in level if c.tag.rpartition("}")[2] == "SegmentTemplate"),
                         None) if level is not None else None

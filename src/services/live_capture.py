@@ -10,16 +10,19 @@ by ``EXT-X-PROGRAM-DATE-TIME`` (:func:`src.media.live.fetch_live`): phase ``reco
 is ``completed`` a few seconds after t1.
 
 A source is live when yt-dlp says so (``live_status`` ``is_live``; its generic extractor says
-so for an HLS playlist without ``EXT-X-ENDLIST``); anything else is 400 NOT_LIVE. The file is
+so for an HLS playlist without ``EXT-X-ENDLIST`` and for a bare ``type="dynamic"`` MPD URL) or
+when its DASH manifest is ``type="dynamic"`` (read by us: yt-dlp says nothing for an MPD found
+in a page, :func:`is_live`); anything else is 400 NOT_LIVE. The file is
 MP4 (stream copy); a live clip cannot be fetched again once its window has left the stream, so
 a download of it only serves, joins or reports its one job (410 FILE_EXPIRED after expiry).
 The dashboard's "Clip now" (src/web/static/js/clipnow.js) posts this route after the save
 form's look-up said ``live_status`` ``is_live``.
 
 When the HLS path cannot record the window (no combined HLS format, the window older than the
-playlist, a refused playlist), a live YouTube stream is recorded from its sequence-number
-formats instead (:func:`_record`, src/media/livesq.py: ``sq=N`` fragments from the head's
-``X-Head-Seqnum``, ±1 fragment).
+playlist, a refused playlist), a source with a live DASH manifest is recorded from it
+(src/media/livedash.py: segments by availabilityStartTime and the segment template/timeline),
+and a live YouTube stream from its sequence-number formats (:func:`_record`,
+src/media/livesq.py: ``sq=N`` fragments from the head's ``X-Head-Seqnum``, ±1 fragment).
 
 Stream clips saved from chat (``origin`` ``stream``) use the same job while their stream is
 live (:func:`start_stream_capture`, called by the live resolver, src/services/live_service.py);
@@ -36,7 +39,7 @@ from typing import Optional
 from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, redis, setting
-from ..media import choice, guard, live, livesq
+from ..media import choice, guard, live, livedash, livesq
 from ..media.errors import FORMAT_UNAVAILABLE, MediaError
 from ..media.source import selector_ydl
 from ..utils.validators import InvalidSourceURL, validate_source_url
@@ -59,9 +62,16 @@ AFTER_WINDOW_SECONDS = 120
 _HLS = ("m3u8", "m3u8_native")
 
 
-def is_live(info: dict) -> bool:
-    """yt-dlp's word: ``live_status`` ``is_live`` (or ``is_live``)."""
-    return info.get("live_status") == "is_live" or info.get("is_live") is True
+def is_live(info: dict, probe: bool = False) -> bool:
+    """yt-dlp's word: ``live_status`` ``is_live`` (or ``is_live``); with ``probe``, also a
+    source whose DASH manifest is ``type="dynamic"`` (fetched through the egress guard:
+    yt-dlp's generic extractor says ``is_live`` for a bare MPD URL, not for one it finds in a
+    page's ``<video>``, ``_parse_html5_media_entries``)."""
+    if info.get("live_status") == "is_live" or info.get("is_live") is True:
+        return True
+    found = _dash_format(info) if probe else None
+    return found is not None and livedash.is_live_mpd(_manifest(found),
+                                                      found.get("http_headers"))
 
 
 def save_live(body: dict, token_claims: dict, now: Optional[float] = None) -> str:
@@ -85,10 +95,10 @@ def save_live(body: dict, token_claims: dict, now: Optional[float] = None) -> st
                                                                 body["user_id"]))
     try:
         info = info_cache.get_info(url, user_id=str(user["_id"]))
-        if not is_live(info):
+        if not is_live(info, probe=True):
             raise ApiError(400, "This source is not live now; save a clip of it with "
                                 "POST /api/video/save.", "NOT_LIVE", {"url": ["not live"]})
-        _plan(info)
+        _recordable(info)
     except MediaError as exc:
         raise video_service.media_api_error(exc.code, exc.message) from None
     t0 = now - setting("STREAM_DELAY_SECONDS") - body["offset"]
@@ -119,6 +129,25 @@ def _plan(info: dict) -> choice.FetchPlan:
         raise MediaError(FORMAT_UNAVAILABLE, "This live stream offers no HLS playlist with "
                                              "audio and video together.")
     return choice.plan_of(chosen, False)
+
+
+def _dash_format(info: dict) -> Optional[dict]:
+    """The DASH format of ``info`` (yt-dlp's ``http_dash_segments`` with a manifest URL, no
+    DRM) whose manifest the live DASH recorder reads, or None."""
+    return next((f for f in info.get("formats") or [] if isinstance(f, dict)
+                 and f.get("protocol") == livedash.PROTOCOL and not f.get("has_drm")
+                 and str(_manifest(f)).startswith(("http://", "https://"))), None)
+
+
+def _manifest(fmt: dict) -> str:
+    return str(fmt.get("manifest_url") or fmt.get("url") or "")
+
+
+def _recordable(info: dict) -> None:
+    """Raise MediaError(FORMAT_UNAVAILABLE) unless a live recorder can take ``info``: a
+    combined HLS format (:func:`_plan`) or a DASH manifest (:func:`_dash_format`)."""
+    if _dash_format(info) is None:
+        _plan(info)
 
 
 def run_capture(video_id: str, job_id: str) -> None:
@@ -157,26 +186,50 @@ def run_capture(video_id: str, job_id: str) -> None:
 
 
 def _record(doc: dict, window: dict, out_path: str, on_progress) -> dict:
-    """Record the window into ``out_path``: from the live HLS playlist by its dates
-    (:func:`src.media.live.fetch_live`, exact), else — no HLS format, or that path failed (the
-    window older than its playlist, a refused playlist) — from a live YouTube stream's
-    sequence-number formats (:func:`src.media.livesq.fetch_live_sq`, ±1 fragment; a second
-    extraction with yt-dlp's ``live_from_start``, cached apart). Returns the recorder's
-    summary; raises the HLS path's MediaError when no sequence-number format exists."""
+    """Record the window into ``out_path``, trying in turn: the live HLS playlist by its dates
+    (:func:`src.media.live.fetch_live`, exact); a live DASH manifest (``type="dynamic"``) by
+    its availabilityStartTime and segment timeline (:func:`src.media.livedash.fetch_live_dash`,
+    exact); a live YouTube stream's sequence-number formats
+    (:func:`src.media.livesq.fetch_live_sq`, ±1 fragment; a second extraction with yt-dlp's
+    ``live_from_start``, cached apart). A path is tried when the source offers it and the one
+    before it is missing or failed (the window older than its playlist, a refused playlist).
+    Returns the recorder's summary; raises the last path's MediaError."""
     user_id = str(doc["user_id"])
     info = info_cache.get_info(doc["url"], user_id=user_id)
-    timeout = max(0.0, window["t1"] - time.time()) + AFTER_WINDOW_SECONDS
+
+    def timeout() -> float:
+        return max(0.0, window["t1"] - time.time()) + AFTER_WINDOW_SECONDS
+
+    failed: Optional[MediaError] = None
     try:
-        return live.fetch_live(_plan(info), window["t0"], window["t1"], out_path,
-                               on_progress=on_progress, timeout=timeout)
+        plan = _plan(info)
     except MediaError as exc:
-        found = _sq_plan(info, doc["url"], user_id)
-        if found is None:
-            raise
-        log.info("video %s: the live HLS path failed (%s); recording by sequence number",
-                 doc["_id"], exc.code)
+        plan, failed = None, exc
+    if plan is not None:
+        try:
+            return live.fetch_live(plan, window["t0"], window["t1"], out_path,
+                                   on_progress=on_progress, timeout=timeout())
+        except MediaError as exc:
+            failed = exc
+    dash = _dash_format(info)
+    if dash is not None:
+        if plan is not None:
+            log.info("video %s: the live HLS path failed (%s); recording the DASH manifest",
+                     doc["_id"], failed and failed.code)
+        try:
+            return livedash.fetch_live_dash(_manifest(dash), window["t0"], window["t1"],
+                                            out_path, dash.get("http_headers"),
+                                            on_progress=on_progress, timeout=timeout())
+        except MediaError as exc:
+            failed = exc
+    found = _sq_plan(info, doc["url"], user_id)
+    if found is None:
+        assert failed is not None
+        raise failed
+    log.info("video %s: the live HLS/DASH paths failed (%s); recording by sequence number",
+             doc["_id"], failed and failed.code)
     return livesq.fetch_live_sq(found[0], window["t0"], window["t1"], out_path, found[1],
-                                on_progress=on_progress, timeout=timeout)
+                                on_progress=on_progress, timeout=timeout())
 
 
 def _sq_plan(info: dict, url: str, user_id: str):
@@ -227,7 +280,7 @@ def start_stream_capture(doc: dict, info: dict, placed: dict) -> Optional[dict]:
     window = window_of(doc)
     try:
         if info.get("extractor_key") != "Youtube":  # else the sequence numbers may do
-            _plan(info)
+            _recordable(info)
         if window["t1"] - time.time() > live.MAX_WAIT:
             raise MediaError(FORMAT_UNAVAILABLE, "The clip ends too far ahead to record live.")
         job_records.start(str(doc["_id"]), str(doc["user_id"]), {
