@@ -8,7 +8,14 @@ from flask import Response, g, request
 from .. import schemas
 from ..media.audio import MIMETYPES as AUDIO_MIMETYPES
 from ..middleware.auth import private_token_required, public_token_in_path, public_token_required
-from ..services import download_service, live_capture, playback, stream_service, video_service
+from ..services import (
+    clip_views,
+    download_service,
+    live_capture,
+    playback,
+    stream_service,
+    video_service,
+)
 from ..utils.files import send_media  # X-Accel-Redirect when enabled
 from . import (
     NIGHTBOT_HEADERS,
@@ -175,15 +182,17 @@ def _file_name(video_id: str, ext: str) -> str:
     "in": "path", "name": "lang", "description": "a language of the status' `subtitles`",
     "schema": {"type": "string", "pattern": schemas.LANGUAGE}}])
 @private_token_required
+@blp.arguments(schemas.DownloadLinkQuery, location="query")
 @blp.errors({401: PRIVATE_401, 403: "FORBIDDEN (not your clip)",
              404: "NOT_FOUND (no such clip, or its file has no subtitles in that language)",
              410: "FILE_EXPIRED (the file expired just now: download the clip again)"})
-@blp.doc(security=PRIVATE, responses={"200": {"description": "WebVTT", "content": {
-    "text/vtt": {"schema": {"type": "string"}}}}})
-def subtitles(video_id, lang):
+@blp.doc(security=PRIVATE, responses={**schemas.STORED_FILE_ANSWERS, "200": {
+    "description": "WebVTT (`?link=true` with files in the bucket: its URL)", "content": {
+        "text/vtt": {"schema": {"type": "string"}}, **schemas.LINK_JSON}}})
+def subtitles(query, video_id, lang):
     """The WebVTT subtitles of the clip's finished file in one language (issue 18)."""
-    path = video_service.subtitle_file(video_id, g.current_user["user_id"], lang)
-    return send_media(path, mimetype="text/vtt",
+    path = clip_views.subtitle_file(video_id, g.current_user["user_id"], lang)
+    return send_media(path, mimetype="text/vtt", link=query["link"],
                       disposition=f'attachment; filename="clip_{video_id}.{lang}.vtt"')
 
 
@@ -196,7 +205,7 @@ def subtitles(video_id, lang):
 def status(video_id):
     """Status, progress and file facts of a clip (polled: answered without a schema dump)."""
     doc = video_service.get_owned(video_id, g.current_user["user_id"])
-    return video_service.status_view(download_service.reap_if_dead(doc))
+    return clip_views.status_view(download_service.reap_if_dead(doc))
 
 
 @blp.get("/list")
@@ -209,7 +218,7 @@ def status(video_id):
 def list_videos(query):
     """The user's clips, newest first: all of them (the spec's answer), or searched,
     filtered, paged and grouped by stream through the query parameters."""
-    return video_service.list_clips(g.current_user["user_id"], query)
+    return clip_views.list_clips(g.current_user["user_id"], query)
 
 
 @blp.post("/play/<video_id>", parameters=VIDEO_ID)

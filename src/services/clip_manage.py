@@ -15,7 +15,8 @@ from ..data import videos
 from ..errors import ApiError
 from ..extensions import db, setting
 from . import folders, storage
-from .video_service import get_owned, summary_view
+from .clip_views import summary_view
+from .video_service import get_owned
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ valid ``PLAY_URL_SECONDS`` (default 300). It is not bound to a session: whoever 
 fetch that one file until it expires, like a pre-signed S3 URL.
 
 The thumbnail of a clip's moment comes the same way, inside the clip list
-(``thumbnail_url``, made by :func:`video_service.thumbnail_url`):
+(``thumbnail_url``, made by :func:`clip_views.thumbnail_url`):
 ``/api/video/thumbnail/{id}.jpg?exp=…&sig=…``; checked here.
 """
 from __future__ import annotations

@@ -29,8 +29,8 @@ from ..extensions import db
 from ..utils.dates import iso
 from .channel_service import HANDLE
 from .chat_service import moment_of
+from .clip_views import search_words
 from .stream_service import hms
-from .video_service import search_words
 
 #: The keys of a clip in every public answer.
 PUBLIC_FIELDS = ("youtube_video_id", "seconds", "time", "message", "user", "created_at", "url")
@@ -80,7 +80,7 @@ def clip_view(doc: dict) -> dict:
 
 
 def _words(q: Optional[str]) -> list[str]:
-    """``q``'s words as the clip list reads them (:func:`video_service.search_words`), at most
+    """``q``'s words as the clip list reads them (:func:`clip_views.search_words`), at most
     :data:`MAX_WORDS`."""
     return search_words(q)[:MAX_WORDS]
 

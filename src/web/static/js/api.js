@@ -69,12 +69,12 @@ export const del = (path, opts) => request('DELETE', path, opts);
 
 function filenameOf(response, fallback) {
   const cd = response.headers.get('Content-Disposition') || '';
-  const match = /filename="?([^";]+)"?/i.exec(cd);
+  const match = /filename="?([^";/\\]+)"?/i.exec(cd);
   return match ? match[1] : fallback;
 }
 
 /** Hand a blob to the browser as a file download. */
-export function saveBlob(blob, name) {
+function saveBlob(blob, name) {
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;
@@ -86,14 +86,16 @@ export function saveBlob(blob, name) {
 }
 
 /**
- * POST a download endpoint with the private token: 200 → the file is saved and
- * {saved: name} returned; 202 → {processing: true}. Asked with ?link=true: when the file is in
- * the bucket (STORAGE_BACKEND=s3, redirect mode) the answer is {url} instead, a presigned URL
- * the browser downloads from directly (its Content-Disposition names the file).
+ * Ask a download endpoint with the private token (POST with ``body``, or GET when ``body`` is
+ * null): 200 → the file is saved and {saved: name} returned; 202 → {processing: true}. Asked
+ * with ?link=true: when the file is in the bucket (STORAGE_BACKEND=s3, redirect mode) the
+ * answer is {url} instead, a presigned URL the browser downloads from directly (its
+ * Content-Disposition names the file).
  */
 export async function downloadFile(path, body, fallbackName) {
-  const { status, data, response } = await request('POST', `${path}?link=true`,
-    { body: body || {} });
+  const { status, data, response } = body === null
+    ? await request('GET', `${path}?link=true`)
+    : await request('POST', `${path}?link=true`, { body: body || {} });
   if (status === 202) return { processing: true };
   if (data && typeof data.url === 'string' && /^https?:\/\//.test(data.url)) {
     const a = document.createElement('a');

@@ -1,7 +1,7 @@
 // The download choices of one clip (issue 18): video or audio format, resolution, audio
 // bitrate, subtitle languages and how they come (embedded or a separate .vtt), and the body of
 // POST /api/video/download/{id} they make. The subtitle files of a finished clip as buttons.
-import { get, saveBlob, session } from './api.js';
+import { downloadFile, session } from './api.js';
 import { h } from './dom.js';
 import { languageName, subtitleLanguages } from './info.js';
 
@@ -159,10 +159,7 @@ export function choiceControls(state, rerender) {
 
 /** Save one subtitle file of a finished clip (GET with the private token). */
 async function fetchSubtitle(id, track) {
-  const { response } = await get(track.url);
-  const cd = response.headers.get('Content-Disposition') || '';
-  const match = /filename="?([^";/\\]+)"?/i.exec(cd);
-  saveBlob(await response.blob(), match ? match[1] : `clip_${id}.${track.lang}.vtt`);
+  await downloadFile(track.url, null, `clip_${id}.${track.lang}.vtt`);
 }
 
 /**
