@@ -9,9 +9,11 @@ module; the markup is in /work/notes/roles.md until it is pasted).
 from __future__ import annotations
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 from tests import test_dashboard as dashboard
-from tests.test_dashboard import PASSWORD, api, email, needs_browser
+from tests.test_dashboard import PASSWORD, api, email, needs_browser, save_clip
 
 pytestmark = pytest.mark.slow  # make test-fast leaves this module out
 #: The app served for real, the browser and the page of tests/test_dashboard.py.
@@ -72,4 +74,41 @@ def test_invite_accept_and_remove_a_moderator(page, live_app):
     page.drv.switch_to.alert.accept()
     page.visible("#team-moderators-empty")
     assert api(base, "GET", "/api/team", token=moderator["token"])[1]["owners"] == []
+    assert page.console_errors() == []
+
+
+@needs_browser
+def test_a_moderator_lists_and_downloads_the_owners_clips(page, live_app, source_server):
+    """"Whose clips" appears once I moderate someone: picking the owner lists their clips (not
+    mine), and the card's download saves the owner's file."""
+    base, _ = live_app
+    owner = _account(base)
+    clip = save_clip(base, {"token": owner["token"], "user": {"id": owner["id"]}},
+                     source_server.mp4_url, 10, 14, "the owner's moment")
+    status, invite = api(base, "POST", "/api/team/invites", {"email": f"mod-{email()}"},
+                         token=owner["token"])
+    assert status == 201, invite
+    moderator_email = invite["email"]
+    user = page.register(moderator_email)
+    mine = save_clip(base, user, source_server.mp4_url, 20, 24, "my own moment")
+    page.el("#clips-refresh").click()
+    page.visible(f'#clips-list li.clip[data-id="{mine}"]')
+    assert not page.el("#clips-owner-box").is_displayed()  # I moderate nobody yet
+    assert api(base, "POST", "/api/team/invites/accept", {"token": invite["token"]},
+               token=user["token"])[0] == 200
+    page.go("team")
+    page.wait(lambda: owner["email"] in page.el("#team-owners").text, 10, "the owner listed")
+    page.go("clips")
+    menu = page.visible("#clips-owner")
+    Select(menu).select_by_visible_text(owner["email"])
+    card = f'#clips-list li.clip[data-id="{clip}"]'
+    page.visible(card)
+    assert page.drv.find_elements(By.CSS_SELECTOR, f'#clips-list li.clip[data-id="{mine}"]') \
+        == []
+    assert "the owner's moment" in page.el(card).text
+    page.el(f"{card} button[data-role=download]").click()
+    path = page.wait_download(f"video_{clip}.mp4", timeout=90)
+    assert path.stat().st_size > 10_000
+    Select(page.el("#clips-owner")).select_by_visible_text("Mine")
+    page.visible(f'#clips-list li.clip[data-id="{mine}"]')
     assert page.console_errors() == []

@@ -12,7 +12,9 @@ import { $, flash, h } from './dom.js';
 import { describe, hms, humanError, localDateTime } from './format.js';
 import { infoCard } from './info.js';
 import { liveActions, liveFile, liveOnly, liveSpan } from './liveclip.js';
-import { filtered, listQuery, playerFor, showGroups, showPages } from './library.js';
+import {
+  filtered, listQuery, playerFor, showGroups, showOwners, showPages,
+} from './library.js';
 import { jobProgress } from './progress.js';
 
 const POLL_MS = 2000;
@@ -34,6 +36,7 @@ let listed = 0; // answers to older list requests (typing in the search box) are
 /** Reload the list (this search, status and page) from the API, then each clip's status. */
 export async function loadClips() {
   const mine = ++listed;
+  await showOwners();
   const { data } = await get(`/api/video/list?${listQuery()}`);
   if (mine !== listed) return;
   if (showPages(data)) { await loadClips(); return; } // the last page went away

@@ -4,19 +4,23 @@
 // player of a
 // finished clip: POST /api/video/play/{id} gives a short-lived signed URL (a <video> element
 // cannot send the bearer token), played in <video controls>; an expired URL is asked anew.
-import { post } from './api.js';
+// A moderator (issue 17, item 6) picks whose clips to list in "Whose clips" (the owners of
+// GET /api/team, ``?owner=``); the cards' actions then work on that owner's clips.
+import { get, post } from './api.js';
 import { $, h } from './dom.js';
 
 export const PER_PAGE = 20;
 const SEARCH_DELAY_MS = 300; // typing pauses this long before the list is asked again
 
-const filter = { q: '', status: '', stream: '', since: '', until: '', page: 1 };
+const filter = { owner: '', q: '', status: '', stream: '', since: '', until: '', page: 1 };
+let ownersShown = false; // the "Whose clips" menu is filled once per session
 let pages = 1;
 
 /** The list's query string for the current search, status and page. */
 export function listQuery() {
   const params = new URLSearchParams({ page: String(filter.page), per_page: String(PER_PAGE),
     group: 'stream' });
+  if (filter.owner) params.set('owner', filter.owner);
   if (filter.q.trim()) params.set('q', filter.q.trim());
   if (filter.status) params.set('status', filter.status);
   if (filter.stream) params.set('youtube_video_id', filter.stream);
@@ -52,11 +56,12 @@ export function initLibrary(reload) {
   };
   // input: each key; search: the field's clear button; change: a value set without typing
   for (const name of ['input', 'search', 'change']) $('clips-q').addEventListener(name, typed);
-  const menus = { status: 'clips-status', stream: 'clips-stream', since: 'clips-since',
-    until: 'clips-until' };
+  const menus = { owner: 'clips-owner', status: 'clips-status', stream: 'clips-stream',
+    since: 'clips-since', until: 'clips-until' };
   for (const [key, id] of Object.entries(menus)) {
     $(id).addEventListener('change', () => {
       filter[key] = $(id).value;
+      if (key === 'owner') filter.stream = ''; // another owner's streams
       filter.page = 1;
       again();
     });
@@ -98,12 +103,37 @@ export function showGroups(data) {
     `${titles.get(g.youtube_video_id) || g.youtube_video_id} (${g.count})`)));
 }
 
-/** Back to the first page, no search (a new session). */
+/**
+ * Fill "Whose clips" with the owners I moderate (GET /api/team), once per session; hidden when
+ * there are none. An owner who removed me meanwhile falls back to my own clips.
+ */
+export async function showOwners() {
+  if (ownersShown) return;
+  ownersShown = true;
+  const { data } = await get('/api/team');
+  const owners = data.owners || [];
+  if (filter.owner && !owners.some((o) => o.owner_id === filter.owner)) filter.owner = '';
+  $('clips-owner').replaceChildren(h('option', { value: '' }, 'Mine'),
+    ...owners.map((o) => h('option', { value: o.owner_id, selected: o.owner_id === filter.owner },
+      o.email || o.owner_id)));
+  $('clips-owner-box').hidden = owners.length === 0;
+}
+
+/** The owners I moderate may have changed (the Team view loaded): ask again next time. */
+export function ownersStale() {
+  ownersShown = false;
+}
+
+/** Back to the first page, no search, my own clips (a new session). */
 export function resetLibrary() {
-  Object.assign(filter, { q: '', status: '', stream: '', since: '', until: '', page: 1 });
-  for (const id of ['clips-q', 'clips-status', 'clips-stream', 'clips-since', 'clips-until']) {
+  Object.assign(filter, { owner: '', q: '', status: '', stream: '', since: '', until: '',
+    page: 1 });
+  ownersShown = false;
+  for (const id of ['clips-owner', 'clips-q', 'clips-status', 'clips-stream', 'clips-since',
+    'clips-until']) {
     $(id).value = '';
   }
+  $('clips-owner-box').hidden = true;
 }
 
 async function playUrl(id) {

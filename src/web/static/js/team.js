@@ -6,6 +6,7 @@
 import { del, get, post } from './api.js';
 import { $, busy, fieldError, flash, h } from './dom.js';
 import { describe } from './format.js';
+import { ownersStale } from './library.js';
 
 /** The invite token in the location's fragment (#team?invite=TOKEN), or ''. */
 export function inviteFromHash(hash = window.location.hash) {
@@ -66,6 +67,7 @@ export async function loadTeam() {
   const token = inviteFromHash();
   if (token) $('team-accept-token').value = token;
   const { data } = await get('/api/team');
+  ownersStale(); // the clip list's "Whose clips" menu is filled again (library.js)
   render(data);
 }
 
