@@ -88,10 +88,12 @@ def reap_if_dead(doc: dict, message: str, clean: Callable[[dict], None], kind: s
                  not_found: str) -> dict:
     """If ``doc`` is ``processing`` but its job is dead (no heartbeat, claimed longer ago than
     the heartbeat TTL), :func:`fail` it with JOB_INTERRUPTED and ``message`` (``kind``:
-    ``video`` or ``encode``, for the log). Returns the current record; ApiError 404
-    ``not_found`` when it was deleted meanwhile."""
-    if progress_cache.job_is_dead(redis(), doc) and fail(
-            str(doc["_id"]), doc.get("job_id"), INTERRUPTED, message, clean, clean_first=False):
+    ``video`` or ``encode``, for the log). Returns ``doc`` itself when its job is alive (or it
+    has none: the status poll reads the record once), else the record as it is after the
+    reaping; ApiError 404 ``not_found`` when it was deleted meanwhile."""
+    if not progress_cache.job_is_dead(redis(), doc):
+        return doc
+    if fail(str(doc["_id"]), doc.get("job_id"), INTERRUPTED, message, clean, clean_first=False):
         log.warning("%s %s: job %s had no heartbeat; marked failed", kind, doc["_id"],
                     doc.get("job_id"))
     current = videos.get(db(), doc["_id"])
