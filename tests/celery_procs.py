@@ -3,10 +3,12 @@
 as yt-downloader.service runs it), Celery workers (``celery -A src.worker worker``, as
 deploy/yt-downloader-worker.service does), and an HTTP client that speaks to them as a user
 does. Every process is started in a session of its own so that stopping it stops its
-children; ffmpeg runs in a session of its own too (src/media/ffmpeg.py), so
-:func:`kill_ffmpeg_under` finds the ones left behind by a killed worker through their command
-line (they name a file under the run's temporary folder). Used by tests/test_celery_failures.py
-and bench/workers.py; nothing here is a pytest fixture."""
+children. ffmpeg runs in a session of its own too (src/media/ffmpeg.py), so a signal to a
+worker's process group does not reach it; it dies with the process that started it
+(PR_SET_PDEATHSIG). :func:`ffmpeg_under` finds ffmpeg processes through their command line
+(they name a file under the run's temporary folder): the tests assert none outlives its job,
+and :func:`kill_ffmpeg_under` is the safety net of their ``finally``. Used by
+tests/test_celery_failures.py and bench/workers.py; nothing here is a pytest fixture."""
 from __future__ import annotations
 
 import os
@@ -204,8 +206,9 @@ class Worker:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL the whole worker: main process and pool processes (its process group;
-        ffmpeg runs in a session of its own and is not in it)."""
+        """SIGKILL the whole worker: main process and pool processes (its process group, as
+        ``systemctl kill -s KILL`` kills a unit's cgroup; ffmpeg runs in a session of its own
+        and is not in it, but dies with its pool process: src/media/ffmpeg.py)."""
         _kill_group(self.proc, signal.SIGKILL)
         self.proc.wait(10)
 

@@ -10,7 +10,13 @@ UPLOADS_DIR. The clips come from the local DASH source (tests/media_fixtures.py
 clip uploaded through ``POST /api/encode/upload``. Everything is asked over HTTP, alternating
 between the two API processes, as users would; each test has a hard time limit (SIGALRM), and
 every process is stopped in ``finally`` (process groups; ffmpeg orphans of a killed worker by
-pid). Skipped when Redis does not answer.
+pid, as a safety net: the tests assert that none is left). Skipped when Redis does not
+answer.
+
+ffmpeg runs in a session of its own but dies with the process that started it
+(``PR_SET_PDEATHSIG``, src/media/ffmpeg.py), so after every kill below no ffmpeg naming a file
+of the run may survive (:data:`FFMPEG_GONE_SECONDS`), and a redelivered run is the only writer
+of its ``.part``.
 """
 from __future__ import annotations
 
@@ -45,7 +51,10 @@ SLOW_ENCODE = ("h265", "lossless")
 #: Hard time limit of each test, seconds (starting the processes has deadlines of its own).
 LIMITS = {"test_20_clips_and_2_encodes_at_once_over_two_apis_and_two_workers": 240,
           "test_kill_9_a_worker_mid_clip_and_one_mid_encode": 150,
-          "test_an_encode_outlives_a_restart_of_both_api_processes": 150}
+          "test_an_encode_outlives_a_restart_of_both_api_processes": 150,
+          "test_kill_9_the_pool_process_mid_encode_and_a_whole_worker_mid_clip": 170}
+#: Seconds within which a killed job's ffmpeg must be gone (the kernel's death signal).
+FFMPEG_GONE_SECONDS = 3
 
 
 @pytest.fixture(autouse=True)
@@ -84,8 +93,10 @@ def cluster(source_server, tmp_path_factory, redis_uri):
         env = settings(base, redis_uri, wire.uri)
         workers += [Worker(name, env, base) for name in ("w1", "w2")]
         apis += [Api(name, env, base).start() for name in ("api1", "api2")]
-        for proc in (*apis, *workers):
-            proc.wait_ready()
+        for api in apis:
+            api.wait_ready()
+        for worker in workers:
+            worker.wait_ready()
         yield {"apis": apis, "workers": workers, "redis": client, "base": base, "env": env}
     finally:
         for api in apis:
@@ -177,6 +188,14 @@ def test_20_clips_and_2_encodes_at_once_over_two_apis_and_two_workers(cluster, s
     assert _leftovers(cluster["base"]) == []
 
 
+def _assert_ffmpeg_gone(base: Path, seconds: float = FFMPEG_GONE_SECONDS) -> None:
+    """No ffmpeg whose command line names a file under ``base`` is left within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while ffmpeg_under(base):
+        assert time.monotonic() < deadline, f"ffmpeg outlived its job: {ffmpeg_under(base)}"
+        time.sleep(0.1)
+
+
 def _wait_running(user, url, cluster, clip: str, upload: str, timeout: float = 60) -> None:
     """Until both jobs run in a pool process and have made progress."""
     deadline = time.monotonic() + timeout
@@ -215,16 +234,14 @@ def test_kill_9_a_worker_mid_clip_and_one_mid_encode(cluster, source_server, tmp
     encode_worker.kill()
     killed_at = time.monotonic()
     source_server.rate_bytes_per_sec = None
-    time.sleep(1)
-    orphans = ffmpeg_under(cluster["base"])  # ffmpeg has a session of its own: it lives on
+    _assert_ffmpeg_gone(cluster["base"])  # their ffmpeg died with them
 
     clip_end = wait_all(lambda v: user.clip_status(next(urls), v), [clip], timeout=90)[clip]
     encode_end = wait_all(lambda e: user.encode_status(next(urls), e), [upload],
                           timeout=90)[upload]
     print(f"\nclip {clip_end['status']} {clip_end.get('error_code')}, encode "
           f"{encode_end['status']} {encode_end.get('error_code')} "
-          f"{time.monotonic() - killed_at:.1f} s after the kills; ffmpeg 1 s after the "
-          f"kills: {orphans}, now: {ffmpeg_under(cluster['base'])}")
+          f"{time.monotonic() - killed_at:.1f} s after the kills")
     for end in (clip_end, encode_end):
         assert end["status"] in ("completed", "failed"), end
         if end["status"] == "failed":
@@ -239,11 +256,7 @@ def test_kill_9_a_worker_mid_clip_and_one_mid_encode(cluster, source_server, tmp
         assert abs(duration - 30) <= 1.5 and height == 720
     if encode_end["status"] == "failed":
         assert encode_end["error_code"] == "JOB_INTERRUPTED"
-    # nothing half-written is left, once the killed run's ffmpeg (a session of its own, so not
-    # killed with the worker) has exited: at most the encode's own timeout
-    deadline = time.monotonic() + 40
-    while ffmpeg_under(cluster["base"]) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    _assert_ffmpeg_gone(cluster["base"], 0)  # nothing half-written is left, nobody writes
     assert _leftovers(cluster["base"]) == []
     for names in _clip_folders(cluster["base"]).values():
         assert {Path(n).suffix for n in names} <= {".mp4", ".jpg"} and len(names) <= 2, names
@@ -280,3 +293,83 @@ def test_an_encode_outlives_a_restart_of_both_api_processes(cluster, tmp_path):
     assert r.status_code == 200, r.text
     duration, height, codec = _probe(r.content, tmp_path / "after-restart.mp4")
     assert codec == "hevc" and height == 720 and abs(duration - 5.3) <= 0.5
+
+
+def test_kill_9_the_pool_process_mid_encode_and_a_whole_worker_mid_clip(cluster, source_server,
+                                                                       tmp_path):
+    """The other way round from the test above. Mid-encode: SIGKILL of the pool process running
+    the encode only — its ffmpeg must die with it (it has a session of its own, so only the
+    death signal reaches it), the redelivered run (a new pool process, once the dead run's lock
+    expired) encodes again into the same ``.part`` and completes, or the job ends failed with a
+    code. Mid-clip: SIGKILL of a whole worker, main and pool process, as ``systemctl kill -s
+    KILL`` does — the task stays unacknowledged in Redis (visibility timeout far away), so the
+    clip ends failed JOB_INTERRUPTED through the heartbeat reaper (or completed, had it been
+    redelivered), never processing; a new download request then starts a fresh job (new job
+    id) that completes on a worker started after the loss."""
+    live = [w for w in cluster["workers"] if w.alive()]
+    assert len(live) == 2, [w.name for w in cluster["workers"]]
+    urls = _urls(cluster)
+    user = User(next(urls))
+    upload = user.upload(next(urls))
+    assert user.start_encode(next(urls), upload, *SLOW_ENCODE).status_code == 202
+    deadline = time.monotonic() + 60
+    while not _run(cluster, _job_id(cluster, upload), "encode") \
+            or not (user.encode_status(next(urls), upload).get("progress") or 0) > 0:
+        assert time.monotonic() < deadline, "the encode did not start"
+        time.sleep(0.2)
+    source_server.rate_bytes_per_sec = 200_000  # the 30 s clip takes ~15 s to fetch
+    clip = user.save_clip(next(urls), source_server.dash_url, 400, 430)
+    assert user.download(next(urls), clip).status_code == 202
+    _wait_running(user, next(urls), cluster, clip, upload)
+    clip_job, encode_job = _job_id(cluster, clip), _job_id(cluster, upload)
+    encode_pid = int(_run(cluster, encode_job, "encode")["pid"])
+    clip_pid = int(_run(cluster, clip_job, "clip")["pid"])
+    encode_worker = next(w for w in live if encode_pid in w.pool())
+    clip_worker = next(w for w in live if clip_pid in w.pool())
+    assert clip_worker is not encode_worker
+    encode_out = cluster["base"] / "uploads"
+    assert ffmpeg_under(encode_out), "no ffmpeg is encoding"
+    subprocess.run(["kill", "-9", str(encode_pid)], check=True)
+    _assert_ffmpeg_gone(encode_out)  # its ffmpeg died with the pool process
+    clip_worker.kill()  # main + pool process: a machine lost
+    source_server.rate_bytes_per_sec = None
+    _assert_ffmpeg_gone(cluster["base"])
+    replacement = Worker("w4", cluster["env"], cluster["base"])
+    cluster["workers"].append(replacement)
+
+    clip_end = wait_all(lambda v: user.clip_status(next(urls), v), [clip], timeout=80)[clip]
+    print(f"\nclip after the loss of its worker: {clip_end['status']} "
+          f"{clip_end.get('error_code')}")
+    assert clip_end["status"] in ("completed", "failed"), clip_end
+    if clip_end["status"] == "failed":
+        assert clip_end["error_code"] == "JOB_INTERRUPTED", clip_end
+        replacement.wait_ready()
+        assert user.download(next(urls), clip).status_code == 202  # a fresh job
+        assert _job_id(cluster, clip) != clip_job
+        clip_end = wait_all(lambda v: user.clip_status(next(urls), v), [clip],
+                            timeout=60)[clip]
+        assert clip_end["status"] == "completed", clip_end
+        assert _run(cluster, _job_id(cluster, clip), "clip")["runs"] == "1"
+    r = user.download(next(urls), clip)
+    assert r.status_code == 200, r.text
+    duration, height, _ = _probe(r.content, tmp_path / "after-loss.mp4")
+    assert abs(duration - 30) <= 1.5 and height == 720
+
+    encode_end = wait_all(lambda e: user.encode_status(next(urls), e), [upload],
+                          timeout=100)[upload]
+    print(f"encode after the loss of its pool process: {encode_end['status']} "
+          f"{encode_end.get('error_code')}")
+    assert encode_end["status"] in ("completed", "failed"), encode_end
+    if encode_end["status"] == "failed":
+        assert encode_end["error_code"], encode_end
+    else:  # redelivered to a new pool process of the same worker, encoded again
+        run = _run(cluster, encode_job, "encode")
+        assert run["runs"] == "2" and int(run["pid"]) != encode_pid, run
+        r = user.encode_download(next(urls), upload)
+        assert r.status_code == 200, r.text
+        duration, height, codec = _probe(r.content, tmp_path / "re-encoded.mp4")
+        assert codec == "hevc" and height == 720 and abs(duration - 5.3) <= 0.5
+    _assert_ffmpeg_gone(cluster["base"], 0)
+    assert _leftovers(cluster["base"]) == []
+    for names in _clip_folders(cluster["base"]).values():
+        assert {Path(n).suffix for n in names} <= {".mp4", ".jpg"} and len(names) <= 2, names

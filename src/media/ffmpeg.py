@@ -4,13 +4,34 @@ ffmpeg reports its own progress with ``-progress pipe:1`` as ``key=value`` lines
 ``-stats_period`` ending in ``progress=continue`` (or ``progress=end``). We read those blocks and
 turn them into :class:`Progress` values; callers scale them to a percentage of the expected output
 duration. Source: ffmpeg documentation, "Main options" (``-progress``, ``-stats_period``).
+
+ffmpeg dies with the process that runs the job (Linux). Each ffmpeg runs in a session of its own
+(so :func:`_kill` stops it and anything it starts as a group), which also means a SIGKILL of a
+Celery pool process, of a whole worker (``systemctl kill``) or of a gunicorn worker does not reach
+it: it would keep writing ``<out>.part`` while a redelivered run writes the same file. So the
+child asks the kernel for ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` before it execs ffmpeg (prctl(2):
+the signal is sent when the *thread* that forked the child exits, and survives execve of a
+non-setuid binary). It does so in a small launcher, :data:`_LAUNCHER` (``python -I -S -c``,
+≈ 9 ms per run on the CI machine), not in ``preexec_fn``: the Python subprocess docs warn that
+``preexec_fn`` is not safe in a process with threads (the child may deadlock before exec) and it
+disables the vfork fast path; our processes all have threads. The launcher then compares
+``getppid()`` with the pid of the process that started it and exits (code 125) if they differ:
+that parent died between fork and prctl, when no death signal can come any more.
+The thread rule holds because :func:`run_ffmpeg` waits for ffmpeg in the thread that started it
+(the job's thread: a pool process's main thread with Celery, a job thread with the threads
+backend); it never returns, nor its thread ends, while ffmpeg runs. ffprobe (:func:`ffprobe`)
+runs with a ``timeout`` of seconds in ``subprocess.run`` and is not wrapped. On other systems
+(macOS, for development) ffmpeg is started directly.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -22,6 +43,53 @@ FFPROBE = os.environ.get("FFPROBE_BINARY", "ffprobe")
 
 #: Seconds between two progress blocks from ffmpeg (several updates per second).
 STATS_PERIOD = 0.25
+
+#: prctl(2) option number of PR_SET_PDEATHSIG (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+#: Exit code of the launcher when its parent died before the death signal was armed.
+ORPHANED_EXIT = 125
+#: The launcher run as ``python -I -S -c _LAUNCHER <parent pid> <ffmpeg path> <argv...>``: arms
+#: SIGKILL on the death of the forking thread, checks the parent is still the one that started
+#: it, restores the signal dispositions Python changed at start (SIGPIPE and SIGXFSZ ignored;
+#: ignored signals stay ignored across exec), then becomes ffmpeg (same pid, so the caller's
+#: process and group ids stay valid). argv[0] stays ``ffmpeg``.
+_LAUNCHER = """\
+import ctypes, os, signal, sys
+parent, path, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+    sys.stderr.write("prctl(PR_SET_PDEATHSIG) failed: errno " + str(ctypes.get_errno()) + "\\n")
+    os._exit(126)
+if os.getppid() != parent:  # the parent died before prctl: no death signal will come
+    os._exit(125)  # ORPHANED_EXIT
+for name in ("SIGPIPE", "SIGXFSZ"):
+    if hasattr(signal, name):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+try:
+    os.execv(path, argv)
+except OSError as exc:
+    sys.stderr.write("cannot run " + path + ": " + str(exc) + "\\n")
+    os._exit(127)
+"""
+
+
+def dies_with_parent() -> bool:
+    """True where :func:`run_ffmpeg` makes ffmpeg die with the thread that started it (Linux,
+    with a Python interpreter path to run the launcher)."""
+    return sys.platform.startswith("linux") and bool(sys.executable)
+
+
+def _command(cmd: list[str], env: Optional[dict]) -> list[str]:
+    """``cmd`` (``[binary, *args]``) as started: through :data:`_LAUNCHER` where
+    :func:`dies_with_parent`. Raises FileNotFoundError (as Popen would) when the binary is not
+    on ``env``'s PATH (this process's PATH when ``env`` is None)."""
+    if not dies_with_parent():
+        return cmd
+    path = shutil.which(cmd[0], path=(env if env is not None else os.environ).get("PATH",
+                                                                                  os.defpath))
+    if path is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cmd[0])
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(os.getpid()), path, *cmd]
 
 
 class FFmpegError(RuntimeError):
@@ -95,8 +163,13 @@ def run_ffmpeg(
     ``-hide_banner -nostdin -y -progress pipe:1 -stats_period 0.25`` are prepended.
     ``on_progress`` is called from this thread for every progress block; an exception it raises
     stops ffmpeg and propagates (the way callers cancel a job). ``on_start`` receives the process
-    (for example to record its pid). ``timeout`` is in seconds of wall time. ``env``: the
-    process environment (None: this process's).
+    (for example to record its pid; it is ffmpeg's pid). ``timeout`` is in seconds of wall
+    time. ``env``: the process environment (None: this process's).
+
+    ffmpeg is killed (SIGKILL) by the kernel if the thread calling this dies — the process
+    killed with -9, a Celery pool process lost — on Linux (module docstring); a redelivered run
+    then meets no writer of its ``.part`` file, and ffmpeg's ``-y`` truncates the file when it
+    opens it.
 
     Raises :class:`FFmpegTimeout` when ``timeout`` ran out (ffmpeg and its process group are
     killed), :class:`FFmpegError` when ffmpeg exits non-zero; the message is the most telling line
@@ -104,8 +177,8 @@ def run_ffmpeg(
     """
     cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
            "-progress", "pipe:1", "-stats_period", str(STATS_PERIOD), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=env)
+    proc = subprocess.Popen(_command(cmd, env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, env=env)
     assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
     stderr = proc.stderr
     stderr_lines: deque = deque(maxlen=30)
