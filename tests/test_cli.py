@@ -121,7 +121,8 @@ def test_probes(make_app):
     assert r.status_code == 200 and r.json == {"status": "alive"}
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json["status"] == "ready" and r.json["failing"] == []
-    assert set(r.json["checks"]) == {"mongodb", "redis", "ffmpeg", "disk", "yt_dlp"}
+    assert set(r.json["checks"]) == {"mongodb", "redis", "ffmpeg", "disk", "storage",
+                                    "yt_dlp"}
     # Redis down: not ready (503 naming it), but still alive
     healthy_redis = app.extensions["yt"]["redis"]
     app.extensions["yt"]["redis"] = redis_lib.Redis(port=1, socket_connect_timeout=0.2)
